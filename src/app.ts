@@ -1,0 +1,192 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { randomUUID } from "node:crypto";
+import Fastify, { LogController, type FastifyError, type FastifyInstance } from "fastify";
+import swagger from "@fastify/swagger";
+import swaggerUi from "@fastify/swagger-ui";
+import type { Config } from "./config.js";
+import { AppError, problem } from "./errors.js";
+import { AuthService } from "./auth/service.js";
+import { authRoutes } from "./auth/routes.js";
+import { EventWriter } from "./events/writer.js";
+import { DailySalt } from "./events/salt.js";
+import { StatsService } from "./events/stats.js";
+import { eventRoutes } from "./events/routes.js";
+import { DomainService } from "./links/domains.js";
+import { LinkService } from "./links/links.js";
+import { LinkResolver } from "./links/resolver.js";
+import { createRedirectHandler } from "./links/redirect.js";
+import { linkRoutes } from "./links/routes.js";
+import { createMetrics, type Metrics } from "./ops/metrics.js";
+import { opsRoutes, VERSION } from "./ops/routes.js";
+import { problemSchema } from "./schemas.js";
+import type { Store } from "./store/port.js";
+import { requestHost, trustFunction } from "./util/net.js";
+
+export interface Services {
+  store: Store;
+  auth: AuthService;
+  domains: DomainService;
+  links: LinkService;
+  resolver: LinkResolver;
+  stats: StatsService;
+  writer: EventWriter;
+  metrics: Metrics;
+}
+
+export interface ClicktrailApp {
+  fastify: FastifyInstance;
+  server: Server;
+  services: Services;
+  /** Stops accepting, answers what is in flight, commits every queued event, closes the store. */
+  close(): Promise<void>;
+}
+
+/** The services, without HTTP: the CLI uses these directly. */
+export function buildServices(store: Store): Services {
+  const metrics = createMetrics();
+  const resolver = new LinkResolver(store);
+  const domains = new DomainService(store, resolver);
+  return {
+    store,
+    metrics,
+    resolver,
+    domains,
+    auth: new AuthService(store),
+    links: new LinkService(store, domains, resolver),
+    stats: new StatsService(store),
+    writer: new EventWriter(store, metrics),
+  };
+}
+
+/** Builds the HTTP app from config and an opened, migrated store, without listening. */
+export async function buildApp(config: Config, store: Store): Promise<ClicktrailApp> {
+  const services = buildServices(store);
+  const { auth, resolver, writer, metrics } = services;
+  const trust = trustFunction(config.trustedProxies);
+  let server!: Server;
+
+  const fastify = Fastify({
+    logger: { level: config.logLevel, redact: ["req.headers.authorization", "req.headers.cookie"] },
+    // one line per request is logged by the onResponse hook below, with the fields we want
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.bodyLimit,
+    trustProxy: config.trustedProxies.length ? config.trustedProxies : false,
+    requestIdHeader: "x-request-id",
+    genReqId: () => randomUUID(),
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false, allowUnionTypes: true } },
+    serverFactory: (handler) => {
+      server = createServer({ keepAliveTimeout: 65_000 }, (req: IncomingMessage, res: ServerResponse) => dispatch(req, res, handler));
+      return server;
+    },
+  });
+
+  const redirect = createRedirectHandler({ config, resolver, writer, salt: new DailySalt(store), metrics, trust, log: fastify.log });
+
+  /** Link domains go to the redirect hot path; every other host to the API, docs and (later) the dashboard. */
+  function dispatch(req: IncomingMessage, res: ServerResponse, api: (req: IncomingMessage, res: ServerResponse) => void) {
+    const host = requestHost(req, trust);
+    const cached = resolver.cachedDomain(host);
+    if (cached) return void redirect(req, res, cached).catch((err) => fail(res, err));
+    if (cached === null) return api(req, res);
+    resolver.domain(host).then(
+      (d) => (d ? redirect(req, res, d) : api(req, res)),
+      (err) => fail(res, err),
+    ).catch((err) => fail(res, err));
+  }
+
+  function fail(res: ServerResponse, err: unknown) {
+    fastify.log.error({ err }, "request on a link domain failed");
+    if (res.headersSent) return void res.destroy();
+    const body = JSON.stringify(problem(503, "unavailable", "the link could not be served right now; try again in a moment"));
+    res.writeHead(503, { "Content-Type": "application/problem+json", "Retry-After": "1" });
+    res.end(body);
+  }
+
+  fastify.addSchema(problemSchema);
+
+  fastify.setErrorHandler((err: FastifyError | AppError, req, reply) => {
+    if (err instanceof AppError) {
+      return reply.code(err.status).type("application/problem+json").send(problem(err.status, err.type, err.message, err.extra));
+    }
+    if ((err as FastifyError).validation) {
+      const v = (err as FastifyError).validation![0]!;
+      const field = v.instancePath ? v.instancePath.slice(1).replace(/\//g, ".") : ((v.params as { missingProperty?: string; additionalProperty?: string }).missingProperty ?? (v.params as { additionalProperty?: string }).additionalProperty ?? "");
+      let detail = err.message;
+      if (v.keyword === "additionalProperties") detail = `${(err as FastifyError).validationContext} has an unknown field ${JSON.stringify((v.params as { additionalProperty: string }).additionalProperty)}`;
+      return reply.code(400).type("application/problem+json").send(problem(400, "validation", detail, { field, errors: (err as FastifyError).validation }));
+    }
+    const status = (err as FastifyError).statusCode ?? 500;
+    if (status >= 400 && status < 500) {
+      const type = status === 413 ? "body-too-large" : status === 415 ? "unsupported-media-type" : "invalid-request";
+      let detail = err.message;
+      if ((err as FastifyError).code === "FST_ERR_CTP_INVALID_JSON_BODY" || err instanceof SyntaxError) detail = `the body is not valid JSON: ${err.message}`;
+      if (status === 413) detail = `the body is larger than ${config.bodyLimit} bytes`;
+      return reply.code(status).type("application/problem+json").send(problem(status, type, detail));
+    }
+    req.log.error({ err }, "unhandled error");
+    return reply.code(500).type("application/problem+json").send(problem(500, "internal", `something went wrong on our side (request id ${req.id})`));
+  });
+
+  fastify.setNotFoundHandler((req, reply) => {
+    reply.code(404).type("application/problem+json").send(problem(404, "not-found", `no route ${req.method} ${req.url.split("?")[0]}`));
+  });
+
+  fastify.addHook("onSend", async (req, reply, payload) => {
+    reply.header("x-request-id", req.id);
+    return payload;
+  });
+  fastify.addHook("onResponse", async (req, reply) => {
+    const route = req.routeOptions.url ?? "(unmatched)";
+    metrics.requests.labels(req.method, route, String(reply.statusCode)).inc();
+    req.log.info({ method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, "request");
+  });
+
+  await fastify.register(swagger, {
+    openapi: {
+      openapi: "3.1.0",
+      info: { title: "Clicktrail API", version: VERSION, description: "Links on many domains, their clicks, and one event log. Errors are RFC 9457 problem+json." },
+      components: { securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "an API key: Authorization: Bearer ct_…" } } },
+    },
+    refResolver: { buildLocalReference: (json, _base, _frag, i) => (json.$id as string) ?? `def-${i}` },
+  });
+  await fastify.register(swaggerUi, { routePrefix: "/docs" });
+  fastify.get("/openapi.json", { schema: { hide: true } }, async () => fastify.swagger());
+
+  await fastify.register(async (api) => {
+    await opsRoutes(api, { store, writer, metrics });
+    await authRoutes(api, { auth, store });
+    await linkRoutes(api, services);
+    await eventRoutes(api, services);
+  });
+
+  // Another process (the CLI, a second instance on the same file) may change links: drop caches when it does.
+  const poll = setInterval(() => {
+    store.externalChange().then(
+      (changed) => {
+        if (changed) {
+          resolver.invalidateAll();
+          auth.clearCache();
+        }
+      },
+      () => {},
+    );
+  }, 1000);
+  poll.unref();
+
+  await fastify.ready();
+
+  let closing: Promise<void> | null = null;
+  return {
+    fastify,
+    server,
+    services,
+    close() {
+      return (closing ??= (async () => {
+        clearInterval(poll);
+        await fastify.close();
+        await writer.close();
+        await store.close();
+      })());
+    },
+  };
+}

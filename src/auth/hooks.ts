@@ -1,0 +1,35 @@
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { AppError } from "../errors.js";
+import type { Scope } from "../store/port.js";
+import type { AuthService, Principal } from "./service.js";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    principal: Principal;
+  }
+}
+
+/** A preHandler that requires a bearer API key holding `scope` (admin holds every scope). */
+export function requireScope(auth: AuthService, scope: Scope) {
+  return async function (req: FastifyRequest, reply: FastifyReply) {
+    const h = req.headers.authorization;
+    if (!h) {
+      reply.header("WWW-Authenticate", 'Bearer realm="clicktrail"');
+      throw new AppError(401, "unauthorized", "an API key is required: send Authorization: Bearer <key>");
+    }
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(h);
+    if (!m) {
+      reply.header("WWW-Authenticate", 'Bearer realm="clicktrail", error="invalid_request"');
+      throw new AppError(401, "unauthorized", "the Authorization header must be 'Bearer <key>'");
+    }
+    const p = await auth.verify(m[1]!);
+    if (!p) {
+      reply.header("WWW-Authenticate", 'Bearer realm="clicktrail", error="invalid_token"');
+      throw new AppError(401, "unauthorized", "this API key is unknown or revoked");
+    }
+    if (!p.scopes.has(scope) && !p.scopes.has("admin")) {
+      throw new AppError(403, "forbidden", `this API key lacks the ${scope} scope`, { required_scope: scope });
+    }
+    req.principal = p;
+  };
+}

@@ -1,0 +1,146 @@
+import { isIP } from "node:net";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+
+export type IpMode = "anonymize" | "full" | "none";
+export type SqliteSync = "FULL" | "NORMAL";
+
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  /** proxy-addr trust list: IPs, CIDRs or the names loopback / linklocal / uniquelocal. Empty = trust nobody. */
+  trustedProxies: string[];
+  adminKey: string | undefined;
+  ipMode: IpMode;
+  visitorCookie: boolean;
+  logLevel: string;
+  bodyLimit: number;
+  sqliteSynchronous: SqliteSync;
+  geoipDb: string | undefined;
+  /** Public base URL of the API host, used in generated links of the docs; optional. */
+  publicUrl: string | undefined;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`${variable}: ${message}`);
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+/** The variables Clicktrail reads; the README's configuration table is written from this list. */
+export const CONFIG_VARIABLES = [
+  ["CLICKTRAIL_PORT", "8080", "TCP port to listen on"],
+  ["CLICKTRAIL_HOST", "127.0.0.1", "Address to bind (0.0.0.0 for all interfaces)"],
+  ["CLICKTRAIL_DATA_DIR", "./data", "Directory of the SQLite database"],
+  ["CLICKTRAIL_TRUSTED_PROXIES", "(none)", "Comma-separated IPs/CIDRs (or loopback, linklocal, uniquelocal) whose X-Forwarded-For / X-Forwarded-Host are honoured"],
+  ["CLICKTRAIL_ADMIN_KEY", "(generated)", "Bootstrap admin API key of the default project; when unset the first start generates one and prints it once"],
+  ["CLICKTRAIL_IP_MODE", "anonymize", "How client IPs are stored: anonymize (IPv4 /24, IPv6 /48), full, none"],
+  ["CLICKTRAIL_VISITOR_COOKIE", "true", "Set a first-party visitor cookie on link domains; false = daily-salted hash of IP + user agent"],
+  ["CLICKTRAIL_LOG_LEVEL", "info", "pino log level (fatal, error, warn, info, debug, trace, silent)"],
+  ["CLICKTRAIL_BODY_LIMIT", "1048576", "Largest accepted request body in bytes"],
+  ["CLICKTRAIL_SQLITE_SYNCHRONOUS", "FULL", "SQLite synchronous mode: FULL (fsync every group commit) or NORMAL (survives a process crash, not a power loss)"],
+  ["CLICKTRAIL_GEOIP_DB", "(none)", "Path to a MaxMind/DB-IP country .mmdb file; enables the country dimension"],
+  ["CLICKTRAIL_CONFIG_FILE", "(none)", "Optional JSON file with the same keys (without the prefix, lower case); the environment wins"],
+] as const;
+
+function int(env: Env, name: string, def: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return def;
+  if (!/^\d+$/.test(raw.trim())) throw new ConfigError(name, `must be an integer, got ${JSON.stringify(raw)}`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+function bool(env: Env, name: string, def: boolean): boolean {
+  const raw = env[name]?.trim().toLowerCase();
+  if (raw === undefined || raw === "") return def;
+  if (["1", "true", "yes", "on"].includes(raw)) return true;
+  if (["0", "false", "no", "off"].includes(raw)) return false;
+  throw new ConfigError(name, `must be true or false, got ${JSON.stringify(env[name])}`);
+}
+
+function oneOf<T extends string>(env: Env, name: string, def: T, allowed: readonly T[], upper = false): T {
+  let raw = env[name]?.trim();
+  if (raw === undefined || raw === "") return def;
+  raw = upper ? raw.toUpperCase() : raw.toLowerCase();
+  if (!(allowed as readonly string[]).includes(raw)) {
+    throw new ConfigError(name, `must be one of ${allowed.join(", ")}, got ${JSON.stringify(env[name])}`);
+  }
+  return raw as T;
+}
+
+const PROXY_NAMES = new Set(["loopback", "linklocal", "uniquelocal"]);
+
+function proxies(env: Env): string[] {
+  const raw = env.CLICKTRAIL_TRUSTED_PROXIES?.trim();
+  if (!raw) return [];
+  return raw.split(",").map((p) => {
+    const v = p.trim();
+    const [addr, bits] = v.split("/");
+    const ok =
+      PROXY_NAMES.has(v) ||
+      (isIP(addr ?? "") !== 0 &&
+        (bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= (isIP(addr ?? "") === 4 ? 32 : 128))));
+    if (!ok) throw new ConfigError("CLICKTRAIL_TRUSTED_PROXIES", `${JSON.stringify(v)} is not an IP address, a CIDR or one of loopback, linklocal, uniquelocal`);
+    return v;
+  });
+}
+
+/** Reads the optional config file and merges it under the environment (the environment wins). */
+function withFile(env: Env): Env {
+  const file = env.CLICKTRAIL_CONFIG_FILE;
+  if (!file) return env;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, "utf8"));
+  } catch (e) {
+    throw new ConfigError("CLICKTRAIL_CONFIG_FILE", `cannot read ${file}: ${(e as Error).message}`);
+  }
+  if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) {
+    throw new ConfigError("CLICKTRAIL_CONFIG_FILE", `${file} must hold a JSON object`);
+  }
+  const merged: Env = {};
+  for (const [k, v] of Object.entries(parsed)) {
+    const name = `CLICKTRAIL_${k.toUpperCase()}`;
+    if (!CONFIG_VARIABLES.some(([n]) => n === name)) {
+      throw new ConfigError("CLICKTRAIL_CONFIG_FILE", `unknown key ${JSON.stringify(k)} in ${file}`);
+    }
+    merged[name] = Array.isArray(v) ? v.join(",") : String(v);
+  }
+  return { ...merged, ...env };
+}
+
+export function loadConfig(rawEnv: Env = process.env): Config {
+  const env = withFile(rawEnv);
+  const adminKey = env.CLICKTRAIL_ADMIN_KEY?.trim() || undefined;
+  if (adminKey !== undefined && adminKey.length < 16) {
+    throw new ConfigError("CLICKTRAIL_ADMIN_KEY", "must be at least 16 characters long");
+  }
+  const host = env.CLICKTRAIL_HOST?.trim() || "127.0.0.1";
+  if (isIP(host) === 0 && host !== "localhost") throw new ConfigError("CLICKTRAIL_HOST", `must be an IP address, got ${JSON.stringify(host)}`);
+  const publicUrl = env.CLICKTRAIL_PUBLIC_URL?.trim() || undefined;
+  if (publicUrl !== undefined && !/^https?:\/\/[^/]+/.test(publicUrl)) {
+    throw new ConfigError("CLICKTRAIL_PUBLIC_URL", "must be an absolute http(s) URL");
+  }
+  return {
+    port: int(env, "CLICKTRAIL_PORT", 8080, 0, 65535),
+    host,
+    dataDir: path.resolve(env.CLICKTRAIL_DATA_DIR?.trim() || "./data"),
+    trustedProxies: proxies(env),
+    adminKey,
+    ipMode: oneOf(env, "CLICKTRAIL_IP_MODE", "anonymize", ["anonymize", "full", "none"] as const),
+    visitorCookie: bool(env, "CLICKTRAIL_VISITOR_COOKIE", true),
+    logLevel: oneOf(env, "CLICKTRAIL_LOG_LEVEL", "info", ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const),
+    bodyLimit: int(env, "CLICKTRAIL_BODY_LIMIT", 1_048_576, 1024, 100 * 1_048_576),
+    sqliteSynchronous: oneOf(env, "CLICKTRAIL_SQLITE_SYNCHRONOUS", "FULL", ["FULL", "NORMAL"] as const, true),
+    geoipDb: env.CLICKTRAIL_GEOIP_DB?.trim() || undefined,
+    publicUrl,
+  };
+}

@@ -1,0 +1,60 @@
+import { createHash } from "node:crypto";
+import { isbot } from "isbot";
+import { LRUCache } from "lru-cache";
+import { UAParser } from "ua-parser-js";
+
+/** What Clicktrail derives from a user agent: parsed once per distinct string, then cached. */
+export interface UaInfo {
+  browser: string;
+  os: string;
+  device: string;
+  platform: string;
+  bot: boolean;
+}
+
+const uaCache = new LRUCache<string, UaInfo>({ max: 20_000 });
+
+function platformOf(os: string, ua: string): string {
+  const o = os.toLowerCase();
+  if (o === "android") return "android";
+  if (o === "ios" || /\b(iphone|ipad|ipod)\b/i.test(ua)) return "ios";
+  if (o === "windows phone" || o === "windows mobile") return "windows-phone";
+  if (o === "windows") return "windows";
+  if (o === "mac os" || o === "macos") return "macos";
+  if (o === "chromium os" || o === "chrome os") return "chromeos";
+  if (["linux", "ubuntu", "debian", "fedora", "arch", "mint", "gentoo", "centos", "red hat", "suse"].includes(o)) return "linux";
+  return o ? "other" : "";
+}
+
+export function parseUa(ua: string | undefined): UaInfo {
+  if (!ua) return { browser: "", os: "", device: "", platform: "", bot: true };
+  let info = uaCache.get(ua);
+  if (info) return info;
+  const r = new UAParser(ua).getResult();
+  const os = r.os.name ?? "";
+  const type = r.device.type;
+  const bot = isbot(ua);
+  info = {
+    browser: r.browser.name ?? "",
+    os,
+    device: bot ? "bot" : type === "mobile" || type === "tablet" ? type : type ? "other" : "desktop",
+    platform: platformOf(os, ua),
+    bot,
+  };
+  uaCache.set(ua, info);
+  return info;
+}
+
+export function referrerHost(referrer: string | undefined): string {
+  if (!referrer) return "";
+  try {
+    return new URL(referrer).hostname;
+  } catch {
+    return "";
+  }
+}
+
+/** Visitor id when cookies are off: a hash of the daily salt, project, IP and user agent (not reversible). */
+export function hashedVisitor(salt: string, projectId: number, ip: string, ua: string): string {
+  return "h" + createHash("sha256").update(`${salt}|${projectId}|${ip}|${ua}`).digest("base64url").slice(0, 22);
+}

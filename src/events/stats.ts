@@ -1,0 +1,95 @@
+import { badRequest } from "../errors.js";
+import { DIMENSIONS, type Dimension, type ScopeKind, type Store } from "../store/port.js";
+import { bucketStart, DAY, HOUR, isTimeZone, parseTime, TimeError, type Interval } from "../util/time.js";
+
+export interface StatsQuery {
+  from?: string;
+  to?: string;
+  interval?: Interval;
+  tz?: string;
+  bots?: "include" | "exclude";
+  top?: number;
+}
+
+const BREAKDOWN_NAMES: Record<Dimension, string> = {
+  referrer_host: "referrer",
+  browser: "browser",
+  os: "os",
+  device: "device",
+  platform: "platform",
+  channel: "channel",
+  country: "country",
+};
+
+const STEP: Record<Interval, number> = { hour: HOUR, day: DAY, week: 7 * DAY };
+const MAX_BUCKETS = 5000;
+
+function time(v: string | undefined, field: string): number | undefined {
+  try {
+    return parseTime(v, field);
+  } catch (e) {
+    if (e instanceof TimeError) throw badRequest(e.message, { field });
+    throw e;
+  }
+}
+
+/**
+ * Counts, series and breakdowns of a link, a domain or a project, read from the hourly rollups only (never from the
+ * raw event log), so their cost depends on the number of hours and dimension combinations, not on the number of clicks.
+ */
+export class StatsService {
+  constructor(private readonly store: Store) {}
+
+  async stats(scope: ScopeKind, scopeId: number, q: StatsQuery, orphanScope?: ScopeKind) {
+    const to = time(q.to, "to") ?? Date.now();
+    const from = time(q.from, "from") ?? to - 30 * DAY;
+    if (from >= to) throw badRequest("from must be before to", { field: "from" });
+    const interval = q.interval ?? (to - from <= 2 * DAY ? "hour" : "day");
+    const tz = q.tz ?? "UTC";
+    if (!isTimeZone(tz)) throw badRequest(`tz ${JSON.stringify(tz)} is not an IANA time zone such as Europe/Paris`, { field: "tz" });
+    if ((to - from) / STEP[interval] > MAX_BUCKETS) {
+      throw badRequest(`that range has more than ${MAX_BUCKETS} ${interval}s; choose a larger interval or a shorter range`, { field: "interval" });
+    }
+    const includeBots = q.bots === "include";
+    const top = q.top ?? 10;
+    const range = { scope, scope_id: scopeId, from: from - (from % HOUR), to, includeBots };
+
+    const [rows, withBots, visitors, ...breakdowns] = await Promise.all([
+      this.store.statsSeries(range),
+      includeBots ? null : this.store.statsSeries({ ...range, includeBots: true }),
+      this.store.statsVisitors(range),
+      ...DIMENSIONS.map((d) => this.store.statsBreakdown(range, d, top)),
+    ]);
+    const clicks = rows.reduce((n, r) => n + r.clicks, 0);
+    const allClicks = withBots ? withBots.reduce((n, r) => n + r.clicks, 0) : clicks;
+
+    const buckets = new Map<number, number>();
+    for (let t = bucketStart(from, interval, tz); t < to; t = bucketStart(t + STEP[interval] * 1.5, interval, tz)) buckets.set(t, 0);
+    for (const r of rows) {
+      const b = bucketStart(r.hour, interval, tz);
+      buckets.set(b, (buckets.get(b) ?? 0) + r.clicks);
+    }
+    const out: Record<string, unknown> = {
+      from: new Date(from).toISOString(),
+      to: new Date(to).toISOString(),
+      interval,
+      tz,
+      bots: includeBots ? "include" : "exclude",
+      clicks,
+      bot_clicks: includeBots ? null : allClicks - clicks,
+      visitors,
+      series: [...buckets.entries()].sort((a, b) => a[0] - b[0]).map(([t, c]) => ({ t: new Date(t).toISOString(), clicks: c })),
+      breakdowns: Object.fromEntries(
+        DIMENSIONS.map((d, i) => [
+          BREAKDOWN_NAMES[d],
+          breakdowns[i]!.map((b) => ({ value: b.value === "" ? (d === "referrer_host" ? "(direct)" : "(unknown)") : b.value, clicks: b.clicks })),
+        ]),
+      ),
+    };
+    if (orphanScope) {
+      const orphans = await this.store.statsSeries({ ...range, scope: orphanScope });
+      out.orphan_visits = orphans.reduce((n, r) => n + r.clicks, 0);
+    }
+    return out;
+  }
+}

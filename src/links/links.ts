@@ -1,0 +1,199 @@
+import { AppError, badRequest, conflict, notFound } from "../errors.js";
+import { UniqueViolation, type Link, type LinkPatch, type Store, type Utm } from "../store/port.js";
+import { randomString } from "../util/ids.js";
+import { iso, parseTime, TimeError } from "../util/time.js";
+import type { DomainService } from "./domains.js";
+import type { LinkResolver } from "./resolver.js";
+import { GENERATED_SLUG_LENGTH, UTM_KEYS, validateSlug, validateUrl } from "./validate.js";
+
+export const REDIRECT_STATUSES = [301, 302, 307, 308] as const;
+
+export interface LinkInput {
+  domain?: string;
+  slug?: string;
+  target?: string;
+  redirect_status?: number;
+  expires_at?: string | number | null;
+  max_clicks?: number | null;
+  tags?: string[];
+  utm?: Utm;
+  forward_query?: boolean;
+  title?: string | null;
+  notes?: string | null;
+}
+
+export interface ListQuery {
+  domain?: string;
+  tag?: string;
+  q?: string;
+  created_after?: string;
+  created_before?: string;
+  cursor?: string;
+  limit?: number;
+}
+
+function time(v: unknown, field: string): number | undefined {
+  try {
+    return parseTime(v, field);
+  } catch (e) {
+    if (e instanceof TimeError) throw badRequest(e.message, { field });
+    throw e;
+  }
+}
+
+function tags(list: string[]): string[] {
+  const out = [...new Set(list.map((t) => t.trim()).filter(Boolean))];
+  for (const t of out) if (t.length > 64) throw badRequest(`tag ${JSON.stringify(t.slice(0, 20))}… is longer than 64 characters`, { field: "tags" });
+  if (out.length > 32) throw badRequest("a link has at most 32 tags", { field: "tags" });
+  return out;
+}
+
+function utm(u: Utm): Utm {
+  const out: Utm = {};
+  for (const k of UTM_KEYS) if (u[k]) out[k] = String(u[k]);
+  return out;
+}
+
+export function publicLink(l: Link) {
+  return {
+    id: l.id,
+    domain: l.hostname,
+    slug: l.slug,
+    short_url: `https://${l.hostname}/${l.slug}`,
+    target: l.target,
+    redirect_status: l.redirect_status,
+    expires_at: iso(l.expires_at),
+    max_clicks: l.max_clicks,
+    tags: l.tags,
+    utm: l.utm,
+    forward_query: l.forward_query,
+    title: l.title,
+    notes: l.notes,
+    clicks: l.clicks,
+    created_at: iso(l.created_at),
+    updated_at: iso(l.updated_at),
+  };
+}
+
+export const encodeCursor = (id: number) => Buffer.from(`l:${id}`).toString("base64url");
+function decodeCursor(c: string): number {
+  const m = /^l:(\d+)$/.exec(Buffer.from(c, "base64url").toString());
+  if (!m) throw badRequest("cursor is not one this API returned", { field: "cursor" });
+  return Number(m[1]);
+}
+
+/** Links: host + slug → target. All checks that do not depend on HTTP live here, so every surface shares them. */
+export class LinkService {
+  constructor(
+    private readonly store: Store,
+    private readonly domains: DomainService,
+    private readonly resolver: LinkResolver,
+  ) {}
+
+  async create(projectId: number, input: LinkInput): Promise<Link> {
+    if (!input.domain) throw badRequest("domain is required (the hostname of a registered domain)", { field: "domain" });
+    if (!input.target) throw badRequest("target is required", { field: "target" });
+    const domain = await this.domains.byName(projectId, input.domain);
+    const target = validateUrl(input.target, "target");
+    const status = input.redirect_status ?? 302;
+    if (!(REDIRECT_STATUSES as readonly number[]).includes(status)) throw badRequest(`redirect_status must be one of ${REDIRECT_STATUSES.join(", ")}`, { field: "redirect_status" });
+    const base = {
+      project_id: projectId,
+      domain_id: domain.id,
+      target,
+      redirect_status: status as Link["redirect_status"],
+      expires_at: time(input.expires_at, "expires_at") ?? null,
+      max_clicks: input.max_clicks ?? null,
+      tags: tags(input.tags ?? []),
+      utm: utm(input.utm ?? {}),
+      forward_query: input.forward_query ?? false,
+      title: input.title ?? null,
+      notes: input.notes ?? null,
+    };
+    if (input.slug !== undefined) {
+      const slug = validateSlug(input.slug);
+      try {
+        const l = await this.store.createLink({ ...base, slug });
+        this.resolver.invalidateLink(domain.id, slug);
+        return l;
+      } catch (e) {
+        if (e instanceof UniqueViolation) throw conflict(`${domain.hostname}/${slug} already exists`, { field: "slug" });
+        throw e;
+      }
+    }
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const slug = randomString(GENERATED_SLUG_LENGTH + Math.floor(attempt / 3));
+      try {
+        const l = await this.store.createLink({ ...base, slug });
+        this.resolver.invalidateLink(domain.id, slug);
+        return l;
+      } catch (e) {
+        if (!(e instanceof UniqueViolation)) throw e;
+      }
+    }
+    throw new AppError(503, "slug-space-exhausted", "could not generate a free slug; give one explicitly");
+  }
+
+  /** The link an import row would create, if it already exists: same (domain, slug), or without a slug the same target. */
+  async findExisting(domainId: number, input: LinkInput): Promise<Link | null> {
+    if (input.slug) return this.store.getLinkBySlug(domainId, input.slug);
+    return input.target ? this.store.findLinkByTarget(domainId, input.target.trim()) : null;
+  }
+
+  async get(projectId: number, id: number): Promise<Link> {
+    const l = await this.store.getLink(projectId, id);
+    if (!l) throw notFound(`link ${id}`);
+    return l;
+  }
+
+  async list(projectId: number, q: ListQuery): Promise<{ links: Link[]; next_cursor: string | null }> {
+    const limit = q.limit ?? 50;
+    const links = await this.store.listLinks({
+      project_id: projectId,
+      domain_id: q.domain ? (await this.domains.byName(projectId, q.domain)).id : undefined,
+      tag: q.tag,
+      q: q.q,
+      created_after: time(q.created_after, "created_after"),
+      created_before: time(q.created_before, "created_before"),
+      before_id: q.cursor ? decodeCursor(q.cursor) : undefined,
+      limit: limit + 1,
+    });
+    const more = links.length > limit;
+    if (more) links.pop();
+    return { links, next_cursor: more ? encodeCursor(links[links.length - 1]!.id) : null };
+  }
+
+  async update(projectId: number, id: number, input: LinkInput): Promise<Link> {
+    const old = await this.get(projectId, id);
+    const patch: LinkPatch = {};
+    if (input.domain !== undefined) patch.domain_id = (await this.domains.byName(projectId, input.domain)).id;
+    if (input.slug !== undefined) patch.slug = validateSlug(input.slug);
+    if (input.target !== undefined) patch.target = validateUrl(input.target, "target");
+    if (input.redirect_status !== undefined) {
+      if (!(REDIRECT_STATUSES as readonly number[]).includes(input.redirect_status)) throw badRequest(`redirect_status must be one of ${REDIRECT_STATUSES.join(", ")}`, { field: "redirect_status" });
+      patch.redirect_status = input.redirect_status as Link["redirect_status"];
+    }
+    if (input.expires_at !== undefined) patch.expires_at = time(input.expires_at, "expires_at") ?? null;
+    if (input.max_clicks !== undefined) patch.max_clicks = input.max_clicks;
+    if (input.tags !== undefined) patch.tags = tags(input.tags);
+    if (input.utm !== undefined) patch.utm = utm(input.utm);
+    if (input.forward_query !== undefined) patch.forward_query = input.forward_query;
+    if (input.title !== undefined) patch.title = input.title;
+    if (input.notes !== undefined) patch.notes = input.notes;
+    try {
+      const l = (await this.store.updateLink(projectId, id, patch))!;
+      this.resolver.invalidateLink(old.domain_id, old.slug);
+      this.resolver.invalidateLink(l.domain_id, l.slug);
+      return l;
+    } catch (e) {
+      if (e instanceof UniqueViolation) throw conflict(`that domain and slug are already taken`, { field: "slug" });
+      throw e;
+    }
+  }
+
+  async delete(projectId: number, id: number): Promise<void> {
+    const l = await this.get(projectId, id);
+    await this.store.deleteLink(projectId, id);
+    this.resolver.invalidateLink(l.domain_id, l.slug);
+  }
+}

@@ -1,0 +1,164 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Config } from "../config.js";
+import { problem } from "../errors.js";
+import type { EventWriter } from "../events/writer.js";
+import { hashedVisitor, parseUa } from "../events/enrich.js";
+import type { DailySalt } from "../events/salt.js";
+import type { Metrics } from "../ops/metrics.js";
+import type { Domain, EventRow } from "../store/port.js";
+import { randomString } from "../util/ids.js";
+import { clientIp, storedIp, type TrustFn } from "../util/net.js";
+import type { LinkResolver } from "./resolver.js";
+import { forwardQuery } from "./validate.js";
+
+export const VISITOR_COOKIE = "ct_vid";
+const COOKIE_RE = new RegExp(`(?:^|;\\s*)${VISITOR_COOKIE}=([A-Za-z0-9_-]{8,64})`);
+const TWO_YEARS = 2 * 365 * 86400;
+
+export interface RedirectDeps {
+  config: Config;
+  resolver: LinkResolver;
+  writer: EventWriter;
+  salt: DailySalt;
+  metrics: Metrics;
+  trust: TrustFn;
+  log: { error(obj: object, msg: string): void };
+}
+
+type Outcome = "redirect" | "not_found" | "gone" | "error";
+
+/**
+ * The redirect hot path, outside the web framework: Host + slug → cached link → record the click → 302.
+ * The answer is sent only after the click is committed (group commit), so an answered click is never lost.
+ */
+export function createRedirectHandler(deps: RedirectDeps) {
+  const { config, resolver, writer, salt, metrics, trust } = deps;
+  const counters: Record<Outcome, { inc(): void }> = {
+    redirect: metrics.redirects.labels("redirect"),
+    not_found: metrics.redirects.labels("not_found"),
+    gone: metrics.redirects.labels("gone"),
+    error: metrics.redirects.labels("error"),
+  };
+
+  function send(res: ServerResponse, status: number, headers: Record<string, string | number>, body = "") {
+    headers["Content-Length"] = Buffer.byteLength(body);
+    res.writeHead(status, headers);
+    res.end(body);
+  }
+
+  function redirectTo(res: ServerResponse, status: number, location: string, cookie: string | null) {
+    const h: Record<string, string | number> = { Location: location };
+    if (status === 302 || status === 307) h["Cache-Control"] = "private, max-age=0";
+    if (cookie) h["Set-Cookie"] = cookie;
+    send(res, status, h);
+  }
+
+  function page(res: ServerResponse, status: 404 | 410, head: boolean) {
+    const text = status === 404 ? "Not Found: there is no link here." : "Gone: this link has expired.";
+    const body = `<!doctype html><meta charset="utf-8"><title>${status}</title><p>${text}</p>\n`;
+    res.writeHead(status, { "Content-Type": "text/html; charset=utf-8", "Content-Length": Buffer.byteLength(body), "Cache-Control": "private, max-age=0" });
+    res.end(head ? undefined : body);
+  }
+
+  return async function handle(req: IncomingMessage, res: ServerResponse, domain: Domain): Promise<void> {
+    const method = req.method ?? "GET";
+    if (method !== "GET" && method !== "HEAD") {
+      return send(res, 405, { Allow: "GET, HEAD", "Content-Type": "application/problem+json" }, JSON.stringify(problem(405, "method-not-allowed", `${method} is not allowed on a link; use GET or HEAD`)));
+    }
+    const now = Date.now();
+    const url = req.url ?? "/";
+    const q = url.indexOf("?");
+    const pathname = q >= 0 ? url.slice(0, q) : url;
+    const query = q >= 0 ? url.slice(q + 1) : "";
+    let segments: string[];
+    try {
+      segments = pathname.split("/").filter((s) => s !== "").map(decodeURIComponent);
+    } catch {
+      segments = [pathname];
+    }
+    if (segments.length === 1 && (segments[0] === "favicon.ico" || segments[0] === "robots.txt")) {
+      if (segments[0] === "robots.txt") return send(res, 200, { "Content-Type": "text/plain" }, "User-agent: *\nDisallow:\n");
+      return send(res, 404, {});
+    }
+
+    const ua = req.headers["user-agent"];
+    const info = parseUa(ua);
+    const isBot = info.bot || method === "HEAD";
+    const ip = clientIp(req, trust);
+    let cookie: string | null = null;
+    let visitor: string;
+    if (config.visitorCookie && !isBot) {
+      const m = COOKIE_RE.exec(req.headers.cookie ?? "");
+      if (m) visitor = m[1]!;
+      else {
+        visitor = randomString(22);
+        cookie = `${VISITOR_COOKIE}=${visitor}; Max-Age=${TWO_YEARS}; Path=/; SameSite=Lax; HttpOnly`;
+      }
+    } else {
+      const s = salt.get(now);
+      visitor = hashedVisitor(typeof s === "string" ? s : await s, domain.project_id, ip, ua ?? "");
+    }
+    const referrer = req.headers.referer;
+    const event: EventRow = {
+      project_id: domain.project_id,
+      ts: now,
+      client_ts: null,
+      name: "click",
+      visitor,
+      session: null,
+      link_id: null,
+      domain_id: domain.id,
+      campaign_id: null,
+      source: "link",
+      channel: null,
+      platform: info.platform || null,
+      ip: storedIp(ip, config.ipMode),
+      ua: ua ?? null,
+      referrer: referrer ?? null,
+      browser: info.browser || null,
+      os: info.os || null,
+      device: info.device || null,
+      is_bot: isBot,
+      country: null,
+      data: null,
+    };
+
+    let outcome: Outcome;
+    let respond: () => void;
+    const resolved = segments.length >= 1 && segments.length <= 2 ? await resolver.link(domain.id, segments[0]!) : null;
+    if (!resolved) {
+      outcome = "not_found";
+      event.data = JSON.stringify({ orphan: segments.length === 0 ? "base_url" : "unknown_slug", path: pathname.slice(0, 512) });
+      respond = domain.fallback_url ? () => redirectTo(res, 302, domain.fallback_url!, cookie) : () => page(res, 404, method === "HEAD");
+    } else {
+      const link = resolved.link;
+      event.link_id = link.id;
+      event.channel = segments[1] ?? "default";
+      const expired = link.expires_at !== null && link.expires_at <= now;
+      const exhausted = link.max_clicks !== null && link.clicks >= link.max_clicks;
+      if (expired || exhausted) {
+        outcome = "gone";
+        event.name = "click_refused";
+        event.data = JSON.stringify({ reason: expired ? "expired" : "max_clicks" });
+        respond = domain.fallback_url ? () => redirectTo(res, 302, domain.fallback_url!, cookie) : () => page(res, 410, method === "HEAD");
+      } else {
+        outcome = "redirect";
+        // count against max_clicks now, so concurrent requests cannot overshoot while their commit is pending
+        if (!isBot) link.clicks++;
+        const location = link.forward_query ? forwardQuery(resolved.location, query) : resolved.location;
+        respond = () => redirectTo(res, link.redirect_status, location, cookie);
+      }
+    }
+
+    try {
+      await writer.write(event);
+    } catch (err) {
+      if (outcome === "redirect" && !isBot) resolved!.link.clicks--;
+      counters.error.inc();
+      deps.log.error({ err }, "click not stored; answered 503");
+      return send(res, 503, { "Content-Type": "application/problem+json", "Retry-After": 1 }, JSON.stringify(problem(503, "storage-unavailable", "the click could not be recorded; try again in a moment")));
+    }
+    counters[outcome].inc();
+    respond();
+  };
+}

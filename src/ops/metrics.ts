@@ -1,0 +1,58 @@
+import client from "prom-client";
+
+/** One registry per app instance, so tests that build several apps do not collide. */
+export function createMetrics() {
+  const registry = new client.Registry();
+  const depth = { read: () => 0 };
+  client.collectDefaultMetrics({ register: registry });
+  const m = {
+    registry,
+    /** Set by the writer: how many events wait for their commit. */
+    depth,
+    requests: new client.Counter({
+      name: "clicktrail_http_requests_total",
+      help: "HTTP requests answered by the API, by method, route and status",
+      labelNames: ["method", "route", "status"] as const,
+      registers: [registry],
+    }),
+    redirects: new client.Counter({
+      name: "clicktrail_redirects_total",
+      help: "Requests on link domains, by outcome (redirect, not_found, gone, error)",
+      labelNames: ["outcome"] as const,
+      registers: [registry],
+    }),
+    eventsWritten: new client.Counter({
+      name: "clicktrail_events_written_total",
+      help: "Events committed to the event log",
+      registers: [registry],
+    }),
+    batchSize: new client.Histogram({
+      name: "clicktrail_writer_batch_size",
+      help: "Events per group commit",
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096],
+      registers: [registry],
+    }),
+    batchLatency: new client.Histogram({
+      name: "clicktrail_writer_commit_seconds",
+      help: "Time to commit one batch (events + rollups)",
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: [registry],
+    }),
+    writerFailures: new client.Counter({
+      name: "clicktrail_writer_failures_total",
+      help: "Group commits that failed (their requests were answered with an error, nothing acknowledged)",
+      registers: [registry],
+    }),
+    queueDepth: new client.Gauge({
+      name: "clicktrail_writer_queue_depth",
+      help: "Events waiting for the next group commit",
+      registers: [registry],
+      collect() {
+        this.set(depth.read());
+      },
+    }),
+  };
+  return m;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

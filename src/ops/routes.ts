@@ -1,0 +1,25 @@
+import type { FastifyInstance } from "fastify";
+import type { Store } from "../store/port.js";
+import type { EventWriter } from "../events/writer.js";
+import type { Metrics } from "./metrics.js";
+
+export const VERSION = "0.1.0";
+
+export async function opsRoutes(app: FastifyInstance, deps: { store: Store; writer: EventWriter; metrics: Metrics }) {
+  app.get("/healthz", { schema: { tags: ["operations"], summary: "Liveness and what is down" } }, async (_req, reply) => {
+    const checks: Record<string, string> = {};
+    let ok = true;
+    try {
+      await deps.store.ping();
+      checks.database = "ok";
+    } catch (e) {
+      ok = false;
+      checks.database = `down: ${(e as Error).message}`;
+    }
+    return reply.code(ok ? 200 : 503).send({ status: ok ? "ok" : "degraded", version: VERSION, engine: deps.store.engine, queue_depth: deps.writer.depth, checks });
+  });
+
+  app.get("/metrics", { schema: { tags: ["operations"], summary: "Prometheus metrics" } }, async (_req, reply) => {
+    return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+  });
+}

@@ -1,0 +1,218 @@
+/**
+ * The storage port: everything Clicktrail keeps goes through this one interface, with one adapter per engine
+ * (sqlite/ now, postgres/ next). Methods are async so every engine fits; SQL lives only in the adapters.
+ * Times are UTC epoch milliseconds.
+ */
+
+export interface Project {
+  id: number;
+  name: string;
+  created_at: number;
+}
+
+export interface User {
+  id: number;
+  email: string;
+  password_hash: string;
+  created_at: number;
+}
+
+export const SCOPES = ["links:read", "links:write", "stats:read", "admin"] as const;
+export type Scope = (typeof SCOPES)[number];
+
+export interface ApiKey {
+  id: number;
+  project_id: number;
+  name: string;
+  prefix: string;
+  hash: string;
+  scopes: Scope[];
+  created_at: number;
+  revoked_at: number | null;
+}
+
+export interface Domain {
+  id: number;
+  project_id: number;
+  hostname: string;
+  fallback_url: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface Utm {
+  source?: string;
+  medium?: string;
+  campaign?: string;
+  term?: string;
+  content?: string;
+}
+
+export interface Link {
+  id: number;
+  project_id: number;
+  domain_id: number;
+  hostname: string;
+  slug: string;
+  target: string;
+  redirect_status: 301 | 302 | 307 | 308;
+  expires_at: number | null;
+  max_clicks: number | null;
+  tags: string[];
+  utm: Utm;
+  forward_query: boolean;
+  title: string | null;
+  notes: string | null;
+  created_at: number;
+  updated_at: number;
+  /** Non-bot clicks recorded so far (maintained by the writer; max_clicks counts these). */
+  clicks: number;
+}
+
+export type NewLink = Omit<Link, "id" | "hostname" | "created_at" | "updated_at" | "clicks">;
+export type LinkPatch = Partial<Omit<NewLink, "project_id">>;
+
+export interface LinkFilter {
+  project_id: number;
+  domain_id?: number;
+  tag?: string;
+  q?: string;
+  created_after?: number;
+  created_before?: number;
+  /** Links with an id below this (cursor pagination, newest first). */
+  before_id?: number;
+  limit: number;
+}
+
+/** One row of the event log, as the writer hands it to the store. */
+export interface EventRow {
+  project_id: number;
+  ts: number;
+  client_ts: number | null;
+  name: string;
+  visitor: string | null;
+  session: string | null;
+  link_id: number | null;
+  domain_id: number | null;
+  campaign_id: number | null;
+  source: string;
+  channel: string | null;
+  platform: string | null;
+  ip: string | null;
+  ua: string | null;
+  referrer: string | null;
+  browser: string | null;
+  os: string | null;
+  device: string | null;
+  is_bot: boolean;
+  country: string | null;
+  data: string | null;
+}
+
+export interface StoredEvent extends EventRow {
+  id: number;
+}
+
+/** A rollup scope: link, domain, project, or the orphan-visit counters of a domain / project. */
+export type ScopeKind = "link" | "domain" | "project" | "orphan_domain" | "orphan_project";
+
+export const DIMENSIONS = ["referrer_host", "browser", "os", "device", "platform", "channel", "country"] as const;
+export type Dimension = (typeof DIMENSIONS)[number];
+
+export interface RollupDelta {
+  scope: ScopeKind;
+  scope_id: number;
+  hour: number;
+  bot: boolean;
+  dims: Record<Dimension, string>;
+  clicks: number;
+}
+
+export interface VisitorMark {
+  scope: ScopeKind;
+  scope_id: number;
+  day: number;
+  bot: boolean;
+  visitor: string;
+}
+
+export interface WriteBatch {
+  events: EventRow[];
+  rollups: RollupDelta[];
+  visitors: VisitorMark[];
+  /** link id → non-bot clicks to add to links.clicks */
+  linkClicks: Map<number, number>;
+}
+
+export interface StatsRange {
+  scope: ScopeKind;
+  scope_id: number;
+  from: number;
+  to: number;
+  includeBots: boolean;
+}
+
+export interface EventFilter {
+  project_id: number;
+  link_id?: number;
+  domain_id?: number;
+  name?: string;
+  from?: number;
+  to?: number;
+  after_id?: number;
+  limit: number;
+}
+
+export interface Store {
+  readonly engine: "sqlite" | "postgres";
+  migrate(): Promise<number>;
+  close(): Promise<void>;
+  /** True when someone else (another process) changed the data since the last call: caches must be dropped. */
+  externalChange(): Promise<boolean>;
+  ping(): Promise<void>;
+
+  getMeta(key: string): Promise<string | null>;
+  setMetaIfAbsent(key: string, value: string): Promise<string>;
+
+  createProject(name: string): Promise<Project>;
+  getProject(idOrName: number | string): Promise<Project | null>;
+  listProjects(): Promise<Project[]>;
+
+  createUser(email: string, passwordHash: string): Promise<User>;
+  getUserByEmail(email: string): Promise<User | null>;
+  addMember(userId: number, projectId: number, role: string): Promise<void>;
+
+  createApiKey(k: Omit<ApiKey, "id" | "created_at" | "revoked_at">): Promise<ApiKey>;
+  getApiKeyByHash(hash: string): Promise<ApiKey | null>;
+  listApiKeys(projectId: number): Promise<ApiKey[]>;
+  revokeApiKey(projectId: number, id: number): Promise<boolean>;
+  countApiKeys(): Promise<number>;
+
+  createDomain(d: Omit<Domain, "id" | "created_at" | "updated_at">): Promise<Domain>;
+  getDomain(projectId: number, id: number): Promise<Domain | null>;
+  getDomainByHostname(hostname: string): Promise<Domain | null>;
+  listDomains(projectId: number): Promise<Domain[]>;
+  updateDomain(projectId: number, id: number, patch: Partial<Pick<Domain, "hostname" | "fallback_url">>): Promise<Domain | null>;
+  deleteDomain(projectId: number, id: number): Promise<boolean>;
+  countLinksOnDomain(domainId: number): Promise<number>;
+
+  createLink(l: NewLink): Promise<Link>;
+  getLink(projectId: number, id: number): Promise<Link | null>;
+  getLinkBySlug(domainId: number, slug: string): Promise<Link | null>;
+  findLinkByTarget(domainId: number, target: string): Promise<Link | null>;
+  listLinks(f: LinkFilter): Promise<Link[]>;
+  updateLink(projectId: number, id: number, patch: LinkPatch): Promise<Link | null>;
+  deleteLink(projectId: number, id: number): Promise<boolean>;
+
+  /** Appends a batch of events and applies its rollups in one transaction. */
+  writeBatch(b: WriteBatch): Promise<void>;
+  listEvents(f: EventFilter): Promise<StoredEvent[]>;
+  countEvents(projectId: number): Promise<number>;
+
+  statsSeries(r: StatsRange): Promise<{ hour: number; clicks: number }[]>;
+  statsBreakdown(r: StatsRange, dim: Dimension, limit: number): Promise<{ value: string; clicks: number }[]>;
+  statsVisitors(r: StatsRange): Promise<number>;
+}
+
+/** Thrown by adapters on a unique-constraint violation, so services can answer 409 without knowing the engine. */
+export class UniqueViolation extends Error {}

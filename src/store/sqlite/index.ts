@@ -1,0 +1,421 @@
+import Database from "better-sqlite3";
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import { MIGRATIONS } from "./migrations.js";
+import {
+  DIMENSIONS,
+  UniqueViolation,
+  type ApiKey,
+  type Dimension,
+  type Domain,
+  type EventFilter,
+  type Link,
+  type LinkFilter,
+  type LinkPatch,
+  type NewLink,
+  type Project,
+  type StatsRange,
+  type Store,
+  type StoredEvent,
+  type User,
+  type WriteBatch,
+} from "../port.js";
+
+type Row = Record<string, unknown>;
+
+export interface SqliteOptions {
+  /** Path of the database file, or ":memory:". */
+  file: string;
+  synchronous?: "FULL" | "NORMAL";
+}
+
+export function sqlitePath(dataDir: string): string {
+  mkdirSync(dataDir, { recursive: true });
+  return path.join(dataDir, "clicktrail.db");
+}
+
+function rethrow(e: unknown): never {
+  if (e && typeof e === "object" && "code" in e && String((e as { code: unknown }).code).startsWith("SQLITE_CONSTRAINT_UNIQUE")) {
+    throw new UniqueViolation((e as unknown as Error).message);
+  }
+  throw e;
+}
+
+const LINK_SELECT = `SELECT l.*, d.hostname FROM links l JOIN domains d ON d.id = l.domain_id`;
+
+function toLink(r: Row | undefined): Link | null {
+  if (!r) return null;
+  return {
+    id: r.id as number,
+    project_id: r.project_id as number,
+    domain_id: r.domain_id as number,
+    hostname: r.hostname as string,
+    slug: r.slug as string,
+    target: r.target as string,
+    redirect_status: r.redirect_status as Link["redirect_status"],
+    expires_at: (r.expires_at as number | null) ?? null,
+    max_clicks: (r.max_clicks as number | null) ?? null,
+    tags: JSON.parse(r.tags as string),
+    utm: JSON.parse(r.utm as string),
+    forward_query: r.forward_query === 1,
+    title: (r.title as string | null) ?? null,
+    notes: (r.notes as string | null) ?? null,
+    created_at: r.created_at as number,
+    updated_at: r.updated_at as number,
+    clicks: r.clicks as number,
+  };
+}
+
+function toKey(r: Row | undefined): ApiKey | null {
+  if (!r) return null;
+  return { ...(r as unknown as ApiKey), scopes: JSON.parse(r.scopes as string) };
+}
+
+function toEvent(r: Row): StoredEvent {
+  return { ...(r as unknown as StoredEvent), is_bot: r.is_bot === 1 };
+}
+
+export class SqliteStore implements Store {
+  readonly engine = "sqlite" as const;
+  readonly db: Database.Database;
+  private lastDataVersion = 0;
+  private prepared?: ReturnType<SqliteStore["prepareAll"]>;
+
+  constructor(opts: SqliteOptions) {
+    this.db = new Database(opts.file);
+    this.db.pragma("journal_mode = WAL");
+    this.db.pragma(`synchronous = ${opts.synchronous ?? "FULL"}`);
+    this.db.pragma("foreign_keys = ON");
+    this.db.pragma("busy_timeout = 5000");
+    this.db.pragma("cache_size = -65536");
+  }
+
+  private get s() {
+    return (this.prepared ??= this.prepareAll());
+  }
+
+  private prepareAll() {
+    const db = this.db;
+    const dimCols = DIMENSIONS.join(", ");
+    return {
+      insertEvent: db.prepare(
+        `INSERT INTO events (project_id, ts, client_ts, name, visitor, session, link_id, domain_id, campaign_id, source, channel,
+           platform, ip, ua, referrer, browser, os, device, is_bot, country, data)
+         VALUES (@project_id, @ts, @client_ts, @name, @visitor, @session, @link_id, @domain_id, @campaign_id, @source, @channel,
+           @platform, @ip, @ua, @referrer, @browser, @os, @device, @is_bot, @country, @data)`,
+      ),
+      upsertRollup: db.prepare(
+        `INSERT INTO rollups (scope, scope_id, hour, bot, ${dimCols}, clicks) VALUES (?, ?, ?, ?, ${DIMENSIONS.map(() => "?").join(", ")}, ?)
+         ON CONFLICT DO UPDATE SET clicks = clicks + excluded.clicks`,
+      ),
+      markVisitor: db.prepare(`INSERT OR IGNORE INTO visitor_days (scope, scope_id, day, bot, visitor) VALUES (?, ?, ?, ?, ?)`),
+      addLinkClicks: db.prepare(`UPDATE links SET clicks = clicks + ? WHERE id = ?`),
+      linkById: db.prepare(`${LINK_SELECT} WHERE l.project_id = ? AND l.id = ?`),
+      linkBySlug: db.prepare(`${LINK_SELECT} WHERE l.domain_id = ? AND l.slug = ?`),
+      domainByHost: db.prepare(`SELECT * FROM domains WHERE hostname = ?`),
+      keyByHash: db.prepare(`SELECT * FROM api_keys WHERE hash = ?`),
+    };
+  }
+
+  async migrate(): Promise<number> {
+    this.db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
+    let applied = 0;
+    // IMMEDIATE takes the write lock first, so two processes starting at once apply each migration once.
+    const run = this.db.transaction(() => {
+      const done = new Set((this.db.prepare(`SELECT id FROM schema_migrations`).all() as { id: number }[]).map((r) => r.id));
+      for (const m of MIGRATIONS) {
+        if (done.has(m.id)) continue;
+        this.db.exec(m.sql);
+        this.db.prepare(`INSERT INTO schema_migrations (id, name, applied_at) VALUES (?, ?, ?)`).run(m.id, m.name, Date.now());
+        applied++;
+      }
+    });
+    run.immediate();
+    this.prepared = undefined;
+    this.lastDataVersion = this.db.pragma("data_version", { simple: true }) as number;
+    return applied;
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+
+  async externalChange(): Promise<boolean> {
+    const v = this.db.pragma("data_version", { simple: true }) as number;
+    const changed = v !== this.lastDataVersion;
+    this.lastDataVersion = v;
+    return changed;
+  }
+
+  async ping(): Promise<void> {
+    this.db.prepare("SELECT 1").get();
+  }
+
+  async getMeta(key: string): Promise<string | null> {
+    const r = this.db.prepare(`SELECT value FROM meta WHERE key = ?`).get(key) as Row | undefined;
+    return (r?.value as string) ?? null;
+  }
+
+  async setMetaIfAbsent(key: string, value: string): Promise<string> {
+    this.db.prepare(`INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)`).run(key, value);
+    return (await this.getMeta(key))!;
+  }
+
+  async createProject(name: string): Promise<Project> {
+    try {
+      const now = Date.now();
+      const r = this.db.prepare(`INSERT INTO projects (name, created_at) VALUES (?, ?)`).run(name, now);
+      return { id: Number(r.lastInsertRowid), name, created_at: now };
+    } catch (e) {
+      rethrow(e);
+    }
+  }
+
+  async getProject(idOrName: number | string): Promise<Project | null> {
+    const col = typeof idOrName === "number" ? "id" : "name";
+    return (this.db.prepare(`SELECT * FROM projects WHERE ${col} = ?`).get(idOrName) as Project | undefined) ?? null;
+  }
+
+  async listProjects(): Promise<Project[]> {
+    return this.db.prepare(`SELECT * FROM projects ORDER BY id`).all() as Project[];
+  }
+
+  async createUser(email: string, passwordHash: string): Promise<User> {
+    try {
+      const now = Date.now();
+      const r = this.db.prepare(`INSERT INTO users (email, password_hash, created_at) VALUES (?, ?, ?)`).run(email, passwordHash, now);
+      return { id: Number(r.lastInsertRowid), email, password_hash: passwordHash, created_at: now };
+    } catch (e) {
+      rethrow(e);
+    }
+  }
+
+  async getUserByEmail(email: string): Promise<User | null> {
+    return (this.db.prepare(`SELECT * FROM users WHERE email = ?`).get(email) as User | undefined) ?? null;
+  }
+
+  async addMember(userId: number, projectId: number, role: string): Promise<void> {
+    this.db
+      .prepare(`INSERT INTO memberships (user_id, project_id, role) VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET role = excluded.role`)
+      .run(userId, projectId, role);
+  }
+
+  async createApiKey(k: Omit<ApiKey, "id" | "created_at" | "revoked_at">): Promise<ApiKey> {
+    const now = Date.now();
+    const r = this.db
+      .prepare(`INSERT INTO api_keys (project_id, name, prefix, hash, scopes, created_at) VALUES (?, ?, ?, ?, ?, ?)`)
+      .run(k.project_id, k.name, k.prefix, k.hash, JSON.stringify(k.scopes), now);
+    return { ...k, id: Number(r.lastInsertRowid), created_at: now, revoked_at: null };
+  }
+
+  async getApiKeyByHash(hash: string): Promise<ApiKey | null> {
+    return toKey(this.s.keyByHash.get(hash) as Row | undefined);
+  }
+
+  async listApiKeys(projectId: number): Promise<ApiKey[]> {
+    return (this.db.prepare(`SELECT * FROM api_keys WHERE project_id = ? ORDER BY id`).all(projectId) as Row[]).map((r) => toKey(r)!);
+  }
+
+  async revokeApiKey(projectId: number, id: number): Promise<boolean> {
+    const r = this.db
+      .prepare(`UPDATE api_keys SET revoked_at = ? WHERE project_id = ? AND id = ? AND revoked_at IS NULL`)
+      .run(Date.now(), projectId, id);
+    return r.changes > 0;
+  }
+
+  async countApiKeys(): Promise<number> {
+    return (this.db.prepare(`SELECT count(*) AS n FROM api_keys`).get() as { n: number }).n;
+  }
+
+  async createDomain(d: Omit<Domain, "id" | "created_at" | "updated_at">): Promise<Domain> {
+    try {
+      const now = Date.now();
+      const r = this.db
+        .prepare(`INSERT INTO domains (project_id, hostname, fallback_url, created_at, updated_at) VALUES (?, ?, ?, ?, ?)`)
+        .run(d.project_id, d.hostname, d.fallback_url, now, now);
+      return { ...d, id: Number(r.lastInsertRowid), created_at: now, updated_at: now };
+    } catch (e) {
+      rethrow(e);
+    }
+  }
+
+  async getDomain(projectId: number, id: number): Promise<Domain | null> {
+    return (this.db.prepare(`SELECT * FROM domains WHERE project_id = ? AND id = ?`).get(projectId, id) as Domain | undefined) ?? null;
+  }
+
+  async getDomainByHostname(hostname: string): Promise<Domain | null> {
+    return (this.s.domainByHost.get(hostname) as Domain | undefined) ?? null;
+  }
+
+  async listDomains(projectId: number): Promise<Domain[]> {
+    return this.db.prepare(`SELECT * FROM domains WHERE project_id = ? ORDER BY hostname`).all(projectId) as Domain[];
+  }
+
+  async updateDomain(projectId: number, id: number, patch: Partial<Pick<Domain, "hostname" | "fallback_url">>): Promise<Domain | null> {
+    const sets: string[] = [];
+    const vals: unknown[] = [];
+    for (const [k, v] of Object.entries(patch)) {
+      if (v === undefined) continue;
+      sets.push(`${k} = ?`);
+      vals.push(v);
+    }
+    try {
+      this.db.prepare(`UPDATE domains SET ${[...sets, "updated_at = ?"].join(", ")} WHERE project_id = ? AND id = ?`).run(...vals, Date.now(), projectId, id);
+    } catch (e) {
+      rethrow(e);
+    }
+    return this.getDomain(projectId, id);
+  }
+
+  async deleteDomain(projectId: number, id: number): Promise<boolean> {
+    return this.db.prepare(`DELETE FROM domains WHERE project_id = ? AND id = ?`).run(projectId, id).changes > 0;
+  }
+
+  async countLinksOnDomain(domainId: number): Promise<number> {
+    return (this.db.prepare(`SELECT count(*) AS n FROM links WHERE domain_id = ?`).get(domainId) as { n: number }).n;
+  }
+
+  async createLink(l: NewLink): Promise<Link> {
+    const now = Date.now();
+    const tx = this.db.transaction(() => {
+      const r = this.db
+        .prepare(
+          `INSERT INTO links (project_id, domain_id, slug, target, redirect_status, expires_at, max_clicks, tags, utm, forward_query, title, notes, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(
+          l.project_id, l.domain_id, l.slug, l.target, l.redirect_status, l.expires_at, l.max_clicks,
+          JSON.stringify(l.tags), JSON.stringify(l.utm), l.forward_query ? 1 : 0, l.title, l.notes, now, now,
+        );
+      const id = Number(r.lastInsertRowid);
+      this.setTags(id, l.tags);
+      return id;
+    });
+    try {
+      const id = tx();
+      return (await this.getLink(l.project_id, id))!;
+    } catch (e) {
+      rethrow(e);
+    }
+  }
+
+  private setTags(linkId: number, tags: string[]) {
+    this.db.prepare(`DELETE FROM link_tags WHERE link_id = ?`).run(linkId);
+    const ins = this.db.prepare(`INSERT OR IGNORE INTO link_tags (link_id, tag) VALUES (?, ?)`);
+    for (const t of tags) ins.run(linkId, t);
+  }
+
+  async getLink(projectId: number, id: number): Promise<Link | null> {
+    return toLink(this.s.linkById.get(projectId, id) as Row | undefined);
+  }
+
+  async getLinkBySlug(domainId: number, slug: string): Promise<Link | null> {
+    return toLink(this.s.linkBySlug.get(domainId, slug) as Row | undefined);
+  }
+
+  async findLinkByTarget(domainId: number, target: string): Promise<Link | null> {
+    return toLink(this.db.prepare(`${LINK_SELECT} WHERE l.domain_id = ? AND l.target = ? LIMIT 1`).get(domainId, target) as Row | undefined);
+  }
+
+  async listLinks(f: LinkFilter): Promise<Link[]> {
+    const where = ["l.project_id = ?"];
+    const vals: unknown[] = [f.project_id];
+    if (f.domain_id !== undefined) (where.push("l.domain_id = ?"), vals.push(f.domain_id));
+    if (f.tag !== undefined) (where.push("l.id IN (SELECT link_id FROM link_tags WHERE tag = ?)"), vals.push(f.tag));
+    if (f.q !== undefined) {
+      const like = `%${f.q.replace(/[\\%_]/g, (c) => "\\" + c)}%`;
+      where.push(`(l.slug LIKE ? ESCAPE '\\' OR l.target LIKE ? ESCAPE '\\' OR l.title LIKE ? ESCAPE '\\')`);
+      vals.push(like, like, like);
+    }
+    if (f.created_after !== undefined) (where.push("l.created_at >= ?"), vals.push(f.created_after));
+    if (f.created_before !== undefined) (where.push("l.created_at < ?"), vals.push(f.created_before));
+    if (f.before_id !== undefined) (where.push("l.id < ?"), vals.push(f.before_id));
+    const rows = this.db.prepare(`${LINK_SELECT} WHERE ${where.join(" AND ")} ORDER BY l.id DESC LIMIT ?`).all(...vals, f.limit) as Row[];
+    return rows.map((r) => toLink(r)!);
+  }
+
+  async updateLink(projectId: number, id: number, patch: LinkPatch): Promise<Link | null> {
+    const sets: string[] = [];
+    const vals: unknown[] = [];
+    for (const [k, v] of Object.entries(patch)) {
+      if (v === undefined) continue;
+      sets.push(`${k} = ?`);
+      if (k === "tags" || k === "utm") vals.push(JSON.stringify(v));
+      else if (k === "forward_query") vals.push(v ? 1 : 0);
+      else vals.push(v);
+    }
+    const tx = this.db.transaction(() => {
+      const r = this.db.prepare(`UPDATE links SET ${[...sets, "updated_at = ?"].join(", ")} WHERE project_id = ? AND id = ?`).run(...vals, Date.now(), projectId, id);
+      if (r.changes > 0 && patch.tags) this.setTags(id, patch.tags);
+    });
+    try {
+      tx();
+    } catch (e) {
+      rethrow(e);
+    }
+    return this.getLink(projectId, id);
+  }
+
+  async deleteLink(projectId: number, id: number): Promise<boolean> {
+    return this.db.prepare(`DELETE FROM links WHERE project_id = ? AND id = ?`).run(projectId, id).changes > 0;
+  }
+
+  private readonly writeTx = (b: WriteBatch) => {
+    const s = this.s;
+    for (const e of b.events) s.insertEvent.run({ ...e, is_bot: e.is_bot ? 1 : 0 });
+    for (const r of b.rollups) {
+      s.upsertRollup.run(r.scope, r.scope_id, r.hour, r.bot ? 1 : 0, ...DIMENSIONS.map((d) => r.dims[d]), r.clicks);
+    }
+    for (const v of b.visitors) s.markVisitor.run(v.scope, v.scope_id, v.day, v.bot ? 1 : 0, v.visitor);
+    for (const [id, n] of b.linkClicks) s.addLinkClicks.run(n, id);
+  };
+  private txn?: (b: WriteBatch) => void;
+
+  async writeBatch(b: WriteBatch): Promise<void> {
+    (this.txn ??= this.db.transaction(this.writeTx))(b);
+  }
+
+  async listEvents(f: EventFilter): Promise<StoredEvent[]> {
+    const where = ["project_id = ?"];
+    const vals: unknown[] = [f.project_id];
+    if (f.link_id !== undefined) (where.push("link_id = ?"), vals.push(f.link_id));
+    if (f.domain_id !== undefined) (where.push("domain_id = ?"), vals.push(f.domain_id));
+    if (f.name !== undefined) (where.push("name = ?"), vals.push(f.name));
+    if (f.from !== undefined) (where.push("ts >= ?"), vals.push(f.from));
+    if (f.to !== undefined) (where.push("ts < ?"), vals.push(f.to));
+    if (f.after_id !== undefined) (where.push("id > ?"), vals.push(f.after_id));
+    const rows = this.db.prepare(`SELECT * FROM events WHERE ${where.join(" AND ")} ORDER BY id LIMIT ?`).all(...vals, f.limit) as Row[];
+    return rows.map(toEvent);
+  }
+
+  async countEvents(projectId: number): Promise<number> {
+    return (this.db.prepare(`SELECT count(*) AS n FROM events WHERE project_id = ?`).get(projectId) as { n: number }).n;
+  }
+
+  private rangeWhere(r: StatsRange): [string, unknown[]] {
+    return [`scope = ? AND scope_id = ? AND hour >= ? AND hour < ?${r.includeBots ? "" : " AND bot = 0"}`, [r.scope, r.scope_id, r.from, r.to]];
+  }
+
+  async statsSeries(r: StatsRange): Promise<{ hour: number; clicks: number }[]> {
+    const [w, v] = this.rangeWhere(r);
+    return this.db.prepare(`SELECT hour, sum(clicks) AS clicks FROM rollups WHERE ${w} GROUP BY hour ORDER BY hour`).all(...v) as { hour: number; clicks: number }[];
+  }
+
+  async statsBreakdown(r: StatsRange, dim: Dimension, limit: number): Promise<{ value: string; clicks: number }[]> {
+    if (!DIMENSIONS.includes(dim)) throw new Error(`unknown dimension ${dim}`);
+    const [w, v] = this.rangeWhere(r);
+    return this.db
+      .prepare(`SELECT ${dim} AS value, sum(clicks) AS clicks FROM rollups WHERE ${w} GROUP BY ${dim} ORDER BY clicks DESC, value LIMIT ?`)
+      .all(...v, limit) as { value: string; clicks: number }[];
+  }
+
+  async statsVisitors(r: StatsRange): Promise<number> {
+    const dayFrom = r.from - (r.from % 86_400_000);
+    const row = this.db
+      .prepare(
+        `SELECT count(DISTINCT visitor) AS n FROM visitor_days WHERE scope = ? AND scope_id = ? AND day >= ? AND day < ?${r.includeBots ? "" : " AND bot = 0"}`,
+      )
+      .get(r.scope, r.scope_id, dayFrom, r.to) as { n: number };
+    return row.n;
+  }
+}

@@ -1,0 +1,135 @@
+/** Numbered SQLite migrations. Never edit a released one: append a new number. */
+export const MIGRATIONS: { id: number; name: string; sql: string }[] = [
+  {
+    id: 1,
+    name: "core",
+    sql: `
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+
+CREATE TABLE projects (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  created_at INTEGER NOT NULL
+);
+
+CREATE TABLE users (
+  id INTEGER PRIMARY KEY,
+  email TEXT NOT NULL UNIQUE COLLATE NOCASE,
+  password_hash TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+
+CREATE TABLE memberships (
+  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  role TEXT NOT NULL,
+  PRIMARY KEY (user_id, project_id)
+) WITHOUT ROWID;
+
+CREATE TABLE api_keys (
+  id INTEGER PRIMARY KEY,
+  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  prefix TEXT NOT NULL,
+  hash TEXT NOT NULL UNIQUE,
+  scopes TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  revoked_at INTEGER
+);
+
+CREATE TABLE domains (
+  id INTEGER PRIMARY KEY,
+  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  hostname TEXT NOT NULL UNIQUE,
+  fallback_url TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE INDEX domains_project ON domains(project_id);
+
+CREATE TABLE links (
+  id INTEGER PRIMARY KEY,
+  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  domain_id INTEGER NOT NULL REFERENCES domains(id),
+  slug TEXT NOT NULL,
+  target TEXT NOT NULL,
+  redirect_status INTEGER NOT NULL DEFAULT 302,
+  expires_at INTEGER,
+  max_clicks INTEGER,
+  tags TEXT NOT NULL DEFAULT '[]',
+  utm TEXT NOT NULL DEFAULT '{}',
+  forward_query INTEGER NOT NULL DEFAULT 0,
+  title TEXT,
+  notes TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  clicks INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX links_domain_slug ON links(domain_id, slug);
+CREATE INDEX links_project ON links(project_id, id);
+CREATE INDEX links_domain_target ON links(domain_id, target);
+
+CREATE TABLE link_tags (
+  link_id INTEGER NOT NULL REFERENCES links(id) ON DELETE CASCADE,
+  tag TEXT NOT NULL,
+  PRIMARY KEY (tag, link_id)
+) WITHOUT ROWID;
+CREATE INDEX link_tags_link ON link_tags(link_id);
+
+-- The append-only event log of every project.
+CREATE TABLE events (
+  id INTEGER PRIMARY KEY,
+  project_id INTEGER NOT NULL,
+  ts INTEGER NOT NULL,
+  client_ts INTEGER,
+  name TEXT NOT NULL,
+  visitor TEXT,
+  session TEXT,
+  link_id INTEGER,
+  domain_id INTEGER,
+  campaign_id INTEGER,
+  source TEXT NOT NULL,
+  channel TEXT,
+  platform TEXT,
+  ip TEXT,
+  ua TEXT,
+  referrer TEXT,
+  browser TEXT,
+  os TEXT,
+  device TEXT,
+  is_bot INTEGER NOT NULL DEFAULT 0,
+  country TEXT,
+  data TEXT
+);
+CREATE INDEX events_project_ts ON events(project_id, ts);
+CREATE INDEX events_link ON events(link_id, id) WHERE link_id IS NOT NULL;
+
+-- Hourly rollups: one row per scope x hour x bot x combination of dimension values.
+CREATE TABLE rollups (
+  scope TEXT NOT NULL,
+  scope_id INTEGER NOT NULL,
+  hour INTEGER NOT NULL,
+  bot INTEGER NOT NULL,
+  referrer_host TEXT NOT NULL,
+  browser TEXT NOT NULL,
+  os TEXT NOT NULL,
+  device TEXT NOT NULL,
+  platform TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  country TEXT NOT NULL,
+  clicks INTEGER NOT NULL,
+  PRIMARY KEY (scope, scope_id, hour, bot, referrer_host, browser, os, device, platform, channel, country)
+) WITHOUT ROWID;
+
+-- Distinct visitors per scope and UTC day (unique-visitor counts over any range of days).
+CREATE TABLE visitor_days (
+  scope TEXT NOT NULL,
+  scope_id INTEGER NOT NULL,
+  day INTEGER NOT NULL,
+  bot INTEGER NOT NULL,
+  visitor TEXT NOT NULL,
+  PRIMARY KEY (scope, scope_id, day, bot, visitor)
+) WITHOUT ROWID;
+`,
+  },
+];

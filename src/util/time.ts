@@ -1,0 +1,83 @@
+export const HOUR = 3_600_000;
+export const DAY = 86_400_000;
+
+export const floorHour = (ms: number) => ms - (ms % HOUR);
+export const floorDay = (ms: number) => ms - (ms % DAY);
+
+export function iso(ms: number | null | undefined): string | null {
+  return ms === null || ms === undefined ? null : new Date(ms).toISOString();
+}
+
+/** Parses an ISO 8601 date/time or epoch milliseconds; undefined when absent. Throws on garbage. */
+export function parseTime(value: unknown, field: string): number | undefined {
+  if (value === undefined || value === null || value === "") return undefined;
+  if (typeof value === "number" && Number.isFinite(value)) return value;
+  if (typeof value === "string") {
+    if (/^\d{10,15}$/.test(value)) return Number(value);
+    const ms = Date.parse(value);
+    if (!Number.isNaN(ms)) return ms;
+  }
+  throw new TimeError(field, value);
+}
+
+export class TimeError extends Error {
+  constructor(
+    readonly field: string,
+    value: unknown,
+  ) {
+    super(`${field} must be an ISO 8601 date-time or epoch milliseconds, got ${JSON.stringify(value)}`);
+  }
+}
+
+const offsetFormatters = new Map<string, Intl.DateTimeFormat>();
+
+export function isTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Offset of `tz` from UTC at instant `ms`, in milliseconds (positive east of Greenwich). */
+export function tzOffset(ms: number, tz: string): number {
+  if (tz === "UTC") return 0;
+  let f = offsetFormatters.get(tz);
+  if (!f) {
+    f = new Intl.DateTimeFormat("en-US", {
+      timeZone: tz,
+      hourCycle: "h23",
+      year: "numeric",
+      month: "2-digit",
+      day: "2-digit",
+      hour: "2-digit",
+      minute: "2-digit",
+      second: "2-digit",
+    });
+    offsetFormatters.set(tz, f);
+  }
+  const p: Record<string, number> = {};
+  for (const part of f.formatToParts(ms)) if (part.type !== "literal") p[part.type] = Number(part.value);
+  const asUtc = Date.UTC(p.year!, p.month! - 1, p.day!, p.hour!, p.minute!, p.second!);
+  return asUtc - (ms - (ms % 1000));
+}
+
+export type Interval = "hour" | "day" | "week";
+
+/** Start (UTC ms) of the local hour/day/ISO week containing `ms` in `tz`. */
+export function bucketStart(ms: number, interval: Interval, tz: string): number {
+  const off = tzOffset(ms, tz);
+  const local = ms + off;
+  let startLocal: number;
+  if (interval === "hour") startLocal = local - (((local % HOUR) + HOUR) % HOUR);
+  else {
+    startLocal = local - (((local % DAY) + DAY) % DAY);
+    if (interval === "week") {
+      const dow = (new Date(startLocal).getUTCDay() + 6) % 7; // Monday = 0
+      startLocal -= dow * DAY;
+    }
+  }
+  // convert local midnight back to UTC with the offset in force at that instant
+  return startLocal - tzOffset(startLocal - off, tz);
+}
