@@ -320,16 +320,16 @@ export class SqliteStore implements Store {
   async listLinks(f: LinkFilter): Promise<Link[]> {
     const where = ["l.project_id = ?"];
     const vals: unknown[] = [f.project_id];
-    if (f.domain_id !== undefined) (where.push("l.domain_id = ?"), vals.push(f.domain_id));
-    if (f.tag !== undefined) (where.push("l.id IN (SELECT link_id FROM link_tags WHERE tag = ?)"), vals.push(f.tag));
+    const add = (cond: string, ...v: unknown[]) => (where.push(cond), vals.push(...v));
+    if (f.domain_id !== undefined) add("l.domain_id = ?", f.domain_id);
+    if (f.tag !== undefined) add("l.id IN (SELECT link_id FROM link_tags WHERE tag = ?)", f.tag);
     if (f.q !== undefined) {
       const like = `%${f.q.replace(/[\\%_]/g, (c) => "\\" + c)}%`;
-      where.push(`(l.slug LIKE ? ESCAPE '\\' OR l.target LIKE ? ESCAPE '\\' OR l.title LIKE ? ESCAPE '\\')`);
-      vals.push(like, like, like);
+      add(`(l.slug LIKE ? ESCAPE '\\' OR l.target LIKE ? ESCAPE '\\' OR l.title LIKE ? ESCAPE '\\')`, like, like, like);
     }
-    if (f.created_after !== undefined) (where.push("l.created_at >= ?"), vals.push(f.created_after));
-    if (f.created_before !== undefined) (where.push("l.created_at < ?"), vals.push(f.created_before));
-    if (f.before_id !== undefined) (where.push("l.id < ?"), vals.push(f.before_id));
+    if (f.created_after !== undefined) add("l.created_at >= ?", f.created_after);
+    if (f.created_before !== undefined) add("l.created_at < ?", f.created_before);
+    if (f.before_id !== undefined) add("l.id < ?", f.before_id);
     const rows = this.db.prepare(`${LINK_SELECT} WHERE ${where.join(" AND ")} ORDER BY l.id DESC LIMIT ?`).all(...vals, f.limit) as Row[];
     return rows.map((r) => toLink(r)!);
   }
@@ -378,12 +378,13 @@ export class SqliteStore implements Store {
   async listEvents(f: EventFilter): Promise<StoredEvent[]> {
     const where = ["project_id = ?"];
     const vals: unknown[] = [f.project_id];
-    if (f.link_id !== undefined) (where.push("link_id = ?"), vals.push(f.link_id));
-    if (f.domain_id !== undefined) (where.push("domain_id = ?"), vals.push(f.domain_id));
-    if (f.name !== undefined) (where.push("name = ?"), vals.push(f.name));
-    if (f.from !== undefined) (where.push("ts >= ?"), vals.push(f.from));
-    if (f.to !== undefined) (where.push("ts < ?"), vals.push(f.to));
-    if (f.after_id !== undefined) (where.push("id > ?"), vals.push(f.after_id));
+    const add = (cond: string, ...v: unknown[]) => (where.push(cond), vals.push(...v));
+    if (f.link_id !== undefined) add("link_id = ?", f.link_id);
+    if (f.domain_id !== undefined) add("domain_id = ?", f.domain_id);
+    if (f.name !== undefined) add("name = ?", f.name);
+    if (f.from !== undefined) add("ts >= ?", f.from);
+    if (f.to !== undefined) add("ts < ?", f.to);
+    if (f.after_id !== undefined) add("id > ?", f.after_id);
     const rows = this.db.prepare(`SELECT * FROM events WHERE ${where.join(" AND ")} ORDER BY id LIMIT ?`).all(...vals, f.limit) as Row[];
     return rows.map(toEvent);
   }

@@ -1,0 +1,151 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { rmSync } from "node:fs";
+import { ADMIN_KEY, cli, hit, req, startProcess, tmpDir, waitExit } from "./helpers.js";
+import { SqliteStore, sqlitePath } from "../src/store/sqlite/index.js";
+
+async function setupLinks(base: string, n: number) {
+  let r = await req(base, "POST", "/api/v1/domains", { body: { hostname: "go.kill.test" } });
+  assert.equal(r.status, 201, r.body);
+  const links = Array.from({ length: n }, (_, i) => ({ domain: "go.kill.test", slug: `s${i}`, target: `https://example.com/${i}` }));
+  r = await req(base, "POST", "/api/v1/links/bulk", { body: { links } });
+  assert.equal(r.json.created, n, r.body);
+}
+
+function countClicks(dir: string): number {
+  const s = new SqliteStore({ file: sqlitePath(dir) });
+  try {
+    return (s.db.prepare("SELECT count(*) AS n FROM events WHERE name = 'click' AND link_id IS NOT NULL").get() as { n: number }).n;
+  } finally {
+    s.db.close();
+  }
+}
+
+test("SIGKILL loses no click whose redirect was answered", async () => {
+  const dir = tmpDir();
+  try {
+    const srv = await startProcess(dir);
+    await setupLinks(srv.base, 50);
+    let answered = 0;
+    let stop = false;
+    // 16 concurrent clients redirecting as fast as they can; SIGKILL lands mid-flight
+    const worker = async (w: number) => {
+      for (let i = 0; !stop; i++) {
+        try {
+          const r = await hit(srv.base, "go.kill.test", `/s${(w * 7 + i) % 50}`);
+          if (r.status === 302) answered++;
+        } catch {
+          return; // connection reset by the kill: not answered
+        }
+      }
+    };
+    const workers = Array.from({ length: 16 }, (_, w) => worker(w));
+    await new Promise((r) => setTimeout(r, 1500));
+    srv.proc.kill("SIGKILL");
+    stop = true;
+    await Promise.all(workers);
+    await waitExit(srv.proc);
+    assert.ok(answered > 100, `only ${answered} redirects answered before the kill`);
+    // restart: the server recovers the WAL and every answered click is there
+    const again = await startProcess(dir);
+    const r = await req(again.base, "GET", "/api/v1/stats?bots=include");
+    again.proc.kill("SIGTERM");
+    await waitExit(again.proc);
+    const stored = countClicks(dir);
+    assert.ok(stored >= answered, `stored ${stored} clicks but answered ${answered} redirects`);
+    assert.equal(r.json.clicks, stored, "rollups agree with the event log");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("SIGTERM stops accepting, commits queued clicks and exits 0", async () => {
+  const dir = tmpDir();
+  try {
+    const srv = await startProcess(dir);
+    await setupLinks(srv.base, 5);
+    const inflight = Array.from({ length: 50 }, (_, i) => hit(srv.base, "go.kill.test", `/s${i % 5}`).catch(() => null));
+    await new Promise((r) => setTimeout(r, 5));
+    srv.proc.kill("SIGTERM");
+    const results = await Promise.all(inflight);
+    const { code } = await waitExit(srv.proc);
+    assert.equal(code, 0, srv.output());
+    const answered = results.filter((r) => r?.status === 302).length;
+    assert.ok(countClicks(dir) >= answered);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("invalid configuration stops start-up naming the variable", async () => {
+  const dir = tmpDir();
+  try {
+    for (const [name, value] of [
+      ["CLICKTRAIL_PORT", "eighty"],
+      ["CLICKTRAIL_TRUSTED_PROXIES", "not-an-ip"],
+      ["CLICKTRAIL_IP_MODE", "scramble"],
+      ["CLICKTRAIL_ADMIN_KEY", "short"],
+    ] as const) {
+      const r = await cli(["serve"], { CLICKTRAIL_DATA_DIR: dir, [name]: value });
+      assert.equal(r.code, 2, `${name}=${value}: ${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`configuration error: ${name}`));
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("first start without CLICKTRAIL_ADMIN_KEY prints a generated admin key once", async () => {
+  const dir = tmpDir();
+  try {
+    const srv = await startProcess(dir, { CLICKTRAIL_ADMIN_KEY: "" });
+    const key = /\b(ct_[A-Za-z0-9_-]{20,})\b/.exec(srv.output())?.[1];
+    assert.ok(key, srv.output());
+    const r = await req(srv.base, "GET", "/api/v1/links", { key });
+    assert.equal(r.status, 200);
+    srv.proc.kill("SIGTERM");
+    await waitExit(srv.proc);
+    const second = await startProcess(dir, { CLICKTRAIL_ADMIN_KEY: "" });
+    assert.doesNotMatch(second.output(), /ct_[A-Za-z0-9_-]{20,}/, "the key is printed only on the first start");
+    second.proc.kill("SIGTERM");
+    await waitExit(second.proc);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a link created by the CLI while the server runs is served within a second", async () => {
+  const dir = tmpDir();
+  try {
+    const srv = await startProcess(dir);
+    let r = await req(srv.base, "POST", "/api/v1/domains", { body: { hostname: "go.cli.test" } });
+    assert.equal(r.status, 201);
+    r = await hit(srv.base, "go.cli.test", "/later");
+    assert.equal(r.status, 404); // now cached as missing
+    const file = `${dir}/one.csv`;
+    (await import("node:fs")).writeFileSync(file, "domain,slug,target\ngo.cli.test,later,https://example.com/later\n");
+    const imp = await cli(["links", "import", file], { CLICKTRAIL_DATA_DIR: dir });
+    assert.equal(imp.code, 0, imp.stderr);
+    await new Promise((res) => setTimeout(res, 1200));
+    r = await hit(srv.base, "go.cli.test", "/later");
+    assert.equal(r.status, 302);
+    assert.equal(r.headers.location, "https://example.com/later");
+    srv.proc.kill("SIGTERM");
+    await waitExit(srv.proc);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("admin key from the environment works, wrong keys do not", async () => {
+  const dir = tmpDir();
+  try {
+    const srv = await startProcess(dir);
+    assert.equal((await req(srv.base, "GET", "/api/v1/domains", { key: ADMIN_KEY })).status, 200);
+    assert.equal((await req(srv.base, "GET", "/api/v1/domains", { key: ADMIN_KEY + "x" })).status, 401);
+    srv.proc.kill("SIGTERM");
+    await waitExit(srv.proc);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
