@@ -9,6 +9,7 @@ import { AuthService } from "./auth/service.js";
 import { authRoutes } from "./auth/routes.js";
 import { EventWriter } from "./events/writer.js";
 import { DailySalt } from "./events/salt.js";
+import { GeoIp } from "./events/geoip.js";
 import { StatsService } from "./events/stats.js";
 import { eventRoutes } from "./events/routes.js";
 import { DomainService } from "./links/domains.js";
@@ -80,7 +81,8 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
     },
   });
 
-  const redirect = createRedirectHandler({ config, resolver, writer, salt: new DailySalt(store), metrics, trust, log: fastify.log });
+  const geoip = config.geoipDb ? await GeoIp.open(config.geoipDb) : null;
+  const redirect = createRedirectHandler({ config, resolver, writer, salt: new DailySalt(store), metrics, trust, geoip, log: fastify.log });
 
   /** Link domains go to the redirect hot path; every other host to the API, docs and (later) the dashboard. */
   function dispatch(req: IncomingMessage, res: ServerResponse, api: (req: IncomingMessage, res: ServerResponse) => void) {

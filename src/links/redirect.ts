@@ -4,6 +4,7 @@ import { problem } from "../errors.js";
 import type { EventWriter } from "../events/writer.js";
 import { hashedVisitor, parseUa } from "../events/enrich.js";
 import type { DailySalt } from "../events/salt.js";
+import type { GeoIp } from "../events/geoip.js";
 import type { Metrics } from "../ops/metrics.js";
 import type { Domain, EventRow } from "../store/port.js";
 import { randomString } from "../util/ids.js";
@@ -22,6 +23,7 @@ export interface RedirectDeps {
   salt: DailySalt;
   metrics: Metrics;
   trust: TrustFn;
+  geoip: GeoIp | null;
   log: { error(obj: object, msg: string): void };
 }
 
@@ -119,7 +121,7 @@ export function createRedirectHandler(deps: RedirectDeps) {
       os: info.os || null,
       device: info.device || null,
       is_bot: isBot,
-      country: null,
+      country: deps.geoip?.country(ip) ?? null,
       data: null,
     };
 
