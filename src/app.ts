@@ -135,6 +135,7 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
 
   fastify.addHook("onSend", async (req, reply, payload) => {
     reply.header("x-request-id", req.id);
+    reply.header("x-content-type-options", "nosniff");
     return payload;
   });
   fastify.addHook("onResponse", async (req, reply) => {

@@ -1,0 +1,90 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { rmSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { ConfigError, loadConfig } from "../src/config.js";
+import { bucketStart, tzOffset } from "../src/util/time.js";
+import { storedIp } from "../src/util/net.js";
+import { parseUa } from "../src/events/enrich.js";
+import { forwardQuery, normalizeHostname, withUtm } from "../src/links/validate.js";
+import { tmpDir } from "./helpers.js";
+
+test("config: defaults, a config file under the environment, errors name the variable", () => {
+  const c = loadConfig({});
+  assert.equal(c.port, 8080);
+  assert.equal(c.host, "127.0.0.1");
+  assert.equal(c.ipMode, "anonymize");
+  assert.equal(c.sqliteSynchronous, "FULL");
+  const dir = tmpDir();
+  try {
+    const file = path.join(dir, "c.json");
+    writeFileSync(file, JSON.stringify({ port: 9000, trusted_proxies: ["10.0.0.0/8", "loopback"], ip_mode: "full" }));
+    const f = loadConfig({ CLICKTRAIL_CONFIG_FILE: file, CLICKTRAIL_IP_MODE: "none" });
+    assert.equal(f.port, 9000);
+    assert.deepEqual(f.trustedProxies, ["10.0.0.0/8", "loopback"]);
+    assert.equal(f.ipMode, "none", "the environment wins over the file");
+    writeFileSync(file, JSON.stringify({ colour: "blue" }));
+    assert.throws(() => loadConfig({ CLICKTRAIL_CONFIG_FILE: file }), (e: unknown) => e instanceof ConfigError && /unknown key "colour"/.test(e.message));
+    writeFileSync(file, "{not json");
+    assert.throws(() => loadConfig({ CLICKTRAIL_CONFIG_FILE: file }), /CLICKTRAIL_CONFIG_FILE/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  for (const [k, v] of [
+    ["CLICKTRAIL_PORT", "70000"],
+    ["CLICKTRAIL_PORT", "12ab"],
+    ["CLICKTRAIL_HOST", "my host"],
+    ["CLICKTRAIL_VISITOR_COOKIE", "maybe"],
+    ["CLICKTRAIL_TRUSTED_PROXIES", "10.0.0.0/40"],
+    ["CLICKTRAIL_SQLITE_SYNCHRONOUS", "OFF"],
+    ["CLICKTRAIL_BODY_LIMIT", "10"],
+  ]) {
+    assert.throws(() => loadConfig({ [k!]: v }), (e: unknown) => e instanceof ConfigError && e.variable === k, `${k}=${v}`);
+  }
+});
+
+test("time zones: offsets and local buckets across DST", () => {
+  assert.equal(tzOffset(Date.UTC(2026, 0, 15), "Europe/Paris"), 3600_000);
+  assert.equal(tzOffset(Date.UTC(2026, 6, 15), "Europe/Paris"), 7200_000);
+  assert.equal(tzOffset(Date.UTC(2026, 0, 15), "America/Los_Angeles"), -8 * 3600_000);
+  // 2026-03-29 00:30 UTC is 01:30 in Paris, day starts 2026-03-28T23:00Z
+  assert.equal(new Date(bucketStart(Date.UTC(2026, 2, 29, 0, 30), "day", "Europe/Paris")).toISOString(), "2026-03-28T23:00:00.000Z");
+  // after the switch to summer time the local midnight is 22:00Z
+  assert.equal(new Date(bucketStart(Date.UTC(2026, 2, 30, 12), "day", "Europe/Paris")).toISOString(), "2026-03-29T22:00:00.000Z");
+  // ISO weeks start on Monday: Wed 2026-11-25 → Mon 2026-11-23
+  assert.equal(new Date(bucketStart(Date.UTC(2026, 10, 25, 15), "week", "UTC")).toISOString(), "2026-11-23T00:00:00.000Z");
+  assert.equal(new Date(bucketStart(Date.UTC(2026, 10, 25, 15, 42), "hour", "Asia/Kolkata")).toISOString(), "2026-11-25T15:30:00.000Z");
+});
+
+test("IP anonymisation", () => {
+  assert.equal(storedIp("203.0.113.77", "anonymize"), "203.0.113.0");
+  assert.equal(storedIp("2001:db8:abcd:12:1:2:3:4", "anonymize"), "2001:db8:abcd::");
+  assert.equal(storedIp("2001:db8::1", "anonymize"), "2001:db8:0::");
+  assert.equal(storedIp("203.0.113.77", "full"), "203.0.113.77");
+  assert.equal(storedIp("203.0.113.77", "none"), null);
+});
+
+test("user agents: browser, OS, device, platform, bots", () => {
+  const iphone = parseUa("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1");
+  assert.deepEqual(iphone, { browser: "Mobile Safari", os: "iOS", device: "mobile", platform: "ios", bot: false });
+  const android = parseUa("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36");
+  assert.equal(android.platform, "android");
+  assert.equal(android.device, "mobile");
+  const win = parseUa("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36");
+  assert.deepEqual([win.platform, win.device, win.browser], ["windows", "desktop", "Chrome"]);
+  assert.equal(parseUa("Mozilla/5.0 (Windows Phone 10.0; Android 6.0.1; Microsoft; Lumia 950) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/52.0 Mobile Safari/537.36 Edge/15.15063").platform, "windows-phone");
+  assert.equal(parseUa("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)").bot, true);
+  assert.equal(parseUa("Twitterbot/1.0").bot, true);
+  assert.equal(parseUa(undefined).bot, true, "no user agent at all is treated as a bot");
+});
+
+test("hostnames, UTM and forwarded queries", () => {
+  assert.equal(normalizeHostname("Go.Example.COM:8443"), "go.example.com");
+  assert.equal(normalizeHostname("bücher.example."), "xn--bcher-kva.example");
+  assert.throws(() => normalizeHostname("https://x.com"), /not a URL/);
+  assert.throws(() => normalizeHostname("a b.com"), /not a valid host name/);
+  assert.equal(withUtm("https://a.test/p?x=1#frag", { source: "news", medium: "email" }), "https://a.test/p?x=1&utm_source=news&utm_medium=email#frag");
+  assert.equal(withUtm("https://a.test/?utm_source=keep", { source: "news" }), "https://a.test/?utm_source=keep");
+  assert.equal(forwardQuery("https://a.test/p?x=1#f", "y=2"), "https://a.test/p?x=1&y=2#f");
+  assert.equal(forwardQuery("https://a.test/p", "y=2"), "https://a.test/p?y=2");
+});
