@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { randomUUID } from "node:crypto";
-import Fastify, { LogController, type FastifyError, type FastifyInstance } from "fastify";
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply } from "fastify";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { Config } from "./config.js";
@@ -75,6 +75,11 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
     requestIdHeader: "x-request-id",
     genReqId: () => randomUUID(),
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false, allowUnionTypes: true } },
+    frameworkErrors: (err, req, res) => {
+      const status = (err as FastifyError).statusCode ?? 400;
+      const reply = res as unknown as FastifyReply;
+      reply.code(status).type("application/problem+json").send(problem(status, "invalid-request", `${err.message}: ${req.url.slice(0, 200)}`));
+    },
     serverFactory: (handler) => {
       server = createServer({ keepAliveTimeout: 65_000 }, (req: IncomingMessage, res: ServerResponse) => dispatch(req, res, handler));
       return server;
@@ -105,6 +110,8 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
   }
 
   fastify.addSchema(problemSchema);
+  // the API speaks JSON only: a text/plain body is a 415, not a string that fails validation
+  fastify.removeContentTypeParser("text/plain");
 
   fastify.setErrorHandler((err: FastifyError | AppError, req, reply) => {
     if (err instanceof AppError) {

@@ -9,7 +9,7 @@ declare module "fastify" {
   }
 }
 
-/** A preHandler that requires a bearer API key holding `scope` (admin holds every scope). */
+/** An onRequest hook (so authentication comes before validation) that requires a bearer API key holding `scope` (admin holds every scope). */
 export function requireScope(auth: AuthService, scope: Scope) {
   return async function (req: FastifyRequest, reply: FastifyReply) {
     const h = req.headers.authorization;

@@ -23,7 +23,7 @@ export async function authRoutes(app: FastifyInstance, deps: { auth: AuthService
 
   app.get("/api/v1/keys", {
     schema: { tags: ["keys"], summary: "List the project's API keys (never their secrets)", security, response: { 200: { type: "object", properties: { keys: { type: "array", items: keySchema } } } } },
-    preHandler: admin,
+    onRequest: admin,
   }, async (req) => ({ keys: (await deps.store.listApiKeys(req.principal.projectId)).map(publicKey) }));
 
   app.post<{ Body: { name?: string; scopes: Scope[] } }>("/api/v1/keys", {
@@ -39,7 +39,7 @@ export async function authRoutes(app: FastifyInstance, deps: { auth: AuthService
       },
       response: { 201: keySchema },
     },
-    preHandler: admin,
+    onRequest: admin,
   }, async (req, reply) => {
     const { token, key } = await deps.auth.createKey(req.principal.projectId, req.body.name ?? "api", req.body.scopes);
     return reply.code(201).send({ ...publicKey(key), key: token });
@@ -47,7 +47,7 @@ export async function authRoutes(app: FastifyInstance, deps: { auth: AuthService
 
   app.delete<{ Params: { id: string } }>("/api/v1/keys/:id", {
     schema: { tags: ["keys"], summary: "Revoke an API key", security, params: idParams },
-    preHandler: admin,
+    onRequest: admin,
   }, async (req, reply) => {
     await deps.auth.revokeKey(req.principal.projectId, Number(req.params.id));
     return reply.code(204).send();

@@ -32,7 +32,7 @@ export async function eventRoutes(app: FastifyInstance, deps: EventRouteDeps) {
 
   app.get<{ Querystring: StatsQuery & { top?: string } }>("/api/v1/stats", {
     schema: { tags: ["stats"], summary: "Clicks, visitors, series and breakdowns of the whole project (plus orphan visits)", security, querystring: statsQuerySchema, response: { 200: statsResponse } },
-    preHandler: statsRead,
+    onRequest: statsRead,
   }, async (req) => deps.stats.stats("project", req.principal.projectId, { ...req.query, top: intParam(req.query.top, "top", 1, 100) }, "orphan_project"));
 
   app.get<{ Querystring: ExportQuery }>("/api/v1/clicks/export", {
@@ -53,7 +53,7 @@ export async function eventRoutes(app: FastifyInstance, deps: EventRouteDeps) {
         },
       },
     },
-    preHandler: statsRead,
+    onRequest: statsRead,
   }, async (req, reply) => {
     const q = req.query;
     const format = q.format ?? "csv";

@@ -37,7 +37,13 @@ export class DomainService {
 
   /** By id, or by hostname (as the links API names domains). */
   async byName(projectId: number, hostname: string): Promise<Domain> {
-    const h = normalizeHostname(hostname);
+    let h: string;
+    try {
+      h = normalizeHostname(hostname);
+    } catch (e) {
+      if (e instanceof AppError) throw new AppError(e.status, e.type, e.message.replace(/^hostname/, "domain"), { ...e.extra, field: "domain" });
+      throw e;
+    }
     const d = await this.store.getDomainByHostname(h);
     if (!d || d.project_id !== projectId) throw new AppError(400, "unknown-domain", `domain ${h} is not registered in this project; create it first with POST /api/v1/domains`, { field: "domain" });
     return d;

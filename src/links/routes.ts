@@ -32,27 +32,27 @@ export async function linkRoutes(app: FastifyInstance, deps: LinkRouteDeps) {
   // ---- domains
   app.post<{ Body: DomainInput }>("/api/v1/domains", {
     schema: { tags: ["domains"], summary: "Register a hostname to serve links on", security, body: domainBody, response: { 201: domainSchema, 409: { $ref: "Problem#" }, ...errorResponses } },
-    preHandler: write,
+    onRequest: write,
   }, async (req, reply) => reply.code(201).send(publicDomain(await domains.create(req.principal.projectId, req.body))));
 
   app.get("/api/v1/domains", {
     schema: { tags: ["domains"], summary: "List the project's domains", security, response: { 200: { type: "object", properties: { domains: { type: "array", items: domainSchema } } } } },
-    preHandler: read,
+    onRequest: read,
   }, async (req) => ({ domains: (await domains.list(req.principal.projectId)).map(publicDomain) }));
 
   app.get<IdParams>("/api/v1/domains/:id", {
     schema: { tags: ["domains"], summary: "Get one domain", security, params: idParams, response: { 200: domainSchema, ...errorResponses } },
-    preHandler: read,
+    onRequest: read,
   }, async (req) => publicDomain(await domains.get(req.principal.projectId, Number(req.params.id))));
 
   app.patch<IdParams & { Body: DomainInput }>("/api/v1/domains/:id", {
     schema: { tags: ["domains"], summary: "Change a domain's hostname or fallback", security, params: idParams, body: { ...domainBody, minProperties: 1 }, response: { 200: domainSchema, ...errorResponses } },
-    preHandler: write,
+    onRequest: write,
   }, async (req) => publicDomain(await domains.update(req.principal.projectId, Number(req.params.id), req.body)));
 
   app.delete<IdParams>("/api/v1/domains/:id", {
     schema: { tags: ["domains"], summary: "Delete a domain that has no links", security, params: idParams },
-    preHandler: write,
+    onRequest: write,
   }, async (req, reply) => {
     await domains.delete(req.principal.projectId, Number(req.params.id));
     return reply.code(204).send();
@@ -60,7 +60,7 @@ export async function linkRoutes(app: FastifyInstance, deps: LinkRouteDeps) {
 
   app.get<IdParams & { Querystring: StatsQuery & { top?: string } }>("/api/v1/domains/:id/stats", {
     schema: { tags: ["stats"], summary: "Clicks, visitors, series and breakdowns of a domain (plus its orphan visits)", security, params: idParams, querystring: statsQuerySchema, response: { 200: statsResponse } },
-    preHandler: statsRead,
+    onRequest: statsRead,
   }, async (req) => {
     const d = await domains.get(req.principal.projectId, Number(req.params.id));
     return stats.stats("domain", d.id, { ...req.query, top: intParam(req.query.top, "top", 1, 100) }, "orphan_domain");
@@ -69,7 +69,7 @@ export async function linkRoutes(app: FastifyInstance, deps: LinkRouteDeps) {
   // ---- links
   app.post<{ Body: LinkInput }>("/api/v1/links", {
     schema: { tags: ["links"], summary: "Create a link", security, body: linkCreateBody, response: { 201: linkSchema, 409: { $ref: "Problem#" }, ...errorResponses } },
-    preHandler: write,
+    onRequest: write,
   }, async (req, reply) => reply.code(201).send(publicLink(await links.create(req.principal.projectId, req.body))));
 
   const validateItem = new Ajv({ allErrors: false, strict: false, allowUnionTypes: true }).compile(linkCreateBody);
@@ -90,15 +90,18 @@ export async function linkRoutes(app: FastifyInstance, deps: LinkRouteDeps) {
         },
       },
     },
-    preHandler: write,
+    onRequest: write,
   }, async (req) => {
     const results = [];
     let created = 0;
     for (const [index, item] of req.body.links.entries()) {
       if (!validateItem(item)) {
         const e = validateItem.errors![0]!;
-        const where = e.instancePath ? e.instancePath.slice(1) : (e.params as { missingProperty?: string }).missingProperty ?? "";
-        results.push({ index, status: 400, error: problem(400, "validation", `links[${index}]${where ? "." + where : ""} ${e.message}`, { field: where }) });
+        const params = e.params as { missingProperty?: string; additionalProperty?: string };
+        const where = e.instancePath ? e.instancePath.slice(1).replace(/\//g, ".") : (params.missingProperty ?? params.additionalProperty ?? "");
+        const detail =
+          e.keyword === "additionalProperties" ? `links[${index}] has an unknown field ${JSON.stringify(where)}` : `links[${index}]${where ? "." + where : ""} ${e.message}`;
+        results.push({ index, status: 400, error: problem(400, "validation", detail, { field: where }) });
         continue;
       }
       try {
@@ -120,7 +123,7 @@ export async function linkRoutes(app: FastifyInstance, deps: LinkRouteDeps) {
       querystring: linkListQuery,
       response: { 200: { type: "object", properties: { links: { type: "array", items: linkSchema }, next_cursor: { type: ["string", "null"] } } } },
     },
-    preHandler: read,
+    onRequest: read,
   }, async (req) => {
     const r = await links.list(req.principal.projectId, { ...req.query, limit: intParam(req.query.limit, "limit", 1, 1000) });
     return { links: r.links.map(publicLink), next_cursor: r.next_cursor };
@@ -128,17 +131,17 @@ export async function linkRoutes(app: FastifyInstance, deps: LinkRouteDeps) {
 
   app.get<IdParams>("/api/v1/links/:id", {
     schema: { tags: ["links"], summary: "Get one link", security, params: idParams, response: { 200: linkSchema, ...errorResponses } },
-    preHandler: read,
+    onRequest: read,
   }, async (req) => publicLink(await links.get(req.principal.projectId, Number(req.params.id))));
 
   app.patch<IdParams & { Body: LinkInput }>("/api/v1/links/:id", {
     schema: { tags: ["links"], summary: "Change a link", security, params: idParams, body: linkPatchBody, response: { 200: linkSchema, 409: { $ref: "Problem#" }, ...errorResponses } },
-    preHandler: write,
+    onRequest: write,
   }, async (req) => publicLink(await links.update(req.principal.projectId, Number(req.params.id), req.body)));
 
   app.delete<IdParams>("/api/v1/links/:id", {
     schema: { tags: ["links"], summary: "Delete a link (its clicks stay in the event log)", security, params: idParams },
-    preHandler: write,
+    onRequest: write,
   }, async (req, reply) => {
     await links.delete(req.principal.projectId, Number(req.params.id));
     return reply.code(204).send();
@@ -146,7 +149,7 @@ export async function linkRoutes(app: FastifyInstance, deps: LinkRouteDeps) {
 
   app.get<IdParams & { Querystring: StatsQuery & { top?: string } }>("/api/v1/links/:id/stats", {
     schema: { tags: ["stats"], summary: "Clicks, unique visitors, a time series and breakdowns of a link", security, params: idParams, querystring: statsQuerySchema, response: { 200: statsResponse } },
-    preHandler: statsRead,
+    onRequest: statsRead,
   }, async (req) => {
     const l = await links.get(req.principal.projectId, Number(req.params.id));
     return stats.stats("link", l.id, { ...req.query, top: intParam(req.query.top, "top", 1, 100) });

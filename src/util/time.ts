@@ -9,15 +9,20 @@ export function iso(ms: number | null | undefined): string | null {
 }
 
 /** Parses an ISO 8601 date/time or epoch milliseconds; undefined when absent. Throws on garbage. */
+const ISO_8601 = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$/;
+/** Latest instant a JavaScript Date can hold (±100,000,000 days around 1970). */
+const MAX_TIME = 8.64e15;
+
 export function parseTime(value: unknown, field: string): number | undefined {
   if (value === undefined || value === null || value === "") return undefined;
-  if (typeof value === "number" && Number.isFinite(value)) return value;
-  if (typeof value === "string") {
-    if (/^\d{10,15}$/.test(value)) return Number(value);
-    const ms = Date.parse(value);
-    if (!Number.isNaN(ms)) return ms;
+  let ms = NaN;
+  if (typeof value === "number") ms = value;
+  else if (typeof value === "string") {
+    if (/^\d{10,15}$/.test(value)) ms = Number(value);
+    else if (ISO_8601.test(value)) ms = Date.parse(value);
   }
-  throw new TimeError(field, value);
+  if (!Number.isInteger(ms) || Math.abs(ms) > MAX_TIME) throw new TimeError(field, value);
+  return ms;
 }
 
 export class TimeError extends Error {
@@ -25,7 +30,7 @@ export class TimeError extends Error {
     readonly field: string,
     value: unknown,
   ) {
-    super(`${field} must be an ISO 8601 date-time or epoch milliseconds, got ${JSON.stringify(value)}`);
+    super(`${field} must be an ISO 8601 date-time (e.g. 2026-01-31T12:00:00Z) or epoch milliseconds, got ${JSON.stringify(value)}`);
   }
 }
 
