@@ -47,6 +47,7 @@ export function buildServices(store: Store): Services {
   const metrics = createMetrics();
   const resolver = new LinkResolver(store);
   const domains = new DomainService(store, resolver);
+  const writer = new EventWriter(store, metrics);
   return {
     store,
     metrics,
@@ -54,8 +55,8 @@ export function buildServices(store: Store): Services {
     domains,
     auth: new AuthService(store),
     links: new LinkService(store, domains, resolver),
-    stats: new StatsService(store),
-    writer: new EventWriter(store, metrics),
+    stats: new StatsService(store, writer),
+    writer,
   };
 }
 
@@ -63,6 +64,7 @@ export function buildServices(store: Store): Services {
 export async function buildApp(config: Config, store: Store): Promise<ClicktrailApp> {
   const services = buildServices(store);
   const { auth, resolver, writer, metrics } = services;
+  await writer.start();
   const trust = trustFunction(config.trustedProxies);
   let server!: Server;
 

@@ -1,12 +1,15 @@
-import { DIMENSIONS, type EventRow, type RollupDelta, type ScopeKind, type VisitorMark, type WriteBatch, type Dimension } from "../store/port.js";
+import { DIMENSIONS, SKETCH_MS, SLOT_MS, type Dimension, type EventRow, type RollupOp, type ScopeKind } from "../store/port.js";
 import { referrerHost } from "./enrich.js";
-import { floorDay, floorHour } from "../util/time.js";
+import { hash32, VisitorSketch } from "./sketch.js";
 
 /** The rollup scopes an event counts in. Only link clicks are rolled up so far; later sources add theirs here. */
-function scopesOf(e: EventRow): [ScopeKind, number][] {
+export function scopesOf(e: EventRow): [ScopeKind, number][] {
   if (e.source !== "link" || e.name !== "click") return [];
   if (e.link_id !== null) {
-    const s: [ScopeKind, number][] = [["link", e.link_id], ["project", e.project_id]];
+    const s: [ScopeKind, number][] = [
+      ["link", e.link_id],
+      ["project", e.project_id],
+    ];
     if (e.domain_id !== null) s.push(["domain", e.domain_id]);
     return s;
   }
@@ -27,29 +30,107 @@ export function dimsOf(e: EventRow): Record<Dimension, string> {
   };
 }
 
-/** Turns a batch of events into the rollup increments and visitor marks committed with them. */
-export function buildBatch(events: EventRow[]): WriteBatch {
-  const rollups = new Map<string, RollupDelta>();
-  const visitors = new Map<string, VisitorMark>();
-  const linkClicks = new Map<number, number>();
-  for (const e of events) {
-    const scopes = scopesOf(e);
-    if (scopes.length === 0) continue;
-    const hour = floorHour(e.ts);
-    const day = floorDay(e.ts);
-    const dims = dimsOf(e);
-    const dimKey = DIMENSIONS.map((d) => dims[d]).join("\u0000");
-    for (const [scope, id] of scopes) {
-      const key = `${scope}\u0000${id}\u0000${hour}\u0000${e.is_bot ? 1 : 0}\u0000${dimKey}`;
-      const r = rollups.get(key);
-      if (r) r.clicks++;
-      else rollups.set(key, { scope, scope_id: id, hour, bot: e.is_bot, dims, clicks: 1 });
-      if (e.visitor) {
-        const vk = `${scope}\u0000${id}\u0000${day}\u0000${e.is_bot ? 1 : 0}\u0000${e.visitor}`;
-        if (!visitors.has(vk)) visitors.set(vk, { scope, scope_id: id, day, bot: e.is_bot, visitor: e.visitor });
+/** Non-bot clicks per link in a batch: what max_clicks counts, committed with the events. */
+export function linkClicksOf(events: EventRow[]): Map<number, number> {
+  const m = new Map<number, number>();
+  for (const e of events) if (e.link_id !== null && !e.is_bot && e.name === "click") m.set(e.link_id, (m.get(e.link_id) ?? 0) + 1);
+  return m;
+}
+
+type CountOp = Extract<RollupOp, { kind: "count" }>;
+interface SketchEntry {
+  scope: ScopeKind;
+  scope_id: number;
+  hour: number;
+  bot: boolean;
+  sketch: VisitorSketch;
+}
+
+export interface TakenRollups {
+  /** event ids (from, to] that these ops cover */
+  from: number;
+  to: number;
+  ops: RollupOp[];
+}
+
+/**
+ * Rollup changes aggregated in memory between flushes: thousands of clicks on one link in one slot become one row
+ * update per dimension. `take()` hands them over in a deterministic order, so a flush interrupted by a crash can be
+ * recomputed from the event log and resumed chunk by chunk.
+ */
+export class RollupBuffer {
+  private counts = new Map<string, CountOp>();
+  private sketches = new Map<string, SketchEntry>();
+  private from: number;
+  private to: number;
+
+  constructor(watermark: number) {
+    this.from = watermark;
+    this.to = watermark;
+  }
+
+  get size(): number {
+    return this.counts.size + this.sketches.size;
+  }
+
+  get coveredUpTo(): number {
+    return this.to;
+  }
+
+  private count(scope: ScopeKind, id: number, dim: Dimension | "total", slot: number, bot: boolean, value: string) {
+    const key = `${scope}\u0000${id}\u0000${dim}\u0000${slot}\u0000${bot ? 1 : 0}\u0000${value}`;
+    const op = this.counts.get(key);
+    if (op) op.clicks++;
+    else this.counts.set(key, { kind: "count", scope, scope_id: id, dim, slot, bot, value, clicks: 1 });
+  }
+
+  /** Adds committed events whose ids run up to `lastId`. */
+  add(events: EventRow[], lastId: number): void {
+    for (const e of events) {
+      const scopes = scopesOf(e);
+      if (scopes.length === 0) continue;
+      const slot = e.ts - (e.ts % SLOT_MS);
+      const hour = e.ts - (e.ts % SKETCH_MS);
+      const dims = dimsOf(e);
+      const vh = e.visitor ? hash32(e.visitor) : null;
+      for (const [scope, id] of scopes) {
+        this.count(scope, id, "total", slot, e.is_bot, "");
+        for (const d of DIMENSIONS) this.count(scope, id, d, slot, e.is_bot, dims[d]);
+        if (vh !== null) {
+          const key = `${scope}\u0000${id}\u0000${hour}\u0000${e.is_bot ? 1 : 0}`;
+          let s = this.sketches.get(key);
+          if (!s) this.sketches.set(key, (s = { scope, scope_id: id, hour, bot: e.is_bot, sketch: new VisitorSketch() }));
+          s.sketch.add(vh);
+        }
       }
     }
-    if (e.link_id !== null && !e.is_bot) linkClicks.set(e.link_id, (linkClicks.get(e.link_id) ?? 0) + 1);
+    if (lastId > this.to) this.to = lastId;
   }
-  return { events, rollups: [...rollups.values()], visitors: [...visitors.values()], linkClicks };
+
+  /** Everything aggregated so far, in key order, and a fresh buffer behind it. */
+  take(): TakenRollups {
+    const ops: RollupOp[] = [];
+    for (const k of [...this.counts.keys()].sort()) ops.push(this.counts.get(k)!);
+    for (const k of [...this.sketches.keys()].sort()) {
+      const { scope, scope_id, hour, bot, sketch } = this.sketches.get(k)!;
+      ops.push({
+        kind: "sketch",
+        scope,
+        scope_id,
+        hour,
+        bot,
+        merge: (stored) => {
+          if (!stored) return sketch.toBuffer();
+          const s = VisitorSketch.from(stored);
+          s.merge(sketch);
+          return s.toBuffer();
+        },
+      });
+    }
+    const taken = { from: this.from, to: this.to, ops };
+    this.counts = new Map();
+    this.sketches = new Map();
+    this.from = this.to;
+    return taken;
+  }
 }

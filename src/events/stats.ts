@@ -1,6 +1,8 @@
 import { badRequest } from "../errors.js";
-import { DIMENSIONS, type Dimension, type ScopeKind, type Store } from "../store/port.js";
+import { DIMENSIONS, SLOT_MS, type Dimension, type ScopeKind, type Store } from "../store/port.js";
 import { bucketStart, DAY, HOUR, isTimeZone, parseTime, TimeError, type Interval } from "../util/time.js";
+import { VisitorSketch } from "./sketch.js";
+import type { EventWriter } from "./writer.js";
 
 export interface StatsQuery {
   from?: string;
@@ -38,7 +40,16 @@ function time(v: string | undefined, field: string): number | undefined {
  * raw event log), so their cost depends on the number of hours and dimension combinations, not on the number of clicks.
  */
 export class StatsService {
-  constructor(private readonly store: Store) {}
+  constructor(
+    private readonly store: Store,
+    private readonly writer: EventWriter,
+  ) {}
+
+  private async visitors(range: Parameters<Store["statsSketches"]>[0]): Promise<number> {
+    const all = new VisitorSketch();
+    for (const b of await this.store.statsSketches(range)) all.merge(VisitorSketch.from(b));
+    return all.count();
+  }
 
   async stats(scope: ScopeKind, scopeId: number, q: StatsQuery, orphanScope?: ScopeKind) {
     const to = time(q.to, "to") ?? Date.now();
@@ -52,12 +63,14 @@ export class StatsService {
     }
     const includeBots = q.bots === "include";
     const top = q.top ?? 10;
-    const range = { scope, scope_id: scopeId, from: from - (from % HOUR), to, includeBots };
+    const range = { scope, scope_id: scopeId, from: from - (from % SLOT_MS), to, includeBots };
 
+    // the rollups of clicks committed a moment ago may still be in the writer's memory
+    await this.writer.flushRollups();
     const [rows, withBots, visitors, ...breakdowns] = await Promise.all([
       this.store.statsSeries(range),
       includeBots ? null : this.store.statsSeries({ ...range, includeBots: true }),
-      this.store.statsVisitors(range),
+      this.visitors(range),
       ...DIMENSIONS.map((d) => this.store.statsBreakdown(range, d, top)),
     ]);
     const clicks = rows.reduce((n, r) => n + r.clicks, 0);
@@ -66,7 +79,7 @@ export class StatsService {
     const buckets = new Map<number, number>();
     for (let t = bucketStart(from, interval, tz); t < to; t = bucketStart(t + STEP[interval] * 1.5, interval, tz)) buckets.set(t, 0);
     for (const r of rows) {
-      const b = bucketStart(r.hour, interval, tz);
+      const b = bucketStart(r.slot, interval, tz);
       buckets.set(b, (buckets.get(b) ?? 0) + r.clicks);
     }
     const out: Record<string, unknown> = {

@@ -119,35 +119,37 @@ export type ScopeKind = "link" | "domain" | "project" | "orphan_domain" | "orpha
 export const DIMENSIONS = ["referrer_host", "browser", "os", "device", "platform", "channel", "country"] as const;
 export type Dimension = (typeof DIMENSIONS)[number];
 
-export interface RollupDelta {
-  scope: ScopeKind;
-  scope_id: number;
-  hour: number;
-  bot: boolean;
-  dims: Record<Dimension, string>;
-  clicks: number;
-}
+/** Click counters are kept per 15-minute slot (so every time zone, :30 and :45 ones too, buckets exactly). */
+export const SLOT_MS = 15 * 60_000;
+/** Visitor sketches are kept per hour. */
+export const SKETCH_MS = 60 * 60_000;
 
-export interface VisitorMark {
-  scope: ScopeKind;
-  scope_id: number;
-  day: number;
-  bot: boolean;
-  visitor: string;
-}
+/** One rollup change. `dim` "total" counts every click; the others count clicks per value of that dimension. */
+export type RollupOp =
+  | { kind: "count"; scope: ScopeKind; scope_id: number; dim: Dimension | "total"; slot: number; bot: boolean; value: string; clicks: number }
+  | {
+      kind: "sketch";
+      scope: ScopeKind;
+      scope_id: number;
+      hour: number;
+      bot: boolean;
+      /** Returns the stored sketch merged with this change (merging is idempotent). */
+      merge: (stored: Uint8Array | null) => Buffer;
+    };
 
-export interface WriteBatch {
-  events: EventRow[];
-  rollups: RollupDelta[];
-  visitors: VisitorMark[];
-  /** link id → non-bot clicks to add to links.clicks */
-  linkClicks: Map<number, number>;
+export interface RollupState {
+  /** Every event with an id up to here is in the rollups. */
+  watermark: number;
+  /** A flush that started and did not finish: its event range and the chunks already applied. */
+  pending: { from: number; to: number; done: number[] } | null;
 }
 
 export interface StatsRange {
   scope: ScopeKind;
   scope_id: number;
+  /** inclusive, a multiple of SLOT_MS */
   from: number;
+  /** exclusive */
   to: number;
   includeBots: boolean;
 }
@@ -204,14 +206,26 @@ export interface Store {
   updateLink(projectId: number, id: number, patch: LinkPatch): Promise<Link | null>;
   deleteLink(projectId: number, id: number): Promise<boolean>;
 
-  /** Appends a batch of events and applies its rollups in one transaction. */
-  writeBatch(b: WriteBatch): Promise<void>;
+  /**
+   * Appends events in one transaction, with the links' click counters (link id → non-bot clicks to add), and
+   * returns the id of the last event. Ids of one call are consecutive.
+   */
+  appendEvents(events: EventRow[], linkClicks: Map<number, number>): Promise<number>;
+  /** Events with ids in (afterId, uptoId], in id order: the rollup replay after a crash. */
+  scanEvents(afterId: number, uptoId: number | null, limit: number): Promise<StoredEvent[]>;
   listEvents(f: EventFilter): Promise<StoredEvent[]>;
   countEvents(projectId: number): Promise<number>;
 
-  statsSeries(r: StatsRange): Promise<{ hour: number; clicks: number }[]>;
+  /** Rollups are flushed in chunks: begin (records the event range), apply each chunk atomically, end (watermark). */
+  rollupState(): Promise<RollupState>;
+  beginRollupFlush(from: number, to: number): Promise<void>;
+  applyRollupChunk(ops: RollupOp[], chunk: number): Promise<void>;
+  endRollupFlush(to: number): Promise<void>;
+
+  statsSeries(r: StatsRange): Promise<{ slot: number; clicks: number }[]>;
   statsBreakdown(r: StatsRange, dim: Dimension, limit: number): Promise<{ value: string; clicks: number }[]>;
-  statsVisitors(r: StatsRange): Promise<number>;
+  /** The stored visitor sketches of the hours in range. */
+  statsSketches(r: StatsRange): Promise<Uint8Array[]>;
 }
 
 /** Thrown by adapters on a unique-constraint violation, so services can answer 409 without knowing the engine. */

@@ -5,6 +5,9 @@ import { MIGRATIONS } from "./migrations.js";
 import {
   DIMENSIONS,
   UniqueViolation,
+  type EventRow,
+  type RollupOp,
+  type RollupState,
   type ApiKey,
   type Dimension,
   type Domain,
@@ -18,7 +21,6 @@ import {
   type Store,
   type StoredEvent,
   type User,
-  type WriteBatch,
 } from "../port.js";
 
 type Row = Record<string, unknown>;
@@ -96,7 +98,6 @@ export class SqliteStore implements Store {
 
   private prepareAll() {
     const db = this.db;
-    const dimCols = DIMENSIONS.join(", ");
     return {
       insertEvent: db.prepare(
         `INSERT INTO events (project_id, ts, client_ts, name, visitor, session, link_id, domain_id, campaign_id, source, channel,
@@ -105,10 +106,14 @@ export class SqliteStore implements Store {
            @platform, @ip, @ua, @referrer, @browser, @os, @device, @is_bot, @country, @data)`,
       ),
       upsertRollup: db.prepare(
-        `INSERT INTO rollups (scope, scope_id, hour, bot, ${dimCols}, clicks) VALUES (?, ?, ?, ?, ${DIMENSIONS.map(() => "?").join(", ")}, ?)
+        `INSERT INTO rollups (scope, scope_id, dim, slot, bot, value, clicks) VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT DO UPDATE SET clicks = clicks + excluded.clicks`,
       ),
-      markVisitor: db.prepare(`INSERT OR IGNORE INTO visitor_days (scope, scope_id, day, bot, visitor) VALUES (?, ?, ?, ?, ?)`),
+      getSketch: db.prepare(`SELECT sketch FROM visitor_sketches WHERE scope = ? AND scope_id = ? AND hour = ? AND bot = ?`).pluck(),
+      putSketch: db.prepare(
+        `INSERT INTO visitor_sketches (scope, scope_id, hour, bot, sketch) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET sketch = excluded.sketch`,
+      ),
+      chunkDone: db.prepare(`INSERT INTO rollup_chunks_done (chunk) VALUES (?)`),
       addLinkClicks: db.prepare(`UPDATE links SET clicks = clicks + ? WHERE id = ?`),
       linkById: db.prepare(`${LINK_SELECT} WHERE l.project_id = ? AND l.id = ?`),
       linkBySlug: db.prepare(`${LINK_SELECT} WHERE l.domain_id = ? AND l.slug = ?`),
@@ -360,19 +365,65 @@ export class SqliteStore implements Store {
     return this.db.prepare(`DELETE FROM links WHERE project_id = ? AND id = ?`).run(projectId, id).changes > 0;
   }
 
-  private readonly writeTx = (b: WriteBatch) => {
+  private readonly appendTx = (events: EventRow[], linkClicks: Map<number, number>): number => {
     const s = this.s;
-    for (const e of b.events) s.insertEvent.run({ ...e, is_bot: e.is_bot ? 1 : 0 });
-    for (const r of b.rollups) {
-      s.upsertRollup.run(r.scope, r.scope_id, r.hour, r.bot ? 1 : 0, ...DIMENSIONS.map((d) => r.dims[d]), r.clicks);
-    }
-    for (const v of b.visitors) s.markVisitor.run(v.scope, v.scope_id, v.day, v.bot ? 1 : 0, v.visitor);
-    for (const [id, n] of b.linkClicks) s.addLinkClicks.run(n, id);
+    let last = 0;
+    for (const e of events) last = Number(s.insertEvent.run({ ...e, is_bot: e.is_bot ? 1 : 0 }).lastInsertRowid);
+    for (const [id, n] of linkClicks) s.addLinkClicks.run(n, id);
+    return last;
   };
-  private txn?: (b: WriteBatch) => void;
+  private appendTxn?: (events: EventRow[], linkClicks: Map<number, number>) => number;
 
-  async writeBatch(b: WriteBatch): Promise<void> {
-    (this.txn ??= this.db.transaction(this.writeTx))(b);
+  async appendEvents(events: EventRow[], linkClicks: Map<number, number>): Promise<number> {
+    return (this.appendTxn ??= this.db.transaction(this.appendTx))(events, linkClicks);
+  }
+
+  async scanEvents(afterId: number, uptoId: number | null, limit: number): Promise<StoredEvent[]> {
+    const rows = this.db
+      .prepare(`SELECT * FROM events WHERE id > ?${uptoId === null ? "" : " AND id <= ?"} ORDER BY id LIMIT ?`)
+      .all(...(uptoId === null ? [afterId, limit] : [afterId, uptoId, limit])) as Row[];
+    return rows.map(toEvent);
+  }
+
+  async rollupState(): Promise<RollupState> {
+    const watermark = Number((await this.getMeta("rollup_watermark")) ?? 0);
+    const pending = await this.getMeta("rollup_pending");
+    if (!pending) return { watermark, pending: null };
+    const [from, to] = pending.split(":").map(Number) as [number, number];
+    const done = this.db.prepare(`SELECT chunk FROM rollup_chunks_done ORDER BY chunk`).pluck().all() as number[];
+    return { watermark, pending: { from, to, done } };
+  }
+
+  async beginRollupFlush(from: number, to: number): Promise<void> {
+    this.db.transaction(() => {
+      this.db.prepare(`DELETE FROM rollup_chunks_done`).run();
+      this.db.prepare(`INSERT INTO meta (key, value) VALUES ('rollup_pending', ?) ON CONFLICT DO UPDATE SET value = excluded.value`).run(`${from}:${to}`);
+    })();
+  }
+
+  private readonly chunkTx = (ops: RollupOp[], chunk: number) => {
+    const s = this.s;
+    for (const op of ops) {
+      if (op.kind === "count") s.upsertRollup.run(op.scope, op.scope_id, op.dim, op.slot, op.bot ? 1 : 0, op.value, op.clicks);
+      else {
+        const stored = s.getSketch.get(op.scope, op.scope_id, op.hour, op.bot ? 1 : 0) as Buffer | undefined;
+        s.putSketch.run(op.scope, op.scope_id, op.hour, op.bot ? 1 : 0, op.merge(stored ?? null));
+      }
+    }
+    s.chunkDone.run(chunk);
+  };
+  private chunkTxn?: (ops: RollupOp[], chunk: number) => void;
+
+  async applyRollupChunk(ops: RollupOp[], chunk: number): Promise<void> {
+    (this.chunkTxn ??= this.db.transaction(this.chunkTx))(ops, chunk);
+  }
+
+  async endRollupFlush(to: number): Promise<void> {
+    this.db.transaction(() => {
+      this.db.prepare(`DELETE FROM rollup_chunks_done`).run();
+      this.db.prepare(`DELETE FROM meta WHERE key = 'rollup_pending'`).run();
+      this.db.prepare(`INSERT INTO meta (key, value) VALUES ('rollup_watermark', ?) ON CONFLICT DO UPDATE SET value = excluded.value`).run(String(to));
+    })();
   }
 
   async listEvents(f: EventFilter): Promise<StoredEvent[]> {
@@ -393,30 +444,33 @@ export class SqliteStore implements Store {
     return (this.db.prepare(`SELECT count(*) AS n FROM events WHERE project_id = ?`).get(projectId) as { n: number }).n;
   }
 
-  private rangeWhere(r: StatsRange): [string, unknown[]] {
-    return [`scope = ? AND scope_id = ? AND hour >= ? AND hour < ?${r.includeBots ? "" : " AND bot = 0"}`, [r.scope, r.scope_id, r.from, r.to]];
+  private rangeArgs(r: StatsRange, dim: string): unknown[] {
+    return [r.scope, r.scope_id, dim, r.from, r.to];
   }
 
-  async statsSeries(r: StatsRange): Promise<{ hour: number; clicks: number }[]> {
-    const [w, v] = this.rangeWhere(r);
-    return this.db.prepare(`SELECT hour, sum(clicks) AS clicks FROM rollups WHERE ${w} GROUP BY hour ORDER BY hour`).all(...v) as { hour: number; clicks: number }[];
+  async statsSeries(r: StatsRange): Promise<{ slot: number; clicks: number }[]> {
+    const bots = r.includeBots ? "" : " AND bot = 0";
+    return this.db
+      .prepare(`SELECT slot, sum(clicks) AS clicks FROM rollups WHERE scope = ? AND scope_id = ? AND dim = ? AND slot >= ? AND slot < ?${bots} GROUP BY slot ORDER BY slot`)
+      .all(...this.rangeArgs(r, "total")) as { slot: number; clicks: number }[];
   }
 
   async statsBreakdown(r: StatsRange, dim: Dimension, limit: number): Promise<{ value: string; clicks: number }[]> {
     if (!DIMENSIONS.includes(dim)) throw new Error(`unknown dimension ${dim}`);
-    const [w, v] = this.rangeWhere(r);
+    const bots = r.includeBots ? "" : " AND bot = 0";
     return this.db
-      .prepare(`SELECT ${dim} AS value, sum(clicks) AS clicks FROM rollups WHERE ${w} GROUP BY ${dim} ORDER BY clicks DESC, value LIMIT ?`)
-      .all(...v, limit) as { value: string; clicks: number }[];
+      .prepare(
+        `SELECT value, sum(clicks) AS clicks FROM rollups WHERE scope = ? AND scope_id = ? AND dim = ? AND slot >= ? AND slot < ?${bots}
+         GROUP BY value ORDER BY clicks DESC, value LIMIT ?`,
+      )
+      .all(...this.rangeArgs(r, dim), limit) as { value: string; clicks: number }[];
   }
 
-  async statsVisitors(r: StatsRange): Promise<number> {
-    const dayFrom = r.from - (r.from % 86_400_000);
-    const row = this.db
-      .prepare(
-        `SELECT count(DISTINCT visitor) AS n FROM visitor_days WHERE scope = ? AND scope_id = ? AND day >= ? AND day < ?${r.includeBots ? "" : " AND bot = 0"}`,
-      )
-      .get(r.scope, r.scope_id, dayFrom, r.to) as { n: number };
-    return row.n;
+  async statsSketches(r: StatsRange): Promise<Uint8Array[]> {
+    const hourFrom = r.from - (r.from % 3_600_000);
+    return this.db
+      .prepare(`SELECT sketch FROM visitor_sketches WHERE scope = ? AND scope_id = ? AND hour >= ? AND hour < ?${r.includeBots ? "" : " AND bot = 0"}`)
+      .pluck()
+      .all(r.scope, r.scope_id, hourFrom, r.to) as Uint8Array[];
   }
 }

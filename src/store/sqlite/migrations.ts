@@ -104,32 +104,30 @@ CREATE TABLE events (
 CREATE INDEX events_project_ts ON events(project_id, ts);
 CREATE INDEX events_link ON events(link_id, id) WHERE link_id IS NOT NULL;
 
--- Hourly rollups: one row per scope x hour x bot x combination of dimension values.
+-- Click rollups: per scope x dimension x 15-minute slot x bot x value ("total" has the value '').
 CREATE TABLE rollups (
+  scope TEXT NOT NULL,
+  scope_id INTEGER NOT NULL,
+  dim TEXT NOT NULL,
+  slot INTEGER NOT NULL,
+  bot INTEGER NOT NULL,
+  value TEXT NOT NULL,
+  clicks INTEGER NOT NULL,
+  PRIMARY KEY (scope, scope_id, dim, slot, bot, value)
+) WITHOUT ROWID;
+
+-- Unique-visitor sketches (exact sets while small, HyperLogLog beyond) per scope x hour x bot.
+CREATE TABLE visitor_sketches (
   scope TEXT NOT NULL,
   scope_id INTEGER NOT NULL,
   hour INTEGER NOT NULL,
   bot INTEGER NOT NULL,
-  referrer_host TEXT NOT NULL,
-  browser TEXT NOT NULL,
-  os TEXT NOT NULL,
-  device TEXT NOT NULL,
-  platform TEXT NOT NULL,
-  channel TEXT NOT NULL,
-  country TEXT NOT NULL,
-  clicks INTEGER NOT NULL,
-  PRIMARY KEY (scope, scope_id, hour, bot, referrer_host, browser, os, device, platform, channel, country)
+  sketch BLOB NOT NULL,
+  PRIMARY KEY (scope, scope_id, hour, bot)
 ) WITHOUT ROWID;
 
--- Distinct visitors per scope and UTC day (unique-visitor counts over any range of days).
-CREATE TABLE visitor_days (
-  scope TEXT NOT NULL,
-  scope_id INTEGER NOT NULL,
-  day INTEGER NOT NULL,
-  bot INTEGER NOT NULL,
-  visitor TEXT NOT NULL,
-  PRIMARY KEY (scope, scope_id, day, bot, visitor)
-) WITHOUT ROWID;
+-- Chunks applied by an unfinished rollup flush (see meta rollup_pending), so a restart applies each exactly once.
+CREATE TABLE rollup_chunks_done (chunk INTEGER PRIMARY KEY);
 `,
   },
 ];

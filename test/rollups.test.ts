@@ -1,0 +1,100 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { rmSync } from "node:fs";
+import path from "node:path";
+import { EventWriter } from "../src/events/writer.js";
+import { RollupBuffer } from "../src/events/rollup.js";
+import { hash32, VisitorSketch } from "../src/events/sketch.js";
+import { createMetrics } from "../src/ops/metrics.js";
+import { SqliteStore } from "../src/store/sqlite/index.js";
+import type { EventRow, Link } from "../src/store/port.js";
+import { tmpDir } from "./helpers.js";
+
+test("visitor sketches: exact while small, about 1.6 % error when large, merging is idempotent", () => {
+  const small = new VisitorSketch();
+  for (let i = 0; i < 200; i++) small.add(hash32(`v${i % 100}`));
+  assert.equal(small.count(), 100);
+  const roundTrip = VisitorSketch.from(small.toBuffer());
+  assert.equal(roundTrip.count(), 100);
+
+  for (const n of [1000, 50_000, 300_000]) {
+    const s = new VisitorSketch();
+    for (let i = 0; i < n; i++) s.add(hash32(`visitor-${i}`));
+    const err = Math.abs(s.count() - n) / n;
+    assert.ok(err < 0.05, `${n} visitors counted as ${s.count()}`);
+    const again = VisitorSketch.from(s.toBuffer());
+    again.merge(s);
+    again.merge(VisitorSketch.from(s.toBuffer()));
+    assert.equal(again.count(), s.count(), "merging a sketch into itself changes nothing");
+  }
+  const a = new VisitorSketch();
+  const b = new VisitorSketch();
+  for (let i = 0; i < 20_000; i++) a.add(hash32(`x${i}`));
+  for (let i = 10_000; i < 30_000; i++) b.add(hash32(`x${i}`));
+  a.merge(b);
+  assert.ok(Math.abs(a.count() - 30_000) / 30_000 < 0.05, `union counted as ${a.count()}`);
+});
+
+function click(i: number, link: number, ts: number): EventRow {
+  return {
+    project_id: 1, ts, client_ts: null, name: "click", visitor: `v${i % 37}`, session: null, link_id: link, domain_id: 1, campaign_id: null,
+    source: "link", channel: i % 2 ? "default" : "mail", platform: "linux", ip: null, ua: "ua", referrer: i % 3 ? null : "https://news.example/x",
+    browser: "Chrome", os: "Linux", device: "desktop", is_bot: i % 10 === 0, country: null, data: null,
+  };
+}
+
+async function totals(store: SqliteStore) {
+  const r = store.db.prepare(`SELECT scope, scope_id, sum(clicks) AS n FROM rollups WHERE dim = 'total' GROUP BY scope, scope_id ORDER BY scope, scope_id`).all();
+  const byChannel = store.db.prepare(`SELECT value, sum(clicks) AS n FROM rollups WHERE scope = 'project' AND dim = 'channel' GROUP BY value ORDER BY value`).all();
+  return { r, byChannel };
+}
+
+test("an interrupted rollup flush is finished exactly once after a crash, and the rest replayed", async () => {
+  const dir = tmpDir();
+  const file = path.join(dir, "r.db");
+  try {
+    const store = new SqliteStore({ file });
+    await store.migrate();
+    const p = await store.createProject("p");
+    const d = await store.createDomain({ project_id: p.id, hostname: "x.test", fallback_url: null });
+    const links: Link[] = [];
+    for (let i = 0; i < 5; i++) links.push(await store.createLink({ project_id: p.id, domain_id: d.id, slug: `s${i}`, target: "https://e.test/", redirect_status: 302, expires_at: null, max_clicks: null, tags: [], utm: {}, forward_query: false, title: null, notes: null }));
+    const t0 = Date.UTC(2026, 10, 20, 10);
+    const events = Array.from({ length: 3000 }, (_, i) => click(i, links[i % 5]!.id, t0 + i * 60_000));
+
+    // the reference: everything through a writer that finishes normally
+    const refDir = tmpDir();
+    const ref = new SqliteStore({ file: path.join(refDir, "ref.db") });
+    await ref.migrate();
+    const w0 = new EventWriter(ref, createMetrics(), { chunkSize: 50 });
+    await w0.start();
+    await w0.writeMany(events);
+    await w0.close();
+    const want = await totals(ref);
+    await ref.close();
+    rmSync(refDir, { recursive: true, force: true });
+
+    // a crash in the middle of a flush: events committed, some chunks applied, the watermark not advanced
+    const half = events.slice(0, 2000);
+    const last = await store.appendEvents(half, new Map());
+    const buf = new RollupBuffer(0);
+    buf.add(half, last);
+    const taken = buf.take();
+    await store.beginRollupFlush(taken.from, taken.to);
+    await store.applyRollupChunk(taken.ops.slice(0, 50), 0);
+    await store.applyRollupChunk(taken.ops.slice(100, 150), 2);
+    // …and more events committed whose rollups were only in memory
+    await store.appendEvents(events.slice(2000), new Map());
+
+    const w = new EventWriter(store, createMetrics(), { chunkSize: 50 });
+    await w.start();
+    await w.close();
+    assert.deepEqual(await totals(store), want);
+    const state = await store.rollupState();
+    assert.equal(state.pending, null);
+    assert.equal(state.watermark, 3000);
+    await store.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
