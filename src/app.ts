@@ -80,7 +80,10 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
     frameworkErrors: (err, req, res) => {
       const status = (err as FastifyError).statusCode ?? 400;
       const reply = res as unknown as FastifyReply;
-      reply.code(status).type("application/problem+json").send(problem(status, "invalid-request", `${err.message}: ${req.url.slice(0, 200)}`));
+      reply
+        .code(status)
+        .type("application/problem+json")
+        .send(problem(status, "invalid-request", `${err.message}: ${req.url.slice(0, 200)}`));
     },
     serverFactory: (handler) => {
       server = createServer({ keepAliveTimeout: 65_000 }, (req: IncomingMessage, res: ServerResponse) => dispatch(req, res, handler));
@@ -97,10 +100,13 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
     const cached = resolver.cachedDomain(host);
     if (cached) return void redirect(req, res, cached).catch((err) => fail(res, err));
     if (cached === null) return api(req, res);
-    resolver.domain(host).then(
-      (d) => (d ? redirect(req, res, d) : api(req, res)),
-      (err) => fail(res, err),
-    ).catch((err) => fail(res, err));
+    resolver
+      .domain(host)
+      .then(
+        (d) => (d ? redirect(req, res, d) : api(req, res)),
+        (err) => fail(res, err),
+      )
+      .catch((err) => fail(res, err));
   }
 
   function fail(res: ServerResponse, err: unknown) {
@@ -117,29 +123,50 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
 
   fastify.setErrorHandler((err: FastifyError | AppError, req, reply) => {
     if (err instanceof AppError) {
-      return reply.code(err.status).type("application/problem+json").send(problem(err.status, err.type, err.message, err.extra));
+      return reply
+        .code(err.status)
+        .type("application/problem+json")
+        .send(problem(err.status, err.type, err.message, err.extra));
     }
     if ((err as FastifyError).validation) {
       const v = (err as FastifyError).validation![0]!;
-      const field = v.instancePath ? v.instancePath.slice(1).replace(/\//g, ".") : ((v.params as { missingProperty?: string; additionalProperty?: string }).missingProperty ?? (v.params as { additionalProperty?: string }).additionalProperty ?? "");
+      const field = v.instancePath
+        ? v.instancePath.slice(1).replace(/\//g, ".")
+        : ((v.params as { missingProperty?: string; additionalProperty?: string }).missingProperty ??
+          (v.params as { additionalProperty?: string }).additionalProperty ??
+          "");
       let detail = err.message;
-      if (v.keyword === "additionalProperties") detail = `${(err as FastifyError).validationContext} has an unknown field ${JSON.stringify((v.params as { additionalProperty: string }).additionalProperty)}`;
-      return reply.code(400).type("application/problem+json").send(problem(400, "validation", detail, { field, errors: (err as FastifyError).validation }));
+      if (v.keyword === "additionalProperties")
+        detail = `${(err as FastifyError).validationContext} has an unknown field ${JSON.stringify((v.params as { additionalProperty: string }).additionalProperty)}`;
+      return reply
+        .code(400)
+        .type("application/problem+json")
+        .send(problem(400, "validation", detail, { field, errors: (err as FastifyError).validation }));
     }
     const status = (err as FastifyError).statusCode ?? 500;
     if (status >= 400 && status < 500) {
       const type = status === 413 ? "body-too-large" : status === 415 ? "unsupported-media-type" : "invalid-request";
       let detail = err.message;
-      if ((err as FastifyError).code === "FST_ERR_CTP_INVALID_JSON_BODY" || err instanceof SyntaxError) detail = `the body is not valid JSON: ${err.message}`;
+      if ((err as FastifyError).code === "FST_ERR_CTP_INVALID_JSON_BODY" || err instanceof SyntaxError)
+        detail = `the body is not valid JSON: ${err.message}`;
       if (status === 413) detail = `the body is larger than ${config.bodyLimit} bytes`;
-      return reply.code(status).type("application/problem+json").send(problem(status, type, detail));
+      return reply
+        .code(status)
+        .type("application/problem+json")
+        .send(problem(status, type, detail));
     }
     req.log.error({ err }, "unhandled error");
-    return reply.code(500).type("application/problem+json").send(problem(500, "internal", `something went wrong on our side (request id ${req.id})`));
+    return reply
+      .code(500)
+      .type("application/problem+json")
+      .send(problem(500, "internal", `something went wrong on our side (request id ${req.id})`));
   });
 
   fastify.setNotFoundHandler((req, reply) => {
-    reply.code(404).type("application/problem+json").send(problem(404, "not-found", `no route ${req.method} ${req.url.split("?")[0]}`));
+    reply
+      .code(404)
+      .type("application/problem+json")
+      .send(problem(404, "not-found", `no route ${req.method} ${req.url.split("?")[0]}`));
   });
 
   fastify.addHook("onSend", async (req, reply, payload) => {
@@ -156,7 +183,11 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
   await fastify.register(swagger, {
     openapi: {
       openapi: "3.1.0",
-      info: { title: "Clicktrail API", version: VERSION, description: "Links on many domains, their clicks, and one event log. Errors are RFC 9457 problem+json." },
+      info: {
+        title: "Clicktrail API",
+        version: VERSION,
+        description: "Links on many domains, their clicks, and one event log. Errors are RFC 9457 problem+json.",
+      },
       components: { securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "an API key: Authorization: Bearer ct_…" } } },
     },
     refResolver: { buildLocalReference: (json, _base, _frag, i) => (json.$id as string) ?? `def-${i}` },

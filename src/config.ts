@@ -38,13 +38,25 @@ export const CONFIG_VARIABLES = [
   ["CLICKTRAIL_PORT", "8080", "TCP port to listen on"],
   ["CLICKTRAIL_HOST", "127.0.0.1", "Address to bind (0.0.0.0 for all interfaces)"],
   ["CLICKTRAIL_DATA_DIR", "./data", "Directory of the SQLite database"],
-  ["CLICKTRAIL_TRUSTED_PROXIES", "(none)", "Comma-separated IPs/CIDRs (or loopback, linklocal, uniquelocal) whose X-Forwarded-For / X-Forwarded-Host are honoured"],
-  ["CLICKTRAIL_ADMIN_KEY", "(generated)", "Bootstrap admin API key of the default project; when unset the first start generates one and prints it once"],
+  [
+    "CLICKTRAIL_TRUSTED_PROXIES",
+    "(none)",
+    "Comma-separated IPs/CIDRs (or loopback, linklocal, uniquelocal) whose X-Forwarded-For / X-Forwarded-Host are honoured",
+  ],
+  [
+    "CLICKTRAIL_ADMIN_KEY",
+    "(generated)",
+    "Bootstrap admin API key of the default project; when unset the first start generates one and prints it once",
+  ],
   ["CLICKTRAIL_IP_MODE", "anonymize", "How client IPs are stored: anonymize (IPv4 /24, IPv6 /48), full, none"],
   ["CLICKTRAIL_VISITOR_COOKIE", "true", "Set a first-party visitor cookie on link domains; false = daily-salted hash of IP + user agent"],
   ["CLICKTRAIL_LOG_LEVEL", "info", "pino log level (fatal, error, warn, info, debug, trace, silent)"],
   ["CLICKTRAIL_BODY_LIMIT", "1048576", "Largest accepted request body in bytes"],
-  ["CLICKTRAIL_SQLITE_SYNCHRONOUS", "FULL", "SQLite synchronous mode: FULL (fsync every group commit) or NORMAL (survives a process crash, not a power loss)"],
+  [
+    "CLICKTRAIL_SQLITE_SYNCHRONOUS",
+    "FULL",
+    "SQLite synchronous mode: FULL (fsync every group commit) or NORMAL (survives a process crash, not a power loss)",
+  ],
   ["CLICKTRAIL_GEOIP_DB", "(none)", "Path to a MaxMind/DB-IP country .mmdb file; enables the country dimension"],
   ["CLICKTRAIL_CONFIG_FILE", "(none)", "Optional JSON file with the same keys (without the prefix, lower case); the environment wins"],
 ] as const;
@@ -86,9 +98,12 @@ function proxies(env: Env): string[] {
     const [addr, bits] = v.split("/");
     const ok =
       PROXY_NAMES.has(v) ||
-      (isIP(addr ?? "") !== 0 &&
-        (bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= (isIP(addr ?? "") === 4 ? 32 : 128))));
-    if (!ok) throw new ConfigError("CLICKTRAIL_TRUSTED_PROXIES", `${JSON.stringify(v)} is not an IP address, a CIDR or one of loopback, linklocal, uniquelocal`);
+      (isIP(addr ?? "") !== 0 && (bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= (isIP(addr ?? "") === 4 ? 32 : 128))));
+    if (!ok)
+      throw new ConfigError(
+        "CLICKTRAIL_TRUSTED_PROXIES",
+        `${JSON.stringify(v)} is not an IP address, a CIDR or one of loopback, linklocal, uniquelocal`,
+      );
     return v;
   });
 }

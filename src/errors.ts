@@ -16,8 +16,7 @@ export class AppError extends Error {
 export const PROBLEM_BASE = "https://clicktrail.dev/problems/";
 
 export const notFound = (what: string) => new AppError(404, "not-found", `${what} not found`);
-export const badRequest = (message: string, extra: Record<string, unknown> = {}) =>
-  new AppError(400, "invalid-request", message, extra);
+export const badRequest = (message: string, extra: Record<string, unknown> = {}) => new AppError(400, "invalid-request", message, extra);
 export const conflict = (message: string, extra: Record<string, unknown> = {}) => new AppError(409, "conflict", message, extra);
 
 export interface Problem {

@@ -53,7 +53,10 @@ async function finish(w: Writable) {
 
 function progressBar(total: number, label: string) {
   if (!process.stderr.isTTY) return null;
-  const bar = new cliProgress.SingleBar({ format: `${label} [{bar}] {percentage}% | {value}/{total} | {eta_formatted} left`, stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic);
+  const bar = new cliProgress.SingleBar(
+    { format: `${label} [{bar}] {percentage}% | {value}/{total} | {eta_formatted} left`, stream: process.stderr, hideCursor: true },
+    cliProgress.Presets.shades_classic,
+  );
   bar.start(total, 0);
   return bar;
 }
@@ -89,7 +92,10 @@ async function serve() {
 }
 
 const program = new Command();
-program.name("clicktrail").description("Self-hosted links, clicks and events. Configuration comes from CLICKTRAIL_* variables (see README).").version(VERSION);
+program
+  .name("clicktrail")
+  .description("Self-hosted links, clicks and events. Configuration comes from CLICKTRAIL_* variables (see README).")
+  .version(VERSION);
 
 program.command("serve", { isDefault: true }).description("run the server (migrates first)").action(serve);
 
@@ -128,11 +134,14 @@ project
       process.stdout.write(`Created project ${p.name} (id ${p.id})\n`);
     })(),
   );
-project.command("list").description("list projects").action(
-  withStore(async (store) => {
-    for (const p of await store.listProjects()) process.stdout.write(`${p.id}\t${p.name}\n`);
-  }),
-);
+project
+  .command("list")
+  .description("list projects")
+  .action(
+    withStore(async (store) => {
+      for (const p of await store.listProjects()) process.stdout.write(`${p.id}\t${p.name}\n`);
+    }),
+  );
 
 const key = program.command("key").description("API keys");
 key
@@ -186,7 +195,8 @@ domain
   .option("--project <project>")
   .action((o: { project?: string }) =>
     withStore(async (store) => {
-      for (const d of await store.listDomains(await projectId(store, o.project))) process.stdout.write(`${d.id}\t${d.hostname}\t${d.fallback_url ?? ""}\n`);
+      for (const d of await store.listDomains(await projectId(store, o.project)))
+        process.stdout.write(`${d.id}\t${d.hostname}\t${d.fallback_url ?? ""}\n`);
     })(),
   );
 
@@ -261,7 +271,12 @@ clicks
       const bar = o.out ? progressBar(total, "exporting") : null;
       const w = output(o.out);
       let lines = 0;
-      const filter = { project_id: pid, link_id: o.link ? Number(o.link) : undefined, from: parseTime(o.from, "--from"), to: parseTime(o.to, "--to") };
+      const filter = {
+        project_id: pid,
+        link_id: o.link ? Number(o.link) : undefined,
+        from: parseTime(o.from, "--from"),
+        to: parseTime(o.to, "--to"),
+      };
       for await (const chunk of exportEvents(store, filter, o.format)) {
         await write(w, chunk);
         lines += chunk.split("\n").length - 1;

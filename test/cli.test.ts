@@ -117,7 +117,10 @@ test("clicks export from the CLI (CSV and NDJSON)", async () => {
     assert.equal(rows[0]!.channel, "newsletter");
     assert.equal(rows[0]!.link_id, String(l.json.id));
     r = await cli(["clicks", "export", "--format", "ndjson", "--link", String(l.json.id)], { CLICKTRAIL_DATA_DIR: dir });
-    const lines = r.stdout.trim().split("\n").map((x) => JSON.parse(x));
+    const lines = r.stdout
+      .trim()
+      .split("\n")
+      .map((x) => JSON.parse(x));
     assert.equal(lines.length, 7);
     assert.equal(lines[0].browser, "Chrome");
   } finally {

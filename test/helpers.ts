@@ -29,7 +29,13 @@ export interface TestApp {
 /** Builds the app on a fresh SQLite file in a temp dir and listens on an ephemeral loopback port. */
 export async function startApp(env: Record<string, string> = {}): Promise<TestApp> {
   const dir = tmpDir();
-  const config = loadConfig({ CLICKTRAIL_DATA_DIR: dir, CLICKTRAIL_PORT: "0", CLICKTRAIL_ADMIN_KEY: ADMIN_KEY, CLICKTRAIL_LOG_LEVEL: "silent", ...env });
+  const config = loadConfig({
+    CLICKTRAIL_DATA_DIR: dir,
+    CLICKTRAIL_PORT: "0",
+    CLICKTRAIL_ADMIN_KEY: ADMIN_KEY,
+    CLICKTRAIL_LOG_LEVEL: "silent",
+    ...env,
+  });
   const store = await openStore(config);
   const app = await buildApp(config, store);
   await app.services.auth.bootstrapAdminKey(config.adminKey);
@@ -93,7 +99,10 @@ export function req(
 
 /** A GET on a link domain: Host header set, no API key. */
 export function hit(base: string, host: string, pathname: string, headers: Record<string, string> = {}, method = "GET"): Promise<Res> {
-  return req(base, method, pathname, { headers: { host, "user-agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36", ...headers }, key: null });
+  return req(base, method, pathname, {
+    headers: { host, "user-agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36", ...headers },
+    key: null,
+  });
 }
 
 export interface ServerProcess {
@@ -108,7 +117,14 @@ export async function startProcess(dataDir: string, env: Record<string, string> 
   const port = 20000 + Math.floor(Math.random() * 20000);
   let out = "";
   const proc = spawn(process.execPath, [MAIN, "serve"], {
-    env: { ...process.env, CLICKTRAIL_DATA_DIR: dataDir, CLICKTRAIL_PORT: String(port), CLICKTRAIL_ADMIN_KEY: ADMIN_KEY, CLICKTRAIL_LOG_LEVEL: "warn", ...env },
+    env: {
+      ...process.env,
+      CLICKTRAIL_DATA_DIR: dataDir,
+      CLICKTRAIL_PORT: String(port),
+      CLICKTRAIL_ADMIN_KEY: ADMIN_KEY,
+      CLICKTRAIL_LOG_LEVEL: "warn",
+      ...env,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   proc.stdout!.on("data", (d) => (out += d));
@@ -137,7 +153,10 @@ export function waitExit(proc: ChildProcess): Promise<{ code: number | null; sig
 /** Runs the CLI to completion. */
 export function cli(args: string[], env: Record<string, string>, input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, CLICKTRAIL_LOG_LEVEL: "warn", ...env }, stdio: ["pipe", "pipe", "pipe"] });
+    const p = spawn(process.execPath, [MAIN, ...args], {
+      env: { ...process.env, CLICKTRAIL_LOG_LEVEL: "warn", ...env },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     p.stdout.on("data", (d) => (stdout += d));

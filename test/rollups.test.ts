@@ -37,15 +37,37 @@ test("visitor sketches: exact while small, about 1.6 % error when large, merging
 
 function click(i: number, link: number, ts: number): EventRow {
   return {
-    project_id: 1, ts, client_ts: null, name: "click", visitor: `v${i % 37}`, session: null, link_id: link, domain_id: 1, campaign_id: null,
-    source: "link", channel: i % 2 ? "default" : "mail", platform: "linux", ip: null, ua: "ua", referrer: i % 3 ? null : "https://news.example/x",
-    browser: "Chrome", os: "Linux", device: "desktop", is_bot: i % 10 === 0, country: null, data: null,
+    project_id: 1,
+    ts,
+    client_ts: null,
+    name: "click",
+    visitor: `v${i % 37}`,
+    session: null,
+    link_id: link,
+    domain_id: 1,
+    campaign_id: null,
+    source: "link",
+    channel: i % 2 ? "default" : "mail",
+    platform: "linux",
+    ip: null,
+    ua: "ua",
+    referrer: i % 3 ? null : "https://news.example/x",
+    browser: "Chrome",
+    os: "Linux",
+    device: "desktop",
+    is_bot: i % 10 === 0,
+    country: null,
+    data: null,
   };
 }
 
 async function totals(store: SqliteStore) {
-  const r = store.db.prepare(`SELECT scope, scope_id, sum(clicks) AS n FROM rollups WHERE dim = 'total' GROUP BY scope, scope_id ORDER BY scope, scope_id`).all();
-  const byChannel = store.db.prepare(`SELECT value, sum(clicks) AS n FROM rollups WHERE scope = 'project' AND dim = 'channel' GROUP BY value ORDER BY value`).all();
+  const r = store.db
+    .prepare(`SELECT scope, scope_id, sum(clicks) AS n FROM rollups WHERE dim = 'total' GROUP BY scope, scope_id ORDER BY scope, scope_id`)
+    .all();
+  const byChannel = store.db
+    .prepare(`SELECT value, sum(clicks) AS n FROM rollups WHERE scope = 'project' AND dim = 'channel' GROUP BY value ORDER BY value`)
+    .all();
   return { r, byChannel };
 }
 
@@ -58,7 +80,23 @@ test("an interrupted rollup flush is finished exactly once after a crash, and th
     const p = await store.createProject("p");
     const d = await store.createDomain({ project_id: p.id, hostname: "x.test", fallback_url: null });
     const links: Link[] = [];
-    for (let i = 0; i < 5; i++) links.push(await store.createLink({ project_id: p.id, domain_id: d.id, slug: `s${i}`, target: "https://e.test/", redirect_status: 302, expires_at: null, max_clicks: null, tags: [], utm: {}, forward_query: false, title: null, notes: null }));
+    for (let i = 0; i < 5; i++)
+      links.push(
+        await store.createLink({
+          project_id: p.id,
+          domain_id: d.id,
+          slug: `s${i}`,
+          target: "https://e.test/",
+          redirect_status: 302,
+          expires_at: null,
+          max_clicks: null,
+          tags: [],
+          utm: {},
+          forward_query: false,
+          title: null,
+          notes: null,
+        }),
+      );
     const t0 = Date.UTC(2026, 10, 20, 10);
     const events = Array.from({ length: 3000 }, (_, i) => click(i, links[i % 5]!.id, t0 + i * 60_000));
 

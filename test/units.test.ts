@@ -24,7 +24,10 @@ test("config: defaults, a config file under the environment, errors name the var
     assert.deepEqual(f.trustedProxies, ["10.0.0.0/8", "loopback"]);
     assert.equal(f.ipMode, "none", "the environment wins over the file");
     writeFileSync(file, JSON.stringify({ colour: "blue" }));
-    assert.throws(() => loadConfig({ CLICKTRAIL_CONFIG_FILE: file }), (e: unknown) => e instanceof ConfigError && /unknown key "colour"/.test(e.message));
+    assert.throws(
+      () => loadConfig({ CLICKTRAIL_CONFIG_FILE: file }),
+      (e: unknown) => e instanceof ConfigError && /unknown key "colour"/.test(e.message),
+    );
     writeFileSync(file, "{not json");
     assert.throws(() => loadConfig({ CLICKTRAIL_CONFIG_FILE: file }), /CLICKTRAIL_CONFIG_FILE/);
   } finally {
@@ -39,7 +42,11 @@ test("config: defaults, a config file under the environment, errors name the var
     ["CLICKTRAIL_SQLITE_SYNCHRONOUS", "OFF"],
     ["CLICKTRAIL_BODY_LIMIT", "10"],
   ]) {
-    assert.throws(() => loadConfig({ [k!]: v }), (e: unknown) => e instanceof ConfigError && e.variable === k, `${k}=${v}`);
+    assert.throws(
+      () => loadConfig({ [k!]: v }),
+      (e: unknown) => e instanceof ConfigError && e.variable === k,
+      `${k}=${v}`,
+    );
   }
 });
 
@@ -65,14 +72,21 @@ test("IP anonymisation", () => {
 });
 
 test("user agents: browser, OS, device, platform, bots", () => {
-  const iphone = parseUa("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1");
+  const iphone = parseUa(
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1",
+  );
   assert.deepEqual(iphone, { browser: "Mobile Safari", os: "iOS", device: "mobile", platform: "ios", bot: false });
   const android = parseUa("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36");
   assert.equal(android.platform, "android");
   assert.equal(android.device, "mobile");
   const win = parseUa("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36");
   assert.deepEqual([win.platform, win.device, win.browser], ["windows", "desktop", "Chrome"]);
-  assert.equal(parseUa("Mozilla/5.0 (Windows Phone 10.0; Android 6.0.1; Microsoft; Lumia 950) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/52.0 Mobile Safari/537.36 Edge/15.15063").platform, "windows-phone");
+  assert.equal(
+    parseUa(
+      "Mozilla/5.0 (Windows Phone 10.0; Android 6.0.1; Microsoft; Lumia 950) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/52.0 Mobile Safari/537.36 Edge/15.15063",
+    ).platform,
+    "windows-phone",
+  );
   assert.equal(parseUa("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)").bot, true);
   assert.equal(parseUa("Twitterbot/1.0").bot, true);
   assert.equal(parseUa(undefined).bot, true, "no user agent at all is treated as a bot");
@@ -83,7 +97,10 @@ test("hostnames, UTM and forwarded queries", () => {
   assert.equal(normalizeHostname("bücher.example."), "xn--bcher-kva.example");
   assert.throws(() => normalizeHostname("https://x.com"), /not a URL/);
   assert.throws(() => normalizeHostname("a b.com"), /not a valid host name/);
-  assert.equal(withUtm("https://a.test/p?x=1#frag", { source: "news", medium: "email" }), "https://a.test/p?x=1&utm_source=news&utm_medium=email#frag");
+  assert.equal(
+    withUtm("https://a.test/p?x=1#frag", { source: "news", medium: "email" }),
+    "https://a.test/p?x=1&utm_source=news&utm_medium=email#frag",
+  );
   assert.equal(withUtm("https://a.test/?utm_source=keep", { source: "news" }), "https://a.test/?utm_source=keep");
   assert.equal(forwardQuery("https://a.test/p?x=1#f", "y=2"), "https://a.test/p?x=1&y=2#f");
   assert.equal(forwardQuery("https://a.test/p", "y=2"), "https://a.test/p?y=2");

@@ -72,7 +72,13 @@ export class AuthService {
       const hash = hashKey(configured);
       const existing = await this.store.getApiKeyByHash(hash);
       if (!existing) {
-        await this.store.createApiKey({ project_id: project.id, name: "bootstrap (CLICKTRAIL_ADMIN_KEY)", prefix: configured.slice(0, 10), hash, scopes: ["admin"] });
+        await this.store.createApiKey({
+          project_id: project.id,
+          name: "bootstrap (CLICKTRAIL_ADMIN_KEY)",
+          prefix: configured.slice(0, 10),
+          hash,
+          scopes: ["admin"],
+        });
       } else if (existing.revoked_at !== null) {
         throw new AppError(500, "config", "CLICKTRAIL_ADMIN_KEY names a key that was revoked; set another value");
       }
@@ -84,7 +90,8 @@ export class AuthService {
   }
 
   async createProject(name: string): Promise<Project> {
-    if (!/^[a-zA-Z0-9][\w.-]{0,63}$/.test(name)) throw badRequest("project name: 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit");
+    if (!/^[a-zA-Z0-9][\w.-]{0,63}$/.test(name))
+      throw badRequest("project name: 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit");
     try {
       return await this.store.createProject(name);
     } catch (e) {
@@ -94,7 +101,8 @@ export class AuthService {
   }
 
   async resolveProject(idOrName: string | number): Promise<Project> {
-    const p = typeof idOrName === "number" || /^\d+$/.test(idOrName) ? await this.store.getProject(Number(idOrName)) : await this.store.getProject(idOrName);
+    const p =
+      typeof idOrName === "number" || /^\d+$/.test(idOrName) ? await this.store.getProject(Number(idOrName)) : await this.store.getProject(idOrName);
     if (!p) throw notFound(`project ${JSON.stringify(String(idOrName))}`);
     return p;
   }

@@ -2,8 +2,24 @@ import { stringify } from "csv-stringify/sync";
 import type { EventFilter, Store, StoredEvent } from "../store/port.js";
 
 export const EXPORT_COLUMNS = [
-  "id", "time", "name", "link_id", "domain_id", "channel", "visitor", "ip", "user_agent", "referrer",
-  "browser", "os", "device", "platform", "is_bot", "country", "source", "data",
+  "id",
+  "time",
+  "name",
+  "link_id",
+  "domain_id",
+  "channel",
+  "visitor",
+  "ip",
+  "user_agent",
+  "referrer",
+  "browser",
+  "os",
+  "device",
+  "platform",
+  "is_bot",
+  "country",
+  "source",
+  "data",
 ] as const;
 
 export function exportRecord(e: StoredEvent) {

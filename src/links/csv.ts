@@ -9,8 +9,21 @@ import { iso } from "../util/time.js";
 
 /** Columns of the links CSV, the same for import and export, so an export can be imported elsewhere. */
 export const LINK_CSV_COLUMNS = [
-  "domain", "slug", "target", "tags", "title", "notes", "redirect_status", "expires_at", "max_clicks", "forward_query",
-  "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
+  "domain",
+  "slug",
+  "target",
+  "tags",
+  "title",
+  "notes",
+  "redirect_status",
+  "expires_at",
+  "max_clicks",
+  "forward_query",
+  "utm_source",
+  "utm_medium",
+  "utm_campaign",
+  "utm_term",
+  "utm_content",
 ] as const;
 
 export type ImportOutcome = { row: number; status: "created" | "exists" | "failed"; message?: string; link?: Link };
@@ -41,14 +54,19 @@ function rowToInput(r: Record<string, string>): LinkInput {
   const input: LinkInput = { domain: r.domain?.trim(), target: r.target?.trim() };
   const v = (k: string) => (r[k] ?? "").trim();
   if (v("slug")) input.slug = v("slug");
-  if (v("tags")) input.tags = v("tags").split(/[|;]/).map((t) => t.trim()).filter(Boolean);
+  if (v("tags"))
+    input.tags = v("tags")
+      .split(/[|;]/)
+      .map((t) => t.trim())
+      .filter(Boolean);
   if (v("title")) input.title = v("title");
   if (v("notes")) input.notes = v("notes");
   if (v("redirect_status")) input.redirect_status = Number(v("redirect_status"));
   if (v("expires_at")) input.expires_at = v("expires_at");
   if (v("max_clicks")) {
     const n = Number(v("max_clicks"));
-    if (!Number.isInteger(n) || n < 1) throw new AppError(400, "invalid-request", `max_clicks must be a positive integer, got ${JSON.stringify(v("max_clicks"))}`);
+    if (!Number.isInteger(n) || n < 1)
+      throw new AppError(400, "invalid-request", `max_clicks must be a positive integer, got ${JSON.stringify(v("max_clicks"))}`);
     input.max_clicks = n;
   }
   if (v("forward_query")) input.forward_query = /^(1|true|yes)$/i.test(v("forward_query"));
@@ -77,7 +95,15 @@ export async function* importLinksCsv(
   svc: { links: LinkService; domains: DomainService },
   opts: { createDomains?: boolean } = {},
 ): AsyncGenerator<ImportOutcome> {
-  const parser = createReadStream(file).pipe(parse({ columns: (h: string[]) => h.map((c) => c.trim().toLowerCase()), skip_empty_lines: true, trim: false, bom: true, relax_column_count: true }));
+  const parser = createReadStream(file).pipe(
+    parse({
+      columns: (h: string[]) => h.map((c) => c.trim().toLowerCase()),
+      skip_empty_lines: true,
+      trim: false,
+      bom: true,
+      relax_column_count: true,
+    }),
+  );
   let row = 1;
   const knownDomains = new Map<string, number>();
   for await (const rec of parser as AsyncIterable<Record<string, string>>) {
@@ -98,7 +124,8 @@ export async function* importLinksCsv(
       }
       const existing = await svc.links.findExisting(domainId, input);
       if (existing) {
-        if (existing.target !== input.target) throw new AppError(409, "conflict", `${existing.hostname}/${existing.slug} already exists with another target (${existing.target})`);
+        if (existing.target !== input.target)
+          throw new AppError(409, "conflict", `${existing.hostname}/${existing.slug} already exists with another target (${existing.target})`);
         yield { row, status: "exists", link: existing };
         continue;
       }

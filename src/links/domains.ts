@@ -45,7 +45,10 @@ export class DomainService {
       throw e;
     }
     const d = await this.store.getDomainByHostname(h);
-    if (!d || d.project_id !== projectId) throw new AppError(400, "unknown-domain", `domain ${h} is not registered in this project; create it first with POST /api/v1/domains`, { field: "domain" });
+    if (!d || d.project_id !== projectId)
+      throw new AppError(400, "unknown-domain", `domain ${h} is not registered in this project; create it first with POST /api/v1/domains`, {
+        field: "domain",
+      });
     return d;
   }
 

@@ -96,7 +96,8 @@ export class LinkService {
     const domain = await this.domains.byName(projectId, input.domain);
     const target = validateUrl(input.target, "target");
     const status = input.redirect_status ?? 302;
-    if (!(REDIRECT_STATUSES as readonly number[]).includes(status)) throw badRequest(`redirect_status must be one of ${REDIRECT_STATUSES.join(", ")}`, { field: "redirect_status" });
+    if (!(REDIRECT_STATUSES as readonly number[]).includes(status))
+      throw badRequest(`redirect_status must be one of ${REDIRECT_STATUSES.join(", ")}`, { field: "redirect_status" });
     const base = {
       project_id: projectId,
       domain_id: domain.id,
@@ -170,7 +171,8 @@ export class LinkService {
     if (input.slug !== undefined) patch.slug = validateSlug(input.slug);
     if (input.target !== undefined) patch.target = validateUrl(input.target, "target");
     if (input.redirect_status !== undefined) {
-      if (!(REDIRECT_STATUSES as readonly number[]).includes(input.redirect_status)) throw badRequest(`redirect_status must be one of ${REDIRECT_STATUSES.join(", ")}`, { field: "redirect_status" });
+      if (!(REDIRECT_STATUSES as readonly number[]).includes(input.redirect_status))
+        throw badRequest(`redirect_status must be one of ${REDIRECT_STATUSES.join(", ")}`, { field: "redirect_status" });
       patch.redirect_status = input.redirect_status as Link["redirect_status"];
     }
     if (input.expires_at !== undefined) patch.expires_at = time(input.expires_at, "expires_at") ?? null;

@@ -58,14 +58,23 @@ export function createRedirectHandler(deps: RedirectDeps) {
   function page(res: ServerResponse, status: 404 | 410, head: boolean) {
     const text = status === 404 ? "Not Found: there is no link here." : "Gone: this link has expired.";
     const body = `<!doctype html><meta charset="utf-8"><title>${status}</title><p>${text}</p>\n`;
-    res.writeHead(status, { "Content-Type": "text/html; charset=utf-8", "Content-Length": Buffer.byteLength(body), "Cache-Control": "private, max-age=0" });
+    res.writeHead(status, {
+      "Content-Type": "text/html; charset=utf-8",
+      "Content-Length": Buffer.byteLength(body),
+      "Cache-Control": "private, max-age=0",
+    });
     res.end(head ? undefined : body);
   }
 
   return async function handle(req: IncomingMessage, res: ServerResponse, domain: Domain): Promise<void> {
     const method = req.method ?? "GET";
     if (method !== "GET" && method !== "HEAD") {
-      return send(res, 405, { Allow: "GET, HEAD", "Content-Type": "application/problem+json" }, JSON.stringify(problem(405, "method-not-allowed", `${method} is not allowed on a link; use GET or HEAD`)));
+      return send(
+        res,
+        405,
+        { Allow: "GET, HEAD", "Content-Type": "application/problem+json" },
+        JSON.stringify(problem(405, "method-not-allowed", `${method} is not allowed on a link; use GET or HEAD`)),
+      );
     }
     const now = Date.now();
     const url = req.url ?? "/";
@@ -74,7 +83,10 @@ export function createRedirectHandler(deps: RedirectDeps) {
     const query = q >= 0 ? url.slice(q + 1) : "";
     let segments: string[];
     try {
-      segments = pathname.split("/").filter((s) => s !== "").map(decodeURIComponent);
+      segments = pathname
+        .split("/")
+        .filter((s) => s !== "")
+        .map(decodeURIComponent);
     } catch {
       segments = [pathname];
     }
@@ -158,7 +170,12 @@ export function createRedirectHandler(deps: RedirectDeps) {
       if (outcome === "redirect" && !isBot) resolved!.link.clicks--;
       counters.error.inc();
       deps.log.error({ err }, "click not stored; answered 503");
-      return send(res, 503, { "Content-Type": "application/problem+json", "Retry-After": 1 }, JSON.stringify(problem(503, "storage-unavailable", "the click could not be recorded; try again in a moment")));
+      return send(
+        res,
+        503,
+        { "Content-Type": "application/problem+json", "Retry-After": 1 },
+        JSON.stringify(problem(503, "storage-unavailable", "the click could not be recorded; try again in a moment")),
+      );
     }
     counters[outcome].inc();
     respond();

@@ -18,7 +18,13 @@ export interface LinkRouteDeps {
   stats: StatsService;
 }
 
-export const publicDomain = (d: Domain) => ({ id: d.id, hostname: d.hostname, fallback_url: d.fallback_url, created_at: iso(d.created_at), updated_at: iso(d.updated_at) });
+export const publicDomain = (d: Domain) => ({
+  id: d.id,
+  hostname: d.hostname,
+  fallback_url: d.fallback_url,
+  created_at: iso(d.created_at),
+  updated_at: iso(d.updated_at),
+});
 
 type IdParams = { Params: { id: string } };
 
@@ -30,128 +36,233 @@ export async function linkRoutes(app: FastifyInstance, deps: LinkRouteDeps) {
   const security = [{ bearer: [] }];
 
   // ---- domains
-  app.post<{ Body: DomainInput }>("/api/v1/domains", {
-    schema: { tags: ["domains"], summary: "Register a hostname to serve links on", security, body: domainBody, response: { 201: domainSchema, 409: { $ref: "Problem#" }, ...errorResponses } },
-    onRequest: write,
-  }, async (req, reply) => reply.code(201).send(publicDomain(await domains.create(req.principal.projectId, req.body))));
+  app.post<{ Body: DomainInput }>(
+    "/api/v1/domains",
+    {
+      schema: {
+        tags: ["domains"],
+        summary: "Register a hostname to serve links on",
+        security,
+        body: domainBody,
+        response: { 201: domainSchema, 409: { $ref: "Problem#" }, ...errorResponses },
+      },
+      onRequest: write,
+    },
+    async (req, reply) => reply.code(201).send(publicDomain(await domains.create(req.principal.projectId, req.body))),
+  );
 
-  app.get("/api/v1/domains", {
-    schema: { tags: ["domains"], summary: "List the project's domains", security, response: { 200: { type: "object", properties: { domains: { type: "array", items: domainSchema } } } } },
-    onRequest: read,
-  }, async (req) => ({ domains: (await domains.list(req.principal.projectId)).map(publicDomain) }));
+  app.get(
+    "/api/v1/domains",
+    {
+      schema: {
+        tags: ["domains"],
+        summary: "List the project's domains",
+        security,
+        response: { 200: { type: "object", properties: { domains: { type: "array", items: domainSchema } } } },
+      },
+      onRequest: read,
+    },
+    async (req) => ({ domains: (await domains.list(req.principal.projectId)).map(publicDomain) }),
+  );
 
-  app.get<IdParams>("/api/v1/domains/:id", {
-    schema: { tags: ["domains"], summary: "Get one domain", security, params: idParams, response: { 200: domainSchema, ...errorResponses } },
-    onRequest: read,
-  }, async (req) => publicDomain(await domains.get(req.principal.projectId, Number(req.params.id))));
+  app.get<IdParams>(
+    "/api/v1/domains/:id",
+    {
+      schema: { tags: ["domains"], summary: "Get one domain", security, params: idParams, response: { 200: domainSchema, ...errorResponses } },
+      onRequest: read,
+    },
+    async (req) => publicDomain(await domains.get(req.principal.projectId, Number(req.params.id))),
+  );
 
-  app.patch<IdParams & { Body: DomainInput }>("/api/v1/domains/:id", {
-    schema: { tags: ["domains"], summary: "Change a domain's hostname or fallback", security, params: idParams, body: { ...domainBody, minProperties: 1 }, response: { 200: domainSchema, ...errorResponses } },
-    onRequest: write,
-  }, async (req) => publicDomain(await domains.update(req.principal.projectId, Number(req.params.id), req.body)));
+  app.patch<IdParams & { Body: DomainInput }>(
+    "/api/v1/domains/:id",
+    {
+      schema: {
+        tags: ["domains"],
+        summary: "Change a domain's hostname or fallback",
+        security,
+        params: idParams,
+        body: { ...domainBody, minProperties: 1 },
+        response: { 200: domainSchema, ...errorResponses },
+      },
+      onRequest: write,
+    },
+    async (req) => publicDomain(await domains.update(req.principal.projectId, Number(req.params.id), req.body)),
+  );
 
-  app.delete<IdParams>("/api/v1/domains/:id", {
-    schema: { tags: ["domains"], summary: "Delete a domain that has no links", security, params: idParams },
-    onRequest: write,
-  }, async (req, reply) => {
-    await domains.delete(req.principal.projectId, Number(req.params.id));
-    return reply.code(204).send();
-  });
+  app.delete<IdParams>(
+    "/api/v1/domains/:id",
+    {
+      schema: { tags: ["domains"], summary: "Delete a domain that has no links", security, params: idParams },
+      onRequest: write,
+    },
+    async (req, reply) => {
+      await domains.delete(req.principal.projectId, Number(req.params.id));
+      return reply.code(204).send();
+    },
+  );
 
-  app.get<IdParams & { Querystring: StatsQuery & { top?: string } }>("/api/v1/domains/:id/stats", {
-    schema: { tags: ["stats"], summary: "Clicks, visitors, series and breakdowns of a domain (plus its orphan visits)", security, params: idParams, querystring: statsQuerySchema, response: { 200: statsResponse } },
-    onRequest: statsRead,
-  }, async (req) => {
-    const d = await domains.get(req.principal.projectId, Number(req.params.id));
-    return stats.stats("domain", d.id, { ...req.query, top: intParam(req.query.top, "top", 1, 100) }, "orphan_domain");
-  });
+  app.get<IdParams & { Querystring: StatsQuery & { top?: string } }>(
+    "/api/v1/domains/:id/stats",
+    {
+      schema: {
+        tags: ["stats"],
+        summary: "Clicks, visitors, series and breakdowns of a domain (plus its orphan visits)",
+        security,
+        params: idParams,
+        querystring: statsQuerySchema,
+        response: { 200: statsResponse },
+      },
+      onRequest: statsRead,
+    },
+    async (req) => {
+      const d = await domains.get(req.principal.projectId, Number(req.params.id));
+      return stats.stats("domain", d.id, { ...req.query, top: intParam(req.query.top, "top", 1, 100) }, "orphan_domain");
+    },
+  );
 
   // ---- links
-  app.post<{ Body: LinkInput }>("/api/v1/links", {
-    schema: { tags: ["links"], summary: "Create a link", security, body: linkCreateBody, response: { 201: linkSchema, 409: { $ref: "Problem#" }, ...errorResponses } },
-    onRequest: write,
-  }, async (req, reply) => reply.code(201).send(publicLink(await links.create(req.principal.projectId, req.body))));
+  app.post<{ Body: LinkInput }>(
+    "/api/v1/links",
+    {
+      schema: {
+        tags: ["links"],
+        summary: "Create a link",
+        security,
+        body: linkCreateBody,
+        response: { 201: linkSchema, 409: { $ref: "Problem#" }, ...errorResponses },
+      },
+      onRequest: write,
+    },
+    async (req, reply) => reply.code(201).send(publicLink(await links.create(req.principal.projectId, req.body))),
+  );
 
   const validateItem = new Ajv({ allErrors: false, strict: false, allowUnionTypes: true }).compile(linkCreateBody);
-  app.post<{ Body: { links: LinkInput[] } }>("/api/v1/links/bulk", {
-    schema: {
-      tags: ["links"],
-      summary: "Create up to 1,000 links; one result per item, in order",
-      security,
-      body: bulkBody,
-      response: {
-        200: {
-          type: "object",
-          properties: {
-            created: { type: "integer" },
-            failed: { type: "integer" },
-            results: { type: "array", items: { type: "object", properties: { index: { type: "integer" }, status: { type: "integer" }, link: linkSchema, error: { $ref: "Problem#" } } } },
+  app.post<{ Body: { links: LinkInput[] } }>(
+    "/api/v1/links/bulk",
+    {
+      schema: {
+        tags: ["links"],
+        summary: "Create up to 1,000 links; one result per item, in order",
+        security,
+        body: bulkBody,
+        response: {
+          200: {
+            type: "object",
+            properties: {
+              created: { type: "integer" },
+              failed: { type: "integer" },
+              results: {
+                type: "array",
+                items: {
+                  type: "object",
+                  properties: { index: { type: "integer" }, status: { type: "integer" }, link: linkSchema, error: { $ref: "Problem#" } },
+                },
+              },
+            },
           },
         },
       },
+      onRequest: write,
     },
-    onRequest: write,
-  }, async (req) => {
-    const results = [];
-    let created = 0;
-    for (const [index, item] of req.body.links.entries()) {
-      if (!validateItem(item)) {
-        const e = validateItem.errors![0]!;
-        const params = e.params as { missingProperty?: string; additionalProperty?: string };
-        const where = e.instancePath ? e.instancePath.slice(1).replace(/\//g, ".") : (params.missingProperty ?? params.additionalProperty ?? "");
-        const detail =
-          e.keyword === "additionalProperties" ? `links[${index}] has an unknown field ${JSON.stringify(where)}` : `links[${index}]${where ? "." + where : ""} ${e.message}`;
-        results.push({ index, status: 400, error: problem(400, "validation", detail, { field: where }) });
-        continue;
+    async (req) => {
+      const results = [];
+      let created = 0;
+      for (const [index, item] of req.body.links.entries()) {
+        if (!validateItem(item)) {
+          const e = validateItem.errors![0]!;
+          const params = e.params as { missingProperty?: string; additionalProperty?: string };
+          const where = e.instancePath ? e.instancePath.slice(1).replace(/\//g, ".") : (params.missingProperty ?? params.additionalProperty ?? "");
+          const detail =
+            e.keyword === "additionalProperties"
+              ? `links[${index}] has an unknown field ${JSON.stringify(where)}`
+              : `links[${index}]${where ? "." + where : ""} ${e.message}`;
+          results.push({ index, status: 400, error: problem(400, "validation", detail, { field: where }) });
+          continue;
+        }
+        try {
+          results.push({ index, status: 201, link: publicLink(await links.create(req.principal.projectId, item)) });
+          created++;
+        } catch (err) {
+          if (!(err instanceof AppError)) throw err;
+          results.push({ index, status: err.status, error: problem(err.status, err.type, `links[${index}]: ${err.message}`, err.extra) });
+        }
       }
-      try {
-        results.push({ index, status: 201, link: publicLink(await links.create(req.principal.projectId, item)) });
-        created++;
-      } catch (err) {
-        if (!(err instanceof AppError)) throw err;
-        results.push({ index, status: err.status, error: problem(err.status, err.type, `links[${index}]: ${err.message}`, err.extra) });
-      }
-    }
-    return { created, failed: results.length - created, results };
-  });
-
-  app.get<{ Querystring: ListQuery & { limit?: string } }>("/api/v1/links", {
-    schema: {
-      tags: ["links"],
-      summary: "List links (newest first) with filters and cursor pagination",
-      security,
-      querystring: linkListQuery,
-      response: { 200: { type: "object", properties: { links: { type: "array", items: linkSchema }, next_cursor: { type: ["string", "null"] } } } },
+      return { created, failed: results.length - created, results };
     },
-    onRequest: read,
-  }, async (req) => {
-    const r = await links.list(req.principal.projectId, { ...req.query, limit: intParam(req.query.limit, "limit", 1, 1000) });
-    return { links: r.links.map(publicLink), next_cursor: r.next_cursor };
-  });
+  );
 
-  app.get<IdParams>("/api/v1/links/:id", {
-    schema: { tags: ["links"], summary: "Get one link", security, params: idParams, response: { 200: linkSchema, ...errorResponses } },
-    onRequest: read,
-  }, async (req) => publicLink(await links.get(req.principal.projectId, Number(req.params.id))));
+  app.get<{ Querystring: ListQuery & { limit?: string } }>(
+    "/api/v1/links",
+    {
+      schema: {
+        tags: ["links"],
+        summary: "List links (newest first) with filters and cursor pagination",
+        security,
+        querystring: linkListQuery,
+        response: { 200: { type: "object", properties: { links: { type: "array", items: linkSchema }, next_cursor: { type: ["string", "null"] } } } },
+      },
+      onRequest: read,
+    },
+    async (req) => {
+      const r = await links.list(req.principal.projectId, { ...req.query, limit: intParam(req.query.limit, "limit", 1, 1000) });
+      return { links: r.links.map(publicLink), next_cursor: r.next_cursor };
+    },
+  );
 
-  app.patch<IdParams & { Body: LinkInput }>("/api/v1/links/:id", {
-    schema: { tags: ["links"], summary: "Change a link", security, params: idParams, body: linkPatchBody, response: { 200: linkSchema, 409: { $ref: "Problem#" }, ...errorResponses } },
-    onRequest: write,
-  }, async (req) => publicLink(await links.update(req.principal.projectId, Number(req.params.id), req.body)));
+  app.get<IdParams>(
+    "/api/v1/links/:id",
+    {
+      schema: { tags: ["links"], summary: "Get one link", security, params: idParams, response: { 200: linkSchema, ...errorResponses } },
+      onRequest: read,
+    },
+    async (req) => publicLink(await links.get(req.principal.projectId, Number(req.params.id))),
+  );
 
-  app.delete<IdParams>("/api/v1/links/:id", {
-    schema: { tags: ["links"], summary: "Delete a link (its clicks stay in the event log)", security, params: idParams },
-    onRequest: write,
-  }, async (req, reply) => {
-    await links.delete(req.principal.projectId, Number(req.params.id));
-    return reply.code(204).send();
-  });
+  app.patch<IdParams & { Body: LinkInput }>(
+    "/api/v1/links/:id",
+    {
+      schema: {
+        tags: ["links"],
+        summary: "Change a link",
+        security,
+        params: idParams,
+        body: linkPatchBody,
+        response: { 200: linkSchema, 409: { $ref: "Problem#" }, ...errorResponses },
+      },
+      onRequest: write,
+    },
+    async (req) => publicLink(await links.update(req.principal.projectId, Number(req.params.id), req.body)),
+  );
 
-  app.get<IdParams & { Querystring: StatsQuery & { top?: string } }>("/api/v1/links/:id/stats", {
-    schema: { tags: ["stats"], summary: "Clicks, unique visitors, a time series and breakdowns of a link", security, params: idParams, querystring: statsQuerySchema, response: { 200: statsResponse } },
-    onRequest: statsRead,
-  }, async (req) => {
-    const l = await links.get(req.principal.projectId, Number(req.params.id));
-    return stats.stats("link", l.id, { ...req.query, top: intParam(req.query.top, "top", 1, 100) });
-  });
+  app.delete<IdParams>(
+    "/api/v1/links/:id",
+    {
+      schema: { tags: ["links"], summary: "Delete a link (its clicks stay in the event log)", security, params: idParams },
+      onRequest: write,
+    },
+    async (req, reply) => {
+      await links.delete(req.principal.projectId, Number(req.params.id));
+      return reply.code(204).send();
+    },
+  );
+
+  app.get<IdParams & { Querystring: StatsQuery & { top?: string } }>(
+    "/api/v1/links/:id/stats",
+    {
+      schema: {
+        tags: ["stats"],
+        summary: "Clicks, unique visitors, a time series and breakdowns of a link",
+        security,
+        params: idParams,
+        querystring: statsQuerySchema,
+        response: { 200: statsResponse },
+      },
+      onRequest: statsRead,
+    },
+    async (req) => {
+      const l = await links.get(req.principal.projectId, Number(req.params.id));
+      return stats.stats("link", l.id, { ...req.query, top: intParam(req.query.top, "top", 1, 100) });
+    },
+  );
 }

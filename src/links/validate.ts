@@ -7,14 +7,28 @@ export const GENERATED_SLUG_LENGTH = 7;
 
 /** Slugs that would shadow something a link domain serves itself, or that readers would mistake for a page. */
 export const RESERVED_SLUGS = new Set([
-  "api", "docs", "dashboard", "healthz", "metrics", "openapi.json", "static", "assets", "admin", "login", "logout",
-  "favicon.ico", "robots.txt", "tracker.js", ".well-known",
+  "api",
+  "docs",
+  "dashboard",
+  "healthz",
+  "metrics",
+  "openapi.json",
+  "static",
+  "assets",
+  "admin",
+  "login",
+  "logout",
+  "favicon.ico",
+  "robots.txt",
+  "tracker.js",
+  ".well-known",
 ]);
 
 /** Lower-cases, drops a port and a trailing dot, and turns an IDN into punycode. */
 export function normalizeHostname(input: string): string {
   let h = input.trim().toLowerCase();
-  if (h.includes("://")) throw badRequest(`hostname must be a bare host name like go.example.com, not a URL: ${JSON.stringify(input)}`, { field: "hostname" });
+  if (h.includes("://"))
+    throw badRequest(`hostname must be a bare host name like go.example.com, not a URL: ${JSON.stringify(input)}`, { field: "hostname" });
   h = h.replace(/:\d+$/, "").replace(/\.$/, "");
   const ascii = domainToASCII(h);
   if (!ascii || ascii.length > 253 || !/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(ascii)) {
@@ -25,7 +39,9 @@ export function normalizeHostname(input: string): string {
 
 export function validateSlug(slug: string): string {
   if (!SLUG_RE.test(slug)) {
-    throw badRequest(`slug ${JSON.stringify(slug)} is invalid: use 1-64 letters, digits, '-', '_' or '.', starting with a letter or digit`, { field: "slug" });
+    throw badRequest(`slug ${JSON.stringify(slug)} is invalid: use 1-64 letters, digits, '-', '_' or '.', starting with a letter or digit`, {
+      field: "slug",
+    });
   }
   if (RESERVED_SLUGS.has(slug.toLowerCase())) throw badRequest(`slug ${JSON.stringify(slug)} is reserved`, { field: "slug" });
   return slug;

@@ -16,7 +16,9 @@ export async function opsRoutes(app: FastifyInstance, deps: { store: Store; writ
       ok = false;
       checks.database = `down: ${(e as Error).message}`;
     }
-    return reply.code(ok ? 200 : 503).send({ status: ok ? "ok" : "degraded", version: VERSION, engine: deps.store.engine, queue_depth: deps.writer.depth, checks });
+    return reply
+      .code(ok ? 200 : 503)
+      .send({ status: ok ? "ok" : "degraded", version: VERSION, engine: deps.store.engine, queue_depth: deps.writer.depth, checks });
   });
 
   app.get("/metrics", { schema: { tags: ["operations"], summary: "Prometheus metrics" } }, async (_req, reply) => {

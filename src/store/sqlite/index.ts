@@ -265,7 +265,9 @@ export class SqliteStore implements Store {
       vals.push(v);
     }
     try {
-      this.db.prepare(`UPDATE domains SET ${[...sets, "updated_at = ?"].join(", ")} WHERE project_id = ? AND id = ?`).run(...vals, Date.now(), projectId, id);
+      this.db
+        .prepare(`UPDATE domains SET ${[...sets, "updated_at = ?"].join(", ")} WHERE project_id = ? AND id = ?`)
+        .run(...vals, Date.now(), projectId, id);
     } catch (e) {
       rethrow(e);
     }
@@ -289,8 +291,20 @@ export class SqliteStore implements Store {
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
         .run(
-          l.project_id, l.domain_id, l.slug, l.target, l.redirect_status, l.expires_at, l.max_clicks,
-          JSON.stringify(l.tags), JSON.stringify(l.utm), l.forward_query ? 1 : 0, l.title, l.notes, now, now,
+          l.project_id,
+          l.domain_id,
+          l.slug,
+          l.target,
+          l.redirect_status,
+          l.expires_at,
+          l.max_clicks,
+          JSON.stringify(l.tags),
+          JSON.stringify(l.utm),
+          l.forward_query ? 1 : 0,
+          l.title,
+          l.notes,
+          now,
+          now,
         );
       const id = Number(r.lastInsertRowid);
       this.setTags(id, l.tags);
@@ -350,7 +364,9 @@ export class SqliteStore implements Store {
       else vals.push(v);
     }
     const tx = this.db.transaction(() => {
-      const r = this.db.prepare(`UPDATE links SET ${[...sets, "updated_at = ?"].join(", ")} WHERE project_id = ? AND id = ?`).run(...vals, Date.now(), projectId, id);
+      const r = this.db
+        .prepare(`UPDATE links SET ${[...sets, "updated_at = ?"].join(", ")} WHERE project_id = ? AND id = ?`)
+        .run(...vals, Date.now(), projectId, id);
       if (r.changes > 0 && patch.tags) this.setTags(id, patch.tags);
     });
     try {
@@ -397,7 +413,9 @@ export class SqliteStore implements Store {
   async beginRollupFlush(from: number, to: number): Promise<void> {
     this.db.transaction(() => {
       this.db.prepare(`DELETE FROM rollup_chunks_done`).run();
-      this.db.prepare(`INSERT INTO meta (key, value) VALUES ('rollup_pending', ?) ON CONFLICT DO UPDATE SET value = excluded.value`).run(`${from}:${to}`);
+      this.db
+        .prepare(`INSERT INTO meta (key, value) VALUES ('rollup_pending', ?) ON CONFLICT DO UPDATE SET value = excluded.value`)
+        .run(`${from}:${to}`);
     })();
   }
 
@@ -422,7 +440,9 @@ export class SqliteStore implements Store {
     this.db.transaction(() => {
       this.db.prepare(`DELETE FROM rollup_chunks_done`).run();
       this.db.prepare(`DELETE FROM meta WHERE key = 'rollup_pending'`).run();
-      this.db.prepare(`INSERT INTO meta (key, value) VALUES ('rollup_watermark', ?) ON CONFLICT DO UPDATE SET value = excluded.value`).run(String(to));
+      this.db
+        .prepare(`INSERT INTO meta (key, value) VALUES ('rollup_watermark', ?) ON CONFLICT DO UPDATE SET value = excluded.value`)
+        .run(String(to));
     })();
   }
 
@@ -451,7 +471,9 @@ export class SqliteStore implements Store {
   async statsSeries(r: StatsRange): Promise<{ slot: number; clicks: number }[]> {
     const bots = r.includeBots ? "" : " AND bot = 0";
     return this.db
-      .prepare(`SELECT slot, sum(clicks) AS clicks FROM rollups WHERE scope = ? AND scope_id = ? AND dim = ? AND slot >= ? AND slot < ?${bots} GROUP BY slot ORDER BY slot`)
+      .prepare(
+        `SELECT slot, sum(clicks) AS clicks FROM rollups WHERE scope = ? AND scope_id = ? AND dim = ? AND slot >= ? AND slot < ?${bots} GROUP BY slot ORDER BY slot`,
+      )
       .all(...this.rangeArgs(r, "total")) as { slot: number; clicks: number }[];
   }
 
@@ -469,7 +491,9 @@ export class SqliteStore implements Store {
   async statsSketches(r: StatsRange): Promise<Uint8Array[]> {
     const hourFrom = r.from - (r.from % 3_600_000);
     return this.db
-      .prepare(`SELECT sketch FROM visitor_sketches WHERE scope = ? AND scope_id = ? AND hour >= ? AND hour < ?${r.includeBots ? "" : " AND bot = 0"}`)
+      .prepare(
+        `SELECT sketch FROM visitor_sketches WHERE scope = ? AND scope_id = ? AND hour >= ? AND hour < ?${r.includeBots ? "" : " AND bot = 0"}`,
+      )
       .pluck()
       .all(r.scope, r.scope_id, hourFrom, r.to) as Uint8Array[];
   }
