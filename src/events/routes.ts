@@ -30,7 +30,7 @@ export async function eventRoutes(app: FastifyInstance, deps: EventRouteDeps) {
   const statsRead = requireScope(deps.auth, "stats:read");
   const security = [{ bearer: [] }];
 
-  app.get<{ Querystring: StatsQuery & { top?: string } }>(
+  app.get<{ Querystring: StatsQuery }>(
     "/api/v1/stats",
     {
       schema: {
@@ -42,8 +42,7 @@ export async function eventRoutes(app: FastifyInstance, deps: EventRouteDeps) {
       },
       onRequest: statsRead,
     },
-    async (req) =>
-      deps.stats.stats("project", req.principal.projectId, { ...req.query, top: intParam(req.query.top, "top", 1, 100) }, "orphan_project"),
+    async (req) => deps.stats.stats("project", req.principal.projectId, req.query, "orphan_project"),
   );
 
   app.get<{ Querystring: ExportQuery }>(

@@ -1,3 +1,4 @@
+import { intParam } from "../schemas.js";
 import { badRequest } from "../errors.js";
 import { DIMENSIONS, SLOT_MS, type Dimension, type ScopeKind, type Store } from "../store/port.js";
 import { bucketStart, DAY, HOUR, isTimeZone, parseTime, TimeError, type Interval } from "../util/time.js";
@@ -10,7 +11,8 @@ export interface StatsQuery {
   interval?: Interval;
   tz?: string;
   bots?: "include" | "exclude";
-  top?: number;
+  /** values per breakdown, 1-100 (a query-string value) */
+  top?: string;
 }
 
 const BREAKDOWN_NAMES: Record<Dimension, string> = {
@@ -62,7 +64,7 @@ export class StatsService {
       throw badRequest(`that range has more than ${MAX_BUCKETS} ${interval}s; choose a larger interval or a shorter range`, { field: "interval" });
     }
     const includeBots = q.bots === "include";
-    const top = q.top ?? 10;
+    const top = intParam(q.top, "top", 1, 100) ?? 10;
     const range = { scope, scope_id: scopeId, from: from - (from % SLOT_MS), to, includeBots };
 
     // the rollups of clicks committed a moment ago may still be in the writer's memory

@@ -102,7 +102,7 @@ export async function linkRoutes(app: FastifyInstance, deps: LinkRouteDeps) {
     },
   );
 
-  app.get<IdParams & { Querystring: StatsQuery & { top?: string } }>(
+  app.get<IdParams & { Querystring: StatsQuery }>(
     "/api/v1/domains/:id/stats",
     {
       schema: {
@@ -117,7 +117,7 @@ export async function linkRoutes(app: FastifyInstance, deps: LinkRouteDeps) {
     },
     async (req) => {
       const d = await domains.get(req.principal.projectId, Number(req.params.id));
-      return stats.stats("domain", d.id, { ...req.query, top: intParam(req.query.top, "top", 1, 100) }, "orphan_domain");
+      return stats.stats("domain", d.id, req.query, "orphan_domain");
     },
   );
 
@@ -247,7 +247,7 @@ export async function linkRoutes(app: FastifyInstance, deps: LinkRouteDeps) {
     },
   );
 
-  app.get<IdParams & { Querystring: StatsQuery & { top?: string } }>(
+  app.get<IdParams & { Querystring: StatsQuery }>(
     "/api/v1/links/:id/stats",
     {
       schema: {
@@ -262,7 +262,7 @@ export async function linkRoutes(app: FastifyInstance, deps: LinkRouteDeps) {
     },
     async (req) => {
       const l = await links.get(req.principal.projectId, Number(req.params.id));
-      return stats.stats("link", l.id, { ...req.query, top: intParam(req.query.top, "top", 1, 100) });
+      return stats.stats("link", l.id, req.query);
     },
   );
 }
