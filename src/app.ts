@@ -45,16 +45,16 @@ export interface ClicktrailApp {
 /** The services, without HTTP: the CLI uses these directly. */
 export function buildServices(store: Store): Services {
   const metrics = createMetrics();
-  const resolver = new LinkResolver(store);
-  const domains = new DomainService(store, resolver);
   const writer = new EventWriter(store, metrics);
+  const resolver = new LinkResolver(store, (id) => writer.pendingClicks(id));
+  const domains = new DomainService(store, resolver);
   return {
     store,
     metrics,
     resolver,
     domains,
     auth: new AuthService(store),
-    links: new LinkService(store, domains, resolver),
+    links: new LinkService(store, domains, resolver, (id) => writer.pendingClicks(id)),
     stats: new StatsService(store, writer),
     writer,
   };

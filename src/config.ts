@@ -54,8 +54,8 @@ export const CONFIG_VARIABLES = [
   ["CLICKTRAIL_BODY_LIMIT", "1048576", "Largest accepted request body in bytes"],
   [
     "CLICKTRAIL_SQLITE_SYNCHRONOUS",
-    "FULL",
-    "SQLite synchronous mode: FULL (fsync every group commit) or NORMAL (survives a process crash, not a power loss)",
+    "NORMAL",
+    "SQLite synchronous mode: NORMAL (WAL; survives a crash of the process, fsync at checkpoints) or FULL (fsync every group commit: survives power loss too)",
   ],
   ["CLICKTRAIL_GEOIP_DB", "(none)", "Path to a MaxMind/DB-IP country .mmdb file; enables the country dimension"],
   ["CLICKTRAIL_CONFIG_FILE", "(none)", "Optional JSON file with the same keys (without the prefix, lower case); the environment wins"],
@@ -154,7 +154,7 @@ export function loadConfig(rawEnv: Env = process.env): Config {
     visitorCookie: bool(env, "CLICKTRAIL_VISITOR_COOKIE", true),
     logLevel: oneOf(env, "CLICKTRAIL_LOG_LEVEL", "info", ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const),
     bodyLimit: int(env, "CLICKTRAIL_BODY_LIMIT", 1_048_576, 1024, 100 * 1_048_576),
-    sqliteSynchronous: oneOf(env, "CLICKTRAIL_SQLITE_SYNCHRONOUS", "FULL", ["FULL", "NORMAL"] as const, true),
+    sqliteSynchronous: oneOf(env, "CLICKTRAIL_SQLITE_SYNCHRONOUS", "NORMAL", ["FULL", "NORMAL"] as const, true),
     geoipDb: env.CLICKTRAIL_GEOIP_DB?.trim() || undefined,
     publicUrl,
   };

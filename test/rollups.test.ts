@@ -114,7 +114,7 @@ test("an interrupted rollup flush is finished exactly once after a crash, and th
 
     // a crash in the middle of a flush: events committed, some chunks applied, the watermark not advanced
     const half = events.slice(0, 2000);
-    const last = await store.appendEvents(half, new Map());
+    const last = await store.appendEvents(half);
     const buf = new RollupBuffer(0);
     buf.add(half, last);
     const taken = buf.take();
@@ -122,7 +122,7 @@ test("an interrupted rollup flush is finished exactly once after a crash, and th
     await store.applyRollupChunk(taken.ops.slice(0, 50), 0);
     await store.applyRollupChunk(taken.ops.slice(100, 150), 2);
     // …and more events committed whose rollups were only in memory
-    await store.appendEvents(events.slice(2000), new Map());
+    await store.appendEvents(events.slice(2000));
 
     const w = new EventWriter(store, createMetrics(), { chunkSize: 50 });
     await w.start();

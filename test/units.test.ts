@@ -14,7 +14,7 @@ test("config: defaults, a config file under the environment, errors name the var
   assert.equal(c.port, 8080);
   assert.equal(c.host, "127.0.0.1");
   assert.equal(c.ipMode, "anonymize");
-  assert.equal(c.sqliteSynchronous, "FULL");
+  assert.equal(c.sqliteSynchronous, "NORMAL");
   const dir = tmpDir();
   try {
     const file = path.join(dir, "c.json");

@@ -1,4 +1,4 @@
-import { DIMENSIONS, SKETCH_MS, SLOT_MS, type Dimension, type EventRow, type RollupOp, type ScopeKind } from "../store/port.js";
+import { DIM_SLOT_MS, DIMENSIONS, SKETCH_MS, SLOT_MS, type Dimension, type EventRow, type RollupOp, type ScopeKind } from "../store/port.js";
 import { referrerHost } from "./enrich.js";
 import { hash32, VisitorSketch } from "./sketch.js";
 
@@ -30,13 +30,6 @@ export function dimsOf(e: EventRow): Record<Dimension, string> {
   };
 }
 
-/** Non-bot clicks per link in a batch: what max_clicks counts, committed with the events. */
-export function linkClicksOf(events: EventRow[]): Map<number, number> {
-  const m = new Map<number, number>();
-  for (const e of events) if (e.link_id !== null && !e.is_bot && e.name === "click") m.set(e.link_id, (m.get(e.link_id) ?? 0) + 1);
-  return m;
-}
-
 type CountOp = Extract<RollupOp, { kind: "count" }>;
 interface SketchEntry {
   scope: ScopeKind;
@@ -51,6 +44,8 @@ export interface TakenRollups {
   from: number;
   to: number;
   ops: RollupOp[];
+  /** link id → non-bot clicks (max_clicks counts these), applied with the watermark */
+  linkClicks: Map<number, number>;
 }
 
 /**
@@ -61,6 +56,7 @@ export interface TakenRollups {
 export class RollupBuffer {
   private counts = new Map<string, CountOp>();
   private sketches = new Map<string, SketchEntry>();
+  private linkClicks = new Map<number, number>();
   private from: number;
   private to: number;
 
@@ -73,8 +69,9 @@ export class RollupBuffer {
     return this.counts.size + this.sketches.size;
   }
 
-  get coveredUpTo(): number {
-    return this.to;
+  /** Non-bot clicks of a link not yet in the store's counter. */
+  pendingClicks(linkId: number): number {
+    return this.linkClicks.get(linkId) ?? 0;
   }
 
   private count(scope: ScopeKind, id: number, dim: Dimension | "total", slot: number, bot: boolean, value: string) {
@@ -89,13 +86,15 @@ export class RollupBuffer {
     for (const e of events) {
       const scopes = scopesOf(e);
       if (scopes.length === 0) continue;
+      if (e.link_id !== null && !e.is_bot) this.linkClicks.set(e.link_id, (this.linkClicks.get(e.link_id) ?? 0) + 1);
       const slot = e.ts - (e.ts % SLOT_MS);
+      const dimSlot = e.ts - (e.ts % DIM_SLOT_MS);
       const hour = e.ts - (e.ts % SKETCH_MS);
       const dims = dimsOf(e);
       const vh = e.visitor ? hash32(e.visitor) : null;
       for (const [scope, id] of scopes) {
         this.count(scope, id, "total", slot, e.is_bot, "");
-        for (const d of DIMENSIONS) this.count(scope, id, d, slot, e.is_bot, dims[d]);
+        for (const d of DIMENSIONS) this.count(scope, id, d, dimSlot, e.is_bot, dims[d]);
         if (vh !== null) {
           const key = `${scope}\u0000${id}\u0000${hour}\u0000${e.is_bot ? 1 : 0}`;
           let s = this.sketches.get(key);
@@ -127,9 +126,10 @@ export class RollupBuffer {
         },
       });
     }
-    const taken = { from: this.from, to: this.to, ops };
+    const taken = { from: this.from, to: this.to, ops, linkClicks: this.linkClicks };
     this.counts = new Map();
     this.sketches = new Map();
+    this.linkClicks = new Map();
     this.from = this.to;
     return taken;
   }

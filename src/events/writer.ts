@@ -1,6 +1,6 @@
 import type { EventRow, RollupOp, Store } from "../store/port.js";
 import type { Metrics } from "../ops/metrics.js";
-import { linkClicksOf, RollupBuffer } from "./rollup.js";
+import { RollupBuffer, type TakenRollups } from "./rollup.js";
 
 type Waiter = (err: Error | null) => void;
 
@@ -38,6 +38,8 @@ export class EventWriter {
   private closed = false;
   private buffer: RollupBuffer | null = null;
   private rolling: Promise<void> | null = null;
+  /** The flush under way: its link clicks count as pending until its watermark is committed. */
+  private inFlight: TakenRollups | null = null;
   private timer: NodeJS.Timeout | null = null;
   private readonly opts: Required<WriterOptions>;
 
@@ -62,8 +64,9 @@ export class EventWriter {
       const { from, to, done } = state.pending;
       const redo = new RollupBuffer(from);
       await this.replay(redo, from, to);
-      await this.applyChunks(redo.take().ops, new Set(done));
-      await this.store.endRollupFlush(to);
+      const taken = redo.take();
+      await this.applyChunks(taken.ops, new Set(done));
+      await this.store.endRollupFlush(to, taken.linkClicks);
       watermark = to;
     }
     this.buffer = new RollupBuffer(watermark);
@@ -79,7 +82,14 @@ export class EventWriter {
       if (page.length === 0) return;
       after = page[page.length - 1]!.id;
       buf.add(page, after);
+      // a long backlog is flushed as it goes, so memory stays bounded (not while redoing one interrupted flush)
+      if (buf === this.buffer && buf.size > this.opts.rollupMaxKeys) await this.flushRollups();
     }
+  }
+
+  /** Non-bot clicks of a link committed to the event log but not yet to the link's counter. */
+  pendingClicks(linkId: number): number {
+    return (this.buffer?.pendingClicks(linkId) ?? 0) + (this.inFlight?.linkClicks.get(linkId) ?? 0);
   }
 
   write(event: EventRow): Promise<void> {
@@ -130,7 +140,7 @@ export class EventWriter {
     const waiters = this.waiters.splice(0, events.length);
     const start = process.hrtime.bigint();
     this.writing = this.store
-      .appendEvents(events, linkClicksOf(events))
+      .appendEvents(events)
       .then(
         (lastId) => {
           this.buffer?.add(events, lastId);
@@ -167,11 +177,14 @@ export class EventWriter {
     const buf = this.buffer;
     if (!buf || buf.size === 0) return;
     this.rolling = (async () => {
-      const taken = buf.take();
+      const taken = (this.inFlight = buf.take());
       await this.store.beginRollupFlush(taken.from, taken.to);
       await this.applyChunks(taken.ops);
-      await this.store.endRollupFlush(taken.to);
-    })().finally(() => (this.rolling = null));
+      await this.store.endRollupFlush(taken.to, taken.linkClicks);
+    })().finally(() => {
+      this.rolling = null;
+      this.inFlight = null;
+    });
     return this.rolling;
   }
 

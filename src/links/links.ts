@@ -88,7 +88,14 @@ export class LinkService {
     private readonly store: Store,
     private readonly domains: DomainService,
     private readonly resolver: LinkResolver,
+    /** clicks committed but not yet in links.clicks (see EventWriter.pendingClicks) */
+    private readonly pendingClicks: (linkId: number) => number = () => 0,
   ) {}
+
+  private withPending(l: Link): Link {
+    l.clicks += this.pendingClicks(l.id);
+    return l;
+  }
 
   async create(projectId: number, input: LinkInput): Promise<Link> {
     if (!input.domain) throw badRequest("domain is required (the hostname of a registered domain)", { field: "domain" });
@@ -144,7 +151,7 @@ export class LinkService {
   async get(projectId: number, id: number): Promise<Link> {
     const l = await this.store.getLink(projectId, id);
     if (!l) throw notFound(`link ${id}`);
-    return l;
+    return this.withPending(l);
   }
 
   async list(projectId: number, q: ListQuery): Promise<{ links: Link[]; next_cursor: string | null }> {
@@ -161,7 +168,7 @@ export class LinkService {
     });
     const more = links.length > limit;
     if (more) links.pop();
-    return { links, next_cursor: more ? encodeCursor(links[links.length - 1]!.id) : null };
+    return { links: links.map((l) => this.withPending(l)), next_cursor: more ? encodeCursor(links[links.length - 1]!.id) : null };
   }
 
   async update(projectId: number, id: number, input: LinkInput): Promise<Link> {

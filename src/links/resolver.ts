@@ -19,7 +19,11 @@ export class LinkResolver {
   private readonly domains = new LRUCache<string, Domain | typeof NONE>({ max: 10_000 });
   private readonly links = new LRUCache<string, ResolvedLink | typeof NONE>({ max: 200_000 });
 
-  constructor(private readonly store: Store) {}
+  constructor(
+    private readonly store: Store,
+    /** clicks committed to the event log but not yet to links.clicks (the writer's rollup buffer) */
+    private readonly pendingClicks: (linkId: number) => number = () => 0,
+  ) {}
 
   async domain(hostname: string): Promise<Domain | null> {
     const hit = this.domains.get(hostname);
@@ -40,6 +44,7 @@ export class LinkResolver {
     const hit = this.links.get(key);
     if (hit !== undefined) return hit === NONE ? null : hit;
     const link = await this.store.getLinkBySlug(domainId, slug);
+    if (link) link.clicks += this.pendingClicks(link.id);
     const r = link ? { link, location: withUtm(link.target, link.utm) } : null;
     this.links.set(key, r ?? NONE);
     return r;

@@ -119,8 +119,12 @@ export type ScopeKind = "link" | "domain" | "project" | "orphan_domain" | "orpha
 export const DIMENSIONS = ["referrer_host", "browser", "os", "device", "platform", "channel", "country"] as const;
 export type Dimension = (typeof DIMENSIONS)[number];
 
-/** Click counters are kept per 15-minute slot (so every time zone, :30 and :45 ones too, buckets exactly). */
+/**
+ * Total clicks are kept per 15-minute slot (so series in every time zone, :30 and :45 ones too, bucket exactly);
+ * per-dimension counts per hour (breakdowns read four times fewer rows; their range is widened to whole hours).
+ */
 export const SLOT_MS = 15 * 60_000;
+export const DIM_SLOT_MS = 60 * 60_000;
 /** Visitor sketches are kept per hour. */
 export const SKETCH_MS = 60 * 60_000;
 
@@ -206,11 +210,8 @@ export interface Store {
   updateLink(projectId: number, id: number, patch: LinkPatch): Promise<Link | null>;
   deleteLink(projectId: number, id: number): Promise<boolean>;
 
-  /**
-   * Appends events in one transaction, with the links' click counters (link id → non-bot clicks to add), and
-   * returns the id of the last event. Ids of one call are consecutive.
-   */
-  appendEvents(events: EventRow[], linkClicks: Map<number, number>): Promise<number>;
+  /** Appends events in one transaction and returns the id of the last one. Ids of one call are consecutive. */
+  appendEvents(events: EventRow[]): Promise<number>;
   /** Events with ids in (afterId, uptoId], in id order: the rollup replay after a crash. */
   scanEvents(afterId: number, uptoId: number | null, limit: number): Promise<StoredEvent[]>;
   listEvents(f: EventFilter): Promise<StoredEvent[]>;
@@ -220,7 +221,8 @@ export interface Store {
   rollupState(): Promise<RollupState>;
   beginRollupFlush(from: number, to: number): Promise<void>;
   applyRollupChunk(ops: RollupOp[], chunk: number): Promise<void>;
-  endRollupFlush(to: number): Promise<void>;
+  /** Sets the watermark and adds the links' non-bot clicks (link id → clicks) in one transaction. */
+  endRollupFlush(to: number, linkClicks: Map<number, number>): Promise<void>;
 
   statsSeries(r: StatsRange): Promise<{ slot: number; clicks: number }[]>;
   statsBreakdown(r: StatsRange, dim: Dimension, limit: number): Promise<{ value: string; clicks: number }[]>;

@@ -45,9 +45,26 @@ export function isTimeZone(tz: string): boolean {
   }
 }
 
-/** Offset of `tz` from UTC at instant `ms`, in milliseconds (positive east of Greenwich). */
+const QUARTER = 15 * 60_000;
+const offsetMemo = new Map<string, number>();
+
+/**
+ * Offset of `tz` from UTC at instant `ms`, in milliseconds (positive east of Greenwich). Offsets only change on
+ * quarter-hour boundaries, so they are memoised per time zone and quarter hour (Intl is slow).
+ */
 export function tzOffset(ms: number, tz: string): number {
   if (tz === "UTC") return 0;
+  const key = `${tz}|${Math.floor(ms / QUARTER)}`;
+  let off = offsetMemo.get(key);
+  if (off === undefined) {
+    if (offsetMemo.size > 200_000) offsetMemo.clear();
+    off = computeOffset(ms, tz);
+    offsetMemo.set(key, off);
+  }
+  return off;
+}
+
+function computeOffset(ms: number, tz: string): number {
   let f = offsetFormatters.get(tz);
   if (!f) {
     f = new Intl.DateTimeFormat("en-US", {

@@ -102,7 +102,6 @@ CREATE TABLE events (
   data TEXT
 );
 CREATE INDEX events_project_ts ON events(project_id, ts);
-CREATE INDEX events_link ON events(link_id, id) WHERE link_id IS NOT NULL;
 
 -- Click rollups: per scope x dimension x 15-minute slot x bot x value ("total" has the value '').
 CREATE TABLE rollups (

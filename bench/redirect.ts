@@ -1,0 +1,340 @@
+/**
+ * Redirect benchmark: a bare node:http server answering 302 (the ceiling) against Clicktrail's real redirect path
+ * (child process, real SQLite file, group commit), then a durability check: every answered redirect must be stored.
+ *
+ *   npm run bench:redirect
+ *   node dist/bench/redirect.js --duration 10 --connections 64 [--links 10000] [--profile /tmp/prof]
+ */
+import autocannon, { type RequestSpec, type Result } from "autocannon";
+import Database from "better-sqlite3";
+import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
+import path from "node:path";
+import { CONFIG_VARIABLES } from "../src/config.js";
+import {
+  ADMIN_KEY,
+  BROWSER_UA,
+  ROOT,
+  fatal,
+  fmtInt,
+  fmtMs,
+  http,
+  installCleanup,
+  intFlag,
+  keepTempDir,
+  killChildren,
+  log,
+  parseFlags,
+  procCpuSeconds,
+  promValue,
+  removeTempDirs,
+  sleep,
+  spawnChild,
+  startClicktrail,
+  summariseCpuProfile,
+  table,
+  tempDir,
+  waitExit,
+} from "./common.js";
+
+const GOAL_RATIO = 0.75;
+const GOAL_P99_MS = 10;
+const HOST = "go.bench.test";
+
+const flags = parseFlags(
+  process.argv.slice(2),
+  {
+    duration: { default: "10", help: "seconds of measured load per server" },
+    warmup: { default: "2", help: "seconds of warm-up load per server (not measured)" },
+    connections: { default: "64", help: "concurrent keep-alive connections" },
+    links: { default: "10000", help: "links created on the benchmark domain (random slugs among them are hit)" },
+    db: { default: "sqlite", help: "sqlite or postgres" },
+    "sqlite-sync": { default: "", help: "CLICKTRAIL_SQLITE_SYNCHRONOUS for the server (FULL or NORMAL; empty = the server's default)" },
+    profile: { default: "", help: "directory: run the Clicktrail server with --cpu-prof and summarise the profile" },
+    keep: { default: "false", help: "true = keep the temporary data directory" },
+  },
+  "Redirect benchmark: bare node:http 302 vs Clicktrail's redirect path, then an every-answered-click-is-stored check.",
+);
+const duration = intFlag(flags.duration, "duration");
+const warmup = intFlag(flags.warmup, "warmup", 0);
+const connections = intFlag(flags.connections, "connections");
+const nLinks = intFlag(flags.links, "links");
+const db = flags.db.toLowerCase();
+if (db !== "sqlite" && db !== "postgres") fatal(`--db must be sqlite or postgres, got ${JSON.stringify(flags.db)}`);
+
+installCleanup();
+
+// ---------------------------------------------------------------- load
+
+interface Phase {
+  name: string;
+  warm: Result | null;
+  run: Result;
+  serverCpu: number | null;
+  clientCpu: number;
+}
+
+type Load = { requests: RequestSpec[]; perClient: () => RequestSpec[] };
+
+function cannon(url: string, seconds: number, load: Load): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const inst = autocannon(
+      { url, connections, duration: seconds, timeout: 10, requests: load.requests, setupClient: (c) => c.setRequests(load.perClient()) },
+      (err, res) => (err ? reject(err) : resolve(res)),
+    );
+    // autocannon keeps running if we crash: stop it with us
+    process.once("exit", () => inst.stop());
+  });
+}
+
+/**
+ * Random slugs among the created links, a realistic browser, Host = the link domain. Each connection cycles through
+ * its own pre-built list of random paths: as random as a per-request setupRequest, at a third of the client's CPU
+ * (on a 2-core machine the load generator shares the box with the server, so its cost matters).
+ */
+function linkRequests(slugs: string[], host: string): Load {
+  const headers = {
+    host,
+    "user-agent": BROWSER_UA,
+    accept: "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+    "accept-language": "en-US,en;q=0.9",
+    referer: "https://www.google.com/",
+  };
+  const list = (): RequestSpec[] =>
+    Array.from({ length: 1024 }, () => ({ method: "GET", headers, path: "/" + slugs[(Math.random() * slugs.length) | 0] }));
+  return { requests: list(), perClient: list };
+}
+
+async function load(name: string, url: string, pid: number | undefined, requests: Load): Promise<Phase> {
+  log(`\n[${name}] warm-up ${warmup} s, then ${duration} s with ${connections} connections on ${url}`);
+  const warm = warmup > 0 ? await cannon(url, warmup, requests) : null;
+  const s0 = procCpuSeconds(pid);
+  const c0 = process.cpuUsage();
+  const t0 = process.hrtime.bigint();
+  const run = await cannon(url, duration, requests);
+  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+  const c = process.cpuUsage(c0);
+  const s1 = procCpuSeconds(pid);
+  return { name, warm, run, serverCpu: s0 !== null && s1 !== null ? (s1 - s0) / wall : null, clientCpu: (c.user + c.system) / 1e6 / wall };
+}
+
+const bad = (r: Result) => r["1xx"] + r["4xx"] + r["5xx"];
+const answered3xx = (p: Phase) => (p.warm?.["3xx"] ?? 0) + p.run["3xx"];
+
+function phaseRow(p: Phase): string[] {
+  const r = p.run;
+  return [
+    p.name,
+    fmtInt(r.requests.average),
+    fmtMs(r.latency.p50),
+    fmtMs(r.latency.p99),
+    fmtMs(r.latency.max),
+    fmtInt(r["3xx"]),
+    fmtInt(bad(r)),
+    fmtInt(r.errors + r.timeouts),
+    p.serverCpu === null ? "-" : `${Math.round(p.serverCpu * 100)}%`,
+    `${Math.round(p.clientCpu * 100)}%`,
+  ];
+}
+
+// ---------------------------------------------------------------- (a) bare node:http
+
+const BARE = `
+const http = require("node:http");
+const s = http.createServer((req, res) => { res.writeHead(302, { Location: "https://example.com/" }); res.end(); });
+s.keepAliveTimeout = 65000;
+s.listen(0, "127.0.0.1", () => process.stdout.write("PORT " + s.address().port + "\\n"));
+process.on("SIGTERM", () => process.exit(0));
+`;
+
+async function bare(slugs: string[]): Promise<Phase> {
+  const p = spawnChild(process.execPath, ["-e", BARE], { stdio: ["ignore", "pipe", "inherit"] });
+  const port = await new Promise<number>((resolve, reject) => {
+    let buf = "";
+    p.stdout!.on("data", (d) => {
+      buf += d;
+      const m = /PORT (\d+)/.exec(buf);
+      if (m) resolve(Number(m[1]));
+    });
+    p.once("exit", (code) => reject(new Error(`bare server exited with ${code}`)));
+  });
+  try {
+    return await load("a) bare node:http 302", `http://127.0.0.1:${port}`, p.pid, linkRequests(slugs, HOST));
+  } finally {
+    p.kill("SIGTERM");
+    await waitExit(p, 5000);
+  }
+}
+
+// ---------------------------------------------------------------- (b) Clicktrail
+
+function postgresSupported(): string | null {
+  const v = CONFIG_VARIABLES.map(([n]) => n as string).find((n) => /DATABASE|POSTGRES|(^|_)PG(_|$)/.test(n));
+  const adapter = existsSync(path.join(ROOT, "dist/src/store/postgres"));
+  return v && adapter ? v : null;
+}
+
+async function setup(base: string, slugs: string[]): Promise<number> {
+  const d = await http(base, "POST", "/api/v1/domains", { key: ADMIN_KEY, body: { hostname: HOST } });
+  if (d.status !== 201) throw new Error(`POST /api/v1/domains answered ${d.status}: ${d.body}`);
+  const t0 = Date.now();
+  for (let i = 0; i < slugs.length; i += 1000) {
+    const links = slugs.slice(i, i + 1000).map((slug, j) => ({ domain: HOST, slug, target: `https://example.com/landing/${i + j}?ref=bench` }));
+    const r = await http(base, "POST", "/api/v1/links/bulk", { key: ADMIN_KEY, body: { links } });
+    if (r.status !== 200 || r.json?.failed !== 0) throw new Error(`POST /api/v1/links/bulk answered ${r.status}: ${r.body.slice(0, 500)}`);
+  }
+  log(`created domain ${HOST} (id ${d.json.id}) and ${fmtInt(slugs.length)} links in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  return d.json.id as number;
+}
+
+interface Durability {
+  stored: number;
+  allEvents: number;
+  serverRedirects: number | null;
+  shutdownMs: number;
+  exit: string;
+  batches: { count: number; avgSize: number; avgCommitMs: number } | null;
+  /** wall time of warm-up + measured load, and from its end to SIGTERM (to cut the profile to the load) */
+  loadMs: number;
+  afterLoadMs: number;
+}
+
+async function clicktrail(slugs: string[]): Promise<{ phase: Phase; dur: Durability; sanity: number }> {
+  const dataDir = tempDir("clicktrail-bench-redirect-");
+  if (flags.keep === "true") keepTempDir(dataDir);
+  const env: Record<string, string> = {};
+  if (flags["sqlite-sync"]) env.CLICKTRAIL_SQLITE_SYNCHRONOUS = flags["sqlite-sync"];
+  const nodeArgs: string[] = [];
+  if (flags.profile) {
+    mkdirSync(flags.profile, { recursive: true });
+    nodeArgs.push("--cpu-prof", `--cpu-prof-dir=${path.resolve(flags.profile)}`);
+  }
+  const srv = await startClicktrail(dataDir, env, nodeArgs);
+  log(
+    `\nClicktrail started on ${srv.base} (data dir ${dataDir}${env.CLICKTRAIL_SQLITE_SYNCHRONOUS ? `, synchronous ${env.CLICKTRAIL_SQLITE_SYNCHRONOUS}` : ""})`,
+  );
+  await setup(srv.base, slugs);
+
+  // one request by hand: the redirect must work before we measure it
+  const probe = await http(srv.base, "GET", `/${slugs[0]}`, { headers: { host: HOST, "user-agent": BROWSER_UA } });
+  if (probe.status !== 302 || !String(probe.headers.location).startsWith("https://example.com/landing/0")) {
+    throw new Error(`GET /${slugs[0]} on ${HOST} answered ${probe.status} ${probe.headers.location ?? ""}: ${probe.body.slice(0, 300)}`);
+  }
+
+  const loadStart = Date.now();
+  const phase = await load("b) Clicktrail redirect", srv.base, srv.proc.pid, linkRequests(slugs, HOST));
+  const loadEnd = Date.now();
+
+  await sleep(300); // let requests cut off by the end of the load finish their commit
+  const metrics = await http(srv.base, "GET", "/metrics");
+  const serverRedirects = promValue(metrics.body, "clicktrail_redirects_total", { outcome: "redirect" });
+  const bCount = promValue(metrics.body, "clicktrail_writer_batch_size_count");
+  const bSum = promValue(metrics.body, "clicktrail_writer_batch_size_sum");
+  const cSum = promValue(metrics.body, "clicktrail_writer_commit_seconds_sum");
+  const batches = bCount && bSum !== null && cSum !== null ? { count: bCount, avgSize: bSum / bCount, avgCommitMs: (1000 * cSum) / bCount } : null;
+
+  const t0 = Date.now();
+  const afterLoadMs = t0 - loadEnd;
+  srv.proc.kill("SIGTERM");
+  const ex = await waitExit(srv.proc, 60_000);
+  const shutdownMs = Date.now() - t0;
+  const exit = ex.timedOut ? "did not exit within 60 s (killed)" : ex.signal ? `killed by ${ex.signal}` : `exit code ${ex.code}`;
+  if (ex.code !== 0) log(`server output:\n${srv.output()}`);
+
+  const file = path.join(dataDir, "clicktrail.db");
+  const sdb = new Database(file, { readonly: true });
+  const stored = (sdb.prepare(`SELECT count(*) AS n FROM events WHERE name = 'click' AND link_id IS NOT NULL`).get() as { n: number }).n;
+  const allEvents = (sdb.prepare(`SELECT count(*) AS n FROM events`).get() as { n: number }).n;
+  sdb.close();
+  return { phase, dur: { stored, allEvents, serverRedirects, shutdownMs, exit, batches, loadMs: loadEnd - loadStart, afterLoadMs }, sanity: 1 };
+}
+
+// ---------------------------------------------------------------- main
+
+async function main() {
+  if (db === "postgres") {
+    const v = postgresSupported();
+    if (!v) {
+      log("postgres adapter not available yet");
+      process.exit(0);
+    }
+    log(`postgres: the server reads ${v}; this benchmark only measures SQLite's stored-click check so far (use --db sqlite).`);
+    process.exit(0);
+  }
+
+  const slugs = Array.from({ length: nLinks }, (_, i) => `b${i.toString(36).padStart(4, "0")}`);
+  log(
+    `Clicktrail redirect benchmark: ${duration} s per server after ${warmup} s warm-up, ${connections} connections, ${fmtInt(nLinks)} links, 127.0.0.1`,
+  );
+  log(`node ${process.version}, ${(await import("node:os")).cpus().length} CPUs; load generator: autocannon in this process`);
+
+  const a = await bare(slugs);
+  const { phase: b, dur, sanity } = await clicktrail(slugs);
+
+  const ratio = b.run.requests.average / a.run.requests.average;
+  const answered = answered3xx(b) + sanity;
+
+  log(
+    "\n" +
+      table(
+        ["server", "req/s", "p50 ms", "p99 ms", "max ms", "3xx", "non-2xx/3xx", "errors", "server CPU", "client CPU"],
+        [phaseRow(a), phaseRow(b)],
+      ),
+  );
+  log(`\nratio b/a req/s: ${ratio.toFixed(3)}`);
+  if (a.clientCpu >= 0.95) {
+    log(
+      `note: during (a) the load generator used ${Math.round(a.clientCpu * 100)}% of a core: the bare server's req/s is a floor set by the client, so the ratio flatters (b)`,
+    );
+  }
+  if (dur.batches) {
+    log(
+      `group commit: ${fmtInt(dur.batches.count)} batches, ${dur.batches.avgSize.toFixed(1)} events/batch on average, ${dur.batches.avgCommitMs.toFixed(2)} ms per commit on average`,
+    );
+  }
+  log(`shutdown after SIGTERM: ${dur.shutdownMs} ms, ${dur.exit}`);
+  log(
+    `stored ${fmtInt(dur.stored)} of ${fmtInt(answered)} answered redirects` +
+      ` (autocannon 3xx incl. warm-up: ${fmtInt(answered3xx(b))} + 1 probe; server's own redirect counter: ${dur.serverRedirects === null ? "n/a" : fmtInt(dur.serverRedirects)}; events in the log: ${fmtInt(dur.allEvents)})`,
+  );
+  const lostVsClient = answered - dur.stored;
+  const lostVsServer = dur.serverRedirects === null ? 0 : dur.serverRedirects - dur.stored;
+  if (lostVsClient > 0 || lostVsServer > 0) {
+    log(`LOSS: ${fmtInt(Math.max(lostVsClient, lostVsServer))} answered redirects are not in the event log`);
+  } else if (dur.stored > answered) {
+    log(
+      `no loss (${fmtInt(dur.stored - answered)} more stored than autocannon counted: requests committed and answered while autocannon was closing its connections)`,
+    );
+  } else log("no loss");
+
+  const ok = (b: boolean) => (b ? "PASS" : "MISS");
+  const stored = lostVsClient <= 0 && lostVsServer <= 0 && dur.exit === "exit code 0";
+  log(
+    `\ngoals: ratio >= ${GOAL_RATIO}: ${ratio.toFixed(2)} ${ok(ratio >= GOAL_RATIO)} | p99 <= ${GOAL_P99_MS} ms: ${fmtMs(b.run.latency.p99)} ms ${ok(b.run.latency.p99 <= GOAL_P99_MS)} | every answered request stored: ${ok(stored)}`,
+  );
+
+  if (flags.profile) {
+    const dir = path.resolve(flags.profile);
+    const files = readdirSync(dir)
+      .filter((f) => f.endsWith(".cpuprofile"))
+      .map((f) => path.join(dir, f))
+      .sort((x, y) => statSync(y).mtimeMs - statSync(x).mtimeMs);
+    if (files[0]) {
+      const window = { skipEndMs: dur.shutdownMs + dur.afterLoadMs, lengthMs: dur.loadMs };
+      log(
+        `\nClicktrail server CPU profile, warm-up + measured load only (${(dur.loadMs / 1000).toFixed(1)} s):\n${summariseCpuProfile(files[0], 25, window)}`,
+      );
+    } else log(`\nno .cpuprofile was written in ${dir}`);
+  }
+}
+
+main().then(
+  () => {
+    killChildren();
+    removeTempDirs();
+    process.exit(0);
+  },
+  (err) => {
+    process.stderr.write(`\nbenchmark failed: ${(err as Error).stack ?? err}\n`);
+    process.exit(1);
+  },
+);
