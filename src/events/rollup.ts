@@ -31,6 +31,14 @@ export function dimsOf(e: EventRow): Record<Dimension, string> {
 }
 
 type CountOp = Extract<RollupOp, { kind: "count" }>;
+interface Tuple {
+  scope: ScopeKind;
+  scope_id: number;
+  slot: number;
+  bot: boolean;
+  dims: Record<Dimension, string>;
+  clicks: number;
+}
 interface SketchEntry {
   scope: ScopeKind;
   scope_id: number;
@@ -54,7 +62,8 @@ export interface TakenRollups {
  * recomputed from the event log and resumed chunk by chunk.
  */
 export class RollupBuffer {
-  private counts = new Map<string, CountOp>();
+  /** clicks per scope x 15-minute slot x bot x combination of dimension values: one map update per scope and click */
+  private tuples = new Map<string, Tuple>();
   private sketches = new Map<string, SketchEntry>();
   private linkClicks = new Map<number, number>();
   private from: number;
@@ -66,19 +75,12 @@ export class RollupBuffer {
   }
 
   get size(): number {
-    return this.counts.size + this.sketches.size;
+    return this.tuples.size + this.sketches.size;
   }
 
   /** Non-bot clicks of a link not yet in the store's counter. */
   pendingClicks(linkId: number): number {
     return this.linkClicks.get(linkId) ?? 0;
-  }
-
-  private count(scope: ScopeKind, id: number, dim: Dimension | "total", slot: number, bot: boolean, value: string) {
-    const key = `${scope}\u0000${id}\u0000${dim}\u0000${slot}\u0000${bot ? 1 : 0}\u0000${value}`;
-    const op = this.counts.get(key);
-    if (op) op.clicks++;
-    else this.counts.set(key, { kind: "count", scope, scope_id: id, dim, slot, bot, value, clicks: 1 });
   }
 
   /** Adds committed events whose ids run up to `lastId`. */
@@ -88,17 +90,20 @@ export class RollupBuffer {
       if (scopes.length === 0) continue;
       if (e.link_id !== null && !e.is_bot) this.linkClicks.set(e.link_id, (this.linkClicks.get(e.link_id) ?? 0) + 1);
       const slot = e.ts - (e.ts % SLOT_MS);
-      const dimSlot = e.ts - (e.ts % DIM_SLOT_MS);
       const hour = e.ts - (e.ts % SKETCH_MS);
+      const bot = e.is_bot ? 1 : 0;
       const dims = dimsOf(e);
+      const dimsKey = DIMENSIONS.map((d) => dims[d]).join("\u0000");
       const vh = e.visitor ? hash32(e.visitor) : null;
       for (const [scope, id] of scopes) {
-        this.count(scope, id, "total", slot, e.is_bot, "");
-        for (const d of DIMENSIONS) this.count(scope, id, d, dimSlot, e.is_bot, dims[d]);
+        const key = `${scope}\u0000${id}\u0000${slot}\u0000${bot}\u0000${dimsKey}`;
+        const t = this.tuples.get(key);
+        if (t) t.clicks++;
+        else this.tuples.set(key, { scope, scope_id: id, slot, bot: e.is_bot, dims, clicks: 1 });
         if (vh !== null) {
-          const key = `${scope}\u0000${id}\u0000${hour}\u0000${e.is_bot ? 1 : 0}`;
-          let s = this.sketches.get(key);
-          if (!s) this.sketches.set(key, (s = { scope, scope_id: id, hour, bot: e.is_bot, sketch: new VisitorSketch() }));
+          const sk = `${scope}\u0000${id}\u0000${hour}\u0000${bot}`;
+          let s = this.sketches.get(sk);
+          if (!s) this.sketches.set(sk, (s = { scope, scope_id: id, hour, bot: e.is_bot, sketch: new VisitorSketch() }));
           s.sketch.add(vh);
         }
       }
@@ -106,10 +111,22 @@ export class RollupBuffer {
     if (lastId > this.to) this.to = lastId;
   }
 
-  /** Everything aggregated so far, in key order, and a fresh buffer behind it. */
+  /** Everything aggregated so far as row changes, in key order, and a fresh buffer behind it. */
   take(): TakenRollups {
+    const counts = new Map<string, CountOp>();
+    const count = (t: Tuple, dim: Dimension | "total", slot: number, value: string) => {
+      const key = `${t.scope}\u0000${t.scope_id}\u0000${dim}\u0000${slot}\u0000${t.bot ? 1 : 0}\u0000${value}`;
+      const op = counts.get(key);
+      if (op) op.clicks += t.clicks;
+      else counts.set(key, { kind: "count", scope: t.scope, scope_id: t.scope_id, dim, slot, bot: t.bot, value, clicks: t.clicks });
+    };
+    for (const t of this.tuples.values()) {
+      count(t, "total", t.slot, "");
+      const dimSlot = t.slot - (t.slot % DIM_SLOT_MS);
+      for (const d of DIMENSIONS) count(t, d, dimSlot, t.dims[d]);
+    }
     const ops: RollupOp[] = [];
-    for (const k of [...this.counts.keys()].sort()) ops.push(this.counts.get(k)!);
+    for (const k of [...counts.keys()].sort()) ops.push(counts.get(k)!);
     for (const k of [...this.sketches.keys()].sort()) {
       const { scope, scope_id, hour, bot, sketch } = this.sketches.get(k)!;
       ops.push({
@@ -127,7 +144,7 @@ export class RollupBuffer {
       });
     }
     const taken = { from: this.from, to: this.to, ops, linkClicks: this.linkClicks };
-    this.counts = new Map();
+    this.tuples = new Map();
     this.sketches = new Map();
     this.linkClicks = new Map();
     this.from = this.to;

@@ -104,8 +104,7 @@ export class SqliteStore implements Store {
       insertEvent: db.prepare(
         `INSERT INTO events (project_id, ts, client_ts, name, visitor, session, link_id, domain_id, campaign_id, source, channel,
            platform, ip, ua, referrer, browser, os, device, is_bot, country, data)
-         VALUES (@project_id, @ts, @client_ts, @name, @visitor, @session, @link_id, @domain_id, @campaign_id, @source, @channel,
-           @platform, @ip, @ua, @referrer, @browser, @os, @device, @is_bot, @country, @data)`,
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       upsertRollup: db.prepare(
         `INSERT INTO rollups (scope, scope_id, dim, slot, bot, value, clicks) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -386,7 +385,33 @@ export class SqliteStore implements Store {
   private readonly appendTx = (events: EventRow[]): number => {
     const s = this.s;
     let last = 0;
-    for (const e of events) last = Number(s.insertEvent.run({ ...e, is_bot: e.is_bot ? 1 : 0 }).lastInsertRowid);
+    for (const e of events) {
+      last = Number(
+        s.insertEvent.run(
+          e.project_id,
+          e.ts,
+          e.client_ts,
+          e.name,
+          e.visitor,
+          e.session,
+          e.link_id,
+          e.domain_id,
+          e.campaign_id,
+          e.source,
+          e.channel,
+          e.platform,
+          e.ip,
+          e.ua,
+          e.referrer,
+          e.browser,
+          e.os,
+          e.device,
+          e.is_bot ? 1 : 0,
+          e.country,
+          e.data,
+        ).lastInsertRowid,
+      );
+    }
     return last;
   };
   private appendTxn?: (events: EventRow[]) => number;
