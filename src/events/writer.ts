@@ -48,7 +48,7 @@ export class EventWriter {
     private readonly metrics: Metrics,
     opts: WriterOptions = {},
   ) {
-    this.opts = { maxBatch: 5000, rollupIntervalMs: 2000, rollupMaxKeys: 200_000, chunkSize: 1000, ...opts };
+    this.opts = { maxBatch: 5000, rollupIntervalMs: 10_000, rollupMaxKeys: 200_000, chunkSize: 1000, ...opts };
     metrics.depth.read = () => this.queue.length;
   }
 
