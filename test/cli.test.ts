@@ -39,7 +39,7 @@ test("users, projects and keys from the CLI", async () => {
       assert.equal((await req(app.base, "GET", "/api/v1/links", { key })).status, 200);
       assert.equal((await req(app.base, "POST", "/api/v1/domains", { key, body: { hostname: "x.test" } })).status, 403);
     } finally {
-      await app.app.close();
+      await app.close();
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -108,7 +108,7 @@ test("clicks export from the CLI (CSV and NDJSON)", async () => {
     await req(app.base, "POST", "/api/v1/domains", { body: { hostname: "go.exp.test" } });
     const l = await req(app.base, "POST", "/api/v1/links", { body: { domain: "go.exp.test", slug: "a", target: "https://example.com/a" } });
     for (let i = 0; i < 7; i++) assert.equal((await hit(app.base, "go.exp.test", "/a/newsletter")).status, 302);
-    await app.app.close();
+    await app.close();
 
     let r = await cli(["clicks", "export"], { CLICKTRAIL_DATA_DIR: dir });
     assert.equal(r.code, 0, r.stderr);

@@ -28,7 +28,8 @@ export interface TestApp {
 
 /** Builds the app on a fresh SQLite file in a temp dir and listens on an ephemeral loopback port. */
 export async function startApp(env: Record<string, string> = {}): Promise<TestApp> {
-  const dir = tmpDir();
+  const owned = !env.CLICKTRAIL_DATA_DIR;
+  const dir = env.CLICKTRAIL_DATA_DIR ?? tmpDir();
   const config = loadConfig({
     CLICKTRAIL_DATA_DIR: dir,
     CLICKTRAIL_PORT: "0",
@@ -49,7 +50,8 @@ export async function startApp(env: Record<string, string> = {}): Promise<TestAp
     base: `http://127.0.0.1:${port}`,
     async close() {
       await app.close();
-      rmSync(dir, { recursive: true, force: true });
+      // a data dir passed in belongs to the caller, who may still need it
+      if (owned) rmSync(dir, { recursive: true, force: true });
     },
   };
 }
