@@ -7,7 +7,7 @@ import type { DailySalt } from "../events/salt.js";
 import type { GeoIp } from "../events/geoip.js";
 import type { Metrics } from "../ops/metrics.js";
 import type { Domain, EventRow } from "../store/port.js";
-import { randomBytes } from "node:crypto";
+import { randomId } from "../util/ids.js";
 import { clientIp, storedIp, type TrustFn } from "../util/net.js";
 import type { LinkResolver } from "./resolver.js";
 import { forwardQuery } from "./validate.js";
@@ -105,7 +105,7 @@ export function createRedirectHandler(deps: RedirectDeps) {
       const m = COOKIE_RE.exec(req.headers.cookie ?? "");
       if (m) visitor = m[1]!;
       else {
-        visitor = randomBytes(16).toString("base64url");
+        visitor = randomId();
         cookie = `${VISITOR_COOKIE}=${visitor}; Max-Age=${TWO_YEARS}; Path=/; SameSite=Lax; HttpOnly`;
       }
     } else {
