@@ -8,6 +8,16 @@ import { storedIp } from "../src/util/net.js";
 import { parseUa } from "../src/events/enrich.js";
 import { forwardQuery, normalizeHostname, withUtm } from "../src/links/validate.js";
 import { tmpDir } from "./helpers.js";
+import { hashPassword, verifyPassword } from "../src/auth/service.js";
+
+test("passwords: scrypt hashes verify, wrong passwords do not", async () => {
+  const h = await hashPassword("correct horse battery");
+  assert.match(h, /^scrypt\$/);
+  assert.ok(!h.includes("correct horse"));
+  assert.equal(await verifyPassword("correct horse battery", h), true);
+  assert.equal(await verifyPassword("correct horse batterY", h), false);
+  assert.equal(await verifyPassword("x", "garbage"), false);
+});
 
 test("config: defaults, a config file under the environment, errors name the variable", () => {
   const c = loadConfig({});

@@ -9,10 +9,6 @@ export function randomString(length: number, alphabet = UNAMBIGUOUS): string {
   return s;
 }
 
-export function randomToken(bytes = 24): string {
-  return randomBytes(bytes).toString("base64url");
-}
-
 const POOL_SIZE = 16 * 512;
 let pool = Buffer.alloc(0);
 let poolOffset = POOL_SIZE;

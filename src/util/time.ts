@@ -1,7 +1,6 @@
 export const HOUR = 3_600_000;
 export const DAY = 86_400_000;
 
-export const floorHour = (ms: number) => ms - (ms % HOUR);
 export const floorDay = (ms: number) => ms - (ms % DAY);
 
 export function iso(ms: number | null | undefined): string | null {
