@@ -95,7 +95,8 @@ export function createRedirectHandler(deps: RedirectDeps) {
       return send(res, 404, {});
     }
 
-    const ua = req.headers["user-agent"];
+    // bounded, so rotating huge headers can neither bloat the parsed-UA cache nor the log
+    const ua = req.headers["user-agent"]?.slice(0, 512);
     const info = parseUa(ua);
     const isBot = info.bot || method === "HEAD";
     const ip = clientIp(req, trust);
@@ -112,7 +113,7 @@ export function createRedirectHandler(deps: RedirectDeps) {
       const s = salt.get(now);
       visitor = hashedVisitor(typeof s === "string" ? s : await s, domain.project_id, ip, ua ?? "");
     }
-    const referrer = req.headers.referer;
+    const referrer = req.headers.referer?.slice(0, 2048);
     const event: EventRow = {
       project_id: domain.project_id,
       ts: now,
