@@ -24,6 +24,8 @@ function withStore(fn: (store: Store, cfg: Config) => Promise<number | void>, bu
     const cfg = config();
     const store = await openStore(cfg, { bulk });
     try {
+      // the default project exists from the first use, whether that is `serve` or a CLI command
+      await buildServices(store).auth.ensureDefaultProject();
       const code = await fn(store, cfg);
       if (typeof code === "number") process.exitCode = code;
     } finally {

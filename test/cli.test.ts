@@ -8,7 +8,9 @@ test("users, projects and keys from the CLI", async () => {
   const dir = tmpDir();
   const env = { CLICKTRAIL_DATA_DIR: dir };
   try {
-    let r = await cli(["project", "create", "marketing"], env);
+    let r = await cli(["project", "list"], env);
+    assert.match(r.stdout, /^1\tdefault$/m, "a fresh data dir already has the default project");
+    r = await cli(["project", "create", "marketing"], env);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /Created project marketing/);
     r = await cli(["project", "create", "marketing"], env);
