@@ -177,6 +177,24 @@ interface Dataset {
 
 type Fn = (...a: unknown[]) => unknown;
 
+/** Wraps every method of the store's class whose name passes `select`, reporting each call's synchronous time. */
+function timeMethods(store: SqliteStore, select: (name: string) => boolean, record: (name: string, ms: number) => void) {
+  const obj = store as unknown as Record<string, Fn>;
+  const proto = Object.getPrototypeOf(store) as Record<string, unknown>;
+  for (const name of Object.getOwnPropertyNames(proto)) {
+    if (!select(name) || typeof proto[name] !== "function") continue;
+    const orig = (proto[name] as Fn).bind(store);
+    obj[name] = (...a: unknown[]) => {
+      const t = performance.now();
+      try {
+        return orig(...a);
+      } finally {
+        record(name, performance.now() - t);
+      }
+    };
+  }
+}
+
 /**
  * Where the write path spends its time, without depending on the store's internals: every store method that writes
  * (whatever the current port calls them) is timed, and on a sample of batches every prepared statement too.
@@ -187,20 +205,11 @@ function instrument(store: SqliteStore) {
   const methods = new Map<string, number>();
   const stmts = new Map<string, number>();
   const state = { sampling: false };
-  const obj = store as unknown as Record<string, Fn>;
-  const proto = Object.getPrototypeOf(store) as Record<string, unknown>;
-  for (const name of Object.getOwnPropertyNames(proto)) {
-    if (!/^(write|append|apply|begin|end|flush|mark|add|upsert|scan|rollup)/i.test(name) || typeof proto[name] !== "function") continue;
-    const orig = (proto[name] as Fn).bind(store);
-    obj[name] = (...a: unknown[]) => {
-      const t = performance.now();
-      try {
-        return orig(...a);
-      } finally {
-        methods.set(name, (methods.get(name) ?? 0) + performance.now() - t);
-      }
-    };
-  }
+  timeMethods(
+    store,
+    (name) => /^(write|append|apply|begin|end|flush|mark|add|upsert|scan|rollup)/i.test(name),
+    (name, ms) => methods.set(name, (methods.get(name) ?? 0) + ms),
+  );
   const prepared = (store as unknown as { s: Record<string, { run?: Fn; get?: Fn }> }).s;
   for (const [name, stmt] of Object.entries(prepared)) {
     for (const m of ["run", "get"] as const) {
@@ -453,23 +462,16 @@ async function storeBreakdown(ds: Dataset) {
   const start = (services.writer as unknown as { start?: () => Promise<void> }).start;
   if (typeof start === "function") await start.call(services.writer);
   const calls = new Map<string, { ms: number; n: number }>();
-  const obj = store as unknown as Record<string, Fn>;
-  const proto = Object.getPrototypeOf(store) as Record<string, unknown>;
-  for (const name of Object.getOwnPropertyNames(proto)) {
-    if (!name.startsWith("stats") || typeof proto[name] !== "function") continue;
-    const orig = (proto[name] as Fn).bind(store);
-    obj[name] = (...a: unknown[]) => {
-      const t = performance.now();
-      try {
-        return orig(...a);
-      } finally {
-        const c = calls.get(name) ?? { ms: 0, n: 0 };
-        c.ms += performance.now() - t;
-        c.n++;
-        calls.set(name, c);
-      }
-    };
-  }
+  timeMethods(
+    store,
+    (name) => name.startsWith("stats"),
+    (name, ms) => {
+      const c = calls.get(name) ?? { ms: 0, n: 0 };
+      c.ms += ms;
+      c.n++;
+      calls.set(name, c);
+    },
+  );
   const week = new Date(Date.now() - 7 * DAY).toISOString();
   const cases: [string, "project" | "link" | "domain", number, Record<string, string>][] = [
     ["project, 30 d by day", "project", ds.projectId, { interval: "day", tz: "Europe/Paris" }],
