@@ -147,6 +147,12 @@ export async function startProcess(dataDir: string, env: Record<string, string> 
   return { proc, base, port, output: () => out };
 }
 
+/** SIGTERM, then the exit status. */
+export function stopProcess(proc: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  proc.kill("SIGTERM");
+  return waitExit(proc);
+}
+
 export function waitExit(proc: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve({ code: proc.exitCode, signal: proc.signalCode });
   return new Promise((resolve) => proc.once("exit", (code, signal) => resolve({ code, signal })));

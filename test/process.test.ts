@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { rmSync } from "node:fs";
-import { ADMIN_KEY, cli, hit, req, startProcess, tmpDir, waitExit } from "./helpers.js";
+import { rmSync, writeFileSync } from "node:fs";
+import { ADMIN_KEY, cli, hit, req, startProcess, stopProcess, tmpDir, waitExit } from "./helpers.js";
 import { SqliteStore, sqlitePath } from "../src/store/sqlite/index.js";
 
 async function setupLinks(base: string, n: number) {
@@ -49,8 +49,7 @@ test("SIGKILL loses no click whose redirect was answered", async () => {
     // restart: the server recovers the WAL and every answered click is there
     const again = await startProcess(dir);
     const r = await req(again.base, "GET", "/api/v1/stats?bots=include");
-    again.proc.kill("SIGTERM");
-    await waitExit(again.proc);
+    await stopProcess(again.proc);
     const stored = countClicks(dir);
     assert.ok(stored >= answered, `stored ${stored} clicks but answered ${answered} redirects`);
     assert.equal(r.json.clicks, stored, "rollups agree with the event log");
@@ -103,12 +102,10 @@ test("first start without CLICKTRAIL_ADMIN_KEY prints a generated admin key once
     assert.ok(key, srv.output());
     const r = await req(srv.base, "GET", "/api/v1/links", { key });
     assert.equal(r.status, 200);
-    srv.proc.kill("SIGTERM");
-    await waitExit(srv.proc);
+    await stopProcess(srv.proc);
     const second = await startProcess(dir, { CLICKTRAIL_ADMIN_KEY: "" });
     assert.doesNotMatch(second.output(), /ct_[A-Za-z0-9_-]{20,}/, "the key is printed only on the first start");
-    second.proc.kill("SIGTERM");
-    await waitExit(second.proc);
+    await stopProcess(second.proc);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -123,15 +120,14 @@ test("a link created by the CLI while the server runs is served within a second"
     r = await hit(srv.base, "go.cli.test", "/later");
     assert.equal(r.status, 404); // now cached as missing
     const file = `${dir}/one.csv`;
-    (await import("node:fs")).writeFileSync(file, "domain,slug,target\ngo.cli.test,later,https://example.com/later\n");
+    writeFileSync(file, "domain,slug,target\ngo.cli.test,later,https://example.com/later\n");
     const imp = await cli(["links", "import", file], { CLICKTRAIL_DATA_DIR: dir });
     assert.equal(imp.code, 0, imp.stderr);
     await new Promise((res) => setTimeout(res, 1200));
     r = await hit(srv.base, "go.cli.test", "/later");
     assert.equal(r.status, 302);
     assert.equal(r.headers.location, "https://example.com/later");
-    srv.proc.kill("SIGTERM");
-    await waitExit(srv.proc);
+    await stopProcess(srv.proc);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -143,8 +139,7 @@ test("admin key from the environment works, wrong keys do not", async () => {
     const srv = await startProcess(dir);
     assert.equal((await req(srv.base, "GET", "/api/v1/domains", { key: ADMIN_KEY })).status, 200);
     assert.equal((await req(srv.base, "GET", "/api/v1/domains", { key: ADMIN_KEY + "x" })).status, 401);
-    srv.proc.kill("SIGTERM");
-    await waitExit(srv.proc);
+    await stopProcess(srv.proc);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
