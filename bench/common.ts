@@ -362,3 +362,18 @@ export function summariseCpuProfile(file: string, top = 25, window?: { skipEndMs
     table(["by area", "ms", "share"], areaRows)
   );
 }
+
+/** Runs a benchmark's main: cleans up children and temp dirs, exits 0, or 1 with the error. */
+export function runMain(main: () => Promise<void>) {
+  main().then(
+    () => {
+      killChildren();
+      removeTempDirs();
+      process.exit(0);
+    },
+    (err) => {
+      process.stderr.write(`\nbenchmark failed: ${(err as Error).stack ?? err}\n`);
+      process.exit(1);
+    },
+  );
+}

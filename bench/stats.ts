@@ -22,11 +22,10 @@ import {
   intFlag,
   keepAlive,
   keepTempDir,
-  killChildren,
   log,
   parseFlags,
   percentile,
-  removeTempDirs,
+  runMain,
   startClicktrail,
   table,
   tempDir,
@@ -579,14 +578,4 @@ async function main() {
   await storeBreakdown(ds);
 }
 
-main().then(
-  () => {
-    killChildren();
-    removeTempDirs();
-    process.exit(0);
-  },
-  (err) => {
-    process.stderr.write(`\nbenchmark failed: ${(err as Error).stack ?? err}\n`);
-    process.exit(1);
-  },
-);
+runMain(main);

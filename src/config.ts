@@ -20,6 +20,11 @@ export interface Config {
   geoipDb: string | undefined;
   /** Public base URL of the API host, used in generated links of the docs; optional. */
   publicUrl: string | undefined;
+  /** postgres:// URL: PostgreSQL instead of the embedded SQLite. */
+  databaseUrl: string | undefined;
+  databasePool: number;
+  /** redis:// URL: cache invalidation between instances over Redis pub/sub. */
+  redisUrl: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -58,6 +63,17 @@ export const CONFIG_VARIABLES = [
     "SQLite synchronous mode: NORMAL (WAL; survives a crash of the process, fsync at checkpoints) or FULL (fsync every group commit: survives power loss too)",
   ],
   ["CLICKTRAIL_GEOIP_DB", "(none)", "Path to a MaxMind/DB-IP country .mmdb file; enables the country dimension"],
+  [
+    "CLICKTRAIL_DATABASE_URL",
+    "(SQLite)",
+    "postgres://user:password@host:5432/db — store everything in PostgreSQL, so several instances can share it (docs/deploy.md)",
+  ],
+  ["CLICKTRAIL_DATABASE_POOL", "10", "PostgreSQL connections per instance"],
+  [
+    "CLICKTRAIL_REDIS_URL",
+    "(none)",
+    "redis://host:6379 — cache invalidation between instances over Redis pub/sub (without it: PostgreSQL LISTEN/NOTIFY)",
+  ],
   ["CLICKTRAIL_CONFIG_FILE", "(none)", "Optional JSON file with the same keys (without the prefix, lower case); the environment wins"],
 ] as const;
 
@@ -144,6 +160,8 @@ export function loadConfig(rawEnv: Env = process.env): Config {
   if (publicUrl !== undefined && !/^https?:\/\/[^/]+/.test(publicUrl)) {
     throw new ConfigError("CLICKTRAIL_PUBLIC_URL", "must be an absolute http(s) URL");
   }
+  const databaseUrl = url(env, "CLICKTRAIL_DATABASE_URL", ["postgres:", "postgresql:"]);
+  const redisUrl = url(env, "CLICKTRAIL_REDIS_URL", ["redis:", "rediss:"]);
   return {
     port: int(env, "CLICKTRAIL_PORT", 8080, 0, 65535),
     host,
@@ -157,5 +175,22 @@ export function loadConfig(rawEnv: Env = process.env): Config {
     sqliteSynchronous: oneOf(env, "CLICKTRAIL_SQLITE_SYNCHRONOUS", "NORMAL", ["FULL", "NORMAL"] as const, true),
     geoipDb: env.CLICKTRAIL_GEOIP_DB?.trim() || undefined,
     publicUrl,
+    databaseUrl,
+    databasePool: int(env, "CLICKTRAIL_DATABASE_POOL", 10, 1, 1000),
+    redisUrl,
   };
+}
+
+function url(env: Env, name: string, protocols: string[]): string | undefined {
+  const raw = env[name]?.trim();
+  if (!raw) return undefined;
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new ConfigError(name, `is not a URL (expected ${protocols[0]}//host:port/…)`);
+  }
+  if (!protocols.includes(u.protocol))
+    throw new ConfigError(name, `must start with ${protocols.map((p) => p + "//").join(" or ")}, got ${u.protocol}//`);
+  return raw;
 }

@@ -22,7 +22,7 @@ function config(): Config {
 function withStore(fn: (store: Store, cfg: Config) => Promise<number | void>, bulk = false) {
   return async () => {
     const cfg = config();
-    const store = await openStore(cfg, { bulk });
+    const store = await openStore(cfg, { bulk, watchChanges: false });
     try {
       // the default project exists from the first use, whether that is `serve` or a CLI command
       await buildServices(store).auth.ensureDefaultProject();
@@ -65,7 +65,7 @@ function progressBar(total: number, label: string) {
 
 async function serve() {
   const cfg = config();
-  const store = await openStore(cfg);
+  const store = await openStore(cfg, { watchChanges: true });
   const app = await buildApp(cfg, store);
   const generated = await app.services.auth.bootstrapAdminKey(cfg.adminKey);
   if (generated) {

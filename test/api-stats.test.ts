@@ -5,6 +5,7 @@
  * hand events to the app's real EventWriter (the same group commit and rollups the redirect uses) and then read the
  * stats over HTTP.
  */
+import { clickEvent } from "./events.js";
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { parse } from "csv-parse/sync";
@@ -296,29 +297,21 @@ describe("series at chosen instants (DST days, week starts)", () => {
   let projectId = 0;
 
   async function clicksAt(times: string[], visitor = (i: number) => `v${i}`, link = linkId) {
-    const events: EventRow[] = times.map((iso, i) => ({
-      project_id: projectId,
-      ts: Date.parse(iso),
-      client_ts: null,
-      name: "click",
-      visitor: visitor(i),
-      session: null,
-      link_id: link,
-      domain_id: domainId,
-      campaign_id: null,
-      source: "link",
-      channel: "default",
-      platform: "linux",
-      ip: "127.0.0.0",
-      ua: CHROME_LINUX,
-      referrer: null,
-      browser: "Chrome",
-      os: "Linux",
-      device: "desktop",
-      is_bot: false,
-      country: null,
-      data: null,
-    }));
+    const events: EventRow[] = times.map((iso, i) =>
+      clickEvent({
+        project_id: projectId,
+        ts: Date.parse(iso),
+        visitor: visitor(i),
+        link_id: link,
+        domain_id: domainId,
+        platform: "linux",
+        ip: "127.0.0.0",
+        ua: CHROME_LINUX,
+        browser: "Chrome",
+        os: "Linux",
+        device: "desktop",
+      }),
+    );
     await t.app.services.writer.writeMany(events);
   }
 
@@ -538,29 +531,9 @@ describe("export", () => {
     const n = 2500;
     const projectId = (await t.app.services.store.getProject("default"))!.id;
     const base0 = Date.parse("2023-01-01T00:00:00Z");
-    const events: EventRow[] = Array.from({ length: n }, (_, i) => ({
-      project_id: projectId,
-      ts: base0 + i,
-      client_ts: null,
-      name: "click",
-      visitor: `bulk${i}`,
-      session: null,
-      link_id: l2,
-      domain_id: null,
-      campaign_id: null,
-      source: "link",
-      channel: "default",
-      platform: null,
-      ip: null,
-      ua: null,
-      referrer: null,
-      browser: null,
-      os: null,
-      device: null,
-      is_bot: false,
-      country: null,
-      data: null,
-    }));
+    const events: EventRow[] = Array.from({ length: n }, (_, i) =>
+      clickEvent({ project_id: projectId, ts: base0 + i, visitor: `bulk${i}`, link_id: l2 }),
+    );
     await t.app.services.writer.writeMany(events);
     const rows = await exportNdjson(base, `from=2023-01-01T00:00:00Z&to=2023-01-02T00:00:00Z`);
     assert.equal(rows.length, n);

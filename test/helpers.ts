@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import { buildApp, type ClicktrailApp } from "../src/app.js";
 import { loadConfig, type Config } from "../src/config.js";
 import { openStore } from "../src/store/open.js";
+import { createDatabase, TEST_ENGINE, type TestDatabase } from "./pg.js";
 
 export const ADMIN_KEY = "test-admin-key-0123456789abcdef";
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -26,11 +27,17 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-/** Builds the app on a fresh SQLite file in a temp dir and listens on an ephemeral loopback port. */
+/**
+ * Builds the app on a fresh store and listens on an ephemeral loopback port: a SQLite file in a temp dir, or, in the
+ * PostgreSQL round of the test run (CLICKTRAIL_TEST_DB=postgres), a database of its own, dropped on close.
+ */
 export async function startApp(env: Record<string, string> = {}): Promise<TestApp> {
   const owned = !env.CLICKTRAIL_DATA_DIR;
   const dir = env.CLICKTRAIL_DATA_DIR ?? tmpDir();
+  let db: TestDatabase | null = null;
+  if (TEST_ENGINE === "postgres" && !env.CLICKTRAIL_DATABASE_URL) db = await createDatabase();
   const config = loadConfig({
+    ...(db ? { CLICKTRAIL_DATABASE_URL: db.url } : {}),
     CLICKTRAIL_DATA_DIR: dir,
     CLICKTRAIL_PORT: "0",
     CLICKTRAIL_ADMIN_KEY: ADMIN_KEY,
@@ -52,6 +59,7 @@ export async function startApp(env: Record<string, string> = {}): Promise<TestAp
       await app.close();
       // a data dir passed in belongs to the caller, who may still need it
       if (owned) rmSync(dir, { recursive: true, force: true });
+      await db?.drop();
     },
   };
 }
@@ -116,7 +124,18 @@ export interface ServerProcess {
 
 /** Starts `clicktrail serve` as a real process and waits until /healthz answers. */
 export async function startProcess(dataDir: string, env: Record<string, string> = {}): Promise<ServerProcess> {
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(dataDir, env, 20000 + Math.floor(Math.random() * 20000));
+    } catch (e) {
+      // the random port was taken (by another test's server, or an outgoing connection's ephemeral port): another one
+      if (attempt < 5 && /EADDRINUSE/.test((e as Error).message)) continue;
+      throw e;
+    }
+  }
+}
+
+async function startOnce(dataDir: string, env: Record<string, string>, port: number): Promise<ServerProcess> {
   let out = "";
   const proc = spawn(process.execPath, [MAIN, "serve"], {
     env: {
@@ -134,14 +153,21 @@ export async function startProcess(dataDir: string, env: Record<string, string> 
   const base = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 15_000;
   for (;;) {
-    if (proc.exitCode !== null) throw new Error(`server exited with ${proc.exitCode}: ${out}`);
+    if (proc.exitCode !== null) {
+      await new Promise((r) => setTimeout(r, 50)); // the last of its output
+      throw new Error(`server exited with ${proc.exitCode}: ${out}`);
+    }
     try {
       const r = await req(base, "GET", "/healthz", { key: null });
       if (r.status === 200) break;
     } catch {
       /* not up yet */
     }
-    if (Date.now() > deadline) throw new Error(`server did not start: ${out}`);
+    if (Date.now() > deadline) {
+      // a server that did not come up must not outlive the test (its pipes would keep the test runner alive)
+      proc.kill("SIGKILL");
+      throw new Error(`server did not start: ${out}`);
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
   return { proc, base, port, output: () => out };

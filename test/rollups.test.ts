@@ -1,4 +1,5 @@
 import { test } from "node:test";
+import { clickEvent } from "./events.js";
 import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
 import path from "node:path";
@@ -36,29 +37,20 @@ test("visitor sketches: exact while small, about 1.6 % error when large, merging
 });
 
 function click(i: number, link: number, ts: number): EventRow {
-  return {
-    project_id: 1,
+  return clickEvent({
     ts,
-    client_ts: null,
-    name: "click",
     visitor: `v${i % 37}`,
-    session: null,
     link_id: link,
     domain_id: 1,
-    campaign_id: null,
-    source: "link",
     channel: i % 2 ? "default" : "mail",
     platform: "linux",
-    ip: null,
     ua: "ua",
     referrer: i % 3 ? null : "https://news.example/x",
     browser: "Chrome",
     os: "Linux",
     device: "desktop",
     is_bot: i % 10 === 0,
-    country: null,
-    data: null,
-  };
+  });
 }
 
 async function totals(store: SqliteStore) {

@@ -25,6 +25,8 @@ export interface RedirectDeps {
   trust: TrustFn;
   geoip: GeoIp | null;
   log: { error(obj: object, msg: string): void };
+  /** Grants a click against max_clicks across instances (PostgreSQL); without it the cached count decides. */
+  claimClick?: (linkId: number) => Promise<boolean>;
 }
 
 type Outcome = "redirect" | "not_found" | "gone" | "error";
@@ -53,6 +55,17 @@ export function createRedirectHandler(deps: RedirectDeps) {
     if (status === 302 || status === 307) h["Cache-Control"] = "private, max-age=0";
     if (cookie) h["Set-Cookie"] = cookie;
     send(res, status, h);
+  }
+
+  function unavailable(res: ServerResponse, err: unknown) {
+    counters.error.inc();
+    deps.log.error({ err }, "click not stored; answered 503");
+    send(
+      res,
+      503,
+      { "Content-Type": "application/problem+json", "Retry-After": 1 },
+      JSON.stringify(problem(503, "storage-unavailable", "the click could not be recorded; try again in a moment")),
+    );
   }
 
   function page(res: ServerResponse, status: 404 | 410, head: boolean) {
@@ -150,7 +163,17 @@ export function createRedirectHandler(deps: RedirectDeps) {
       event.link_id = link.id;
       event.channel = segments[1] ?? "default";
       const expired = link.expires_at !== null && link.expires_at <= now;
-      const exhausted = link.max_clicks !== null && link.clicks >= link.max_clicks;
+      let exhausted = link.max_clicks !== null && link.clicks >= link.max_clicks;
+      // several instances: the shared counter decides for every real click (the cached count can run ahead of it for
+      // a moment, when a cache fill reads a flush that was committed but is still counted as pending here)
+      if (!expired && link.max_clicks !== null && !isBot && deps.claimClick) {
+        try {
+          exhausted = !(await deps.claimClick(link.id));
+        } catch (err) {
+          // without the shared counter we cannot know whether the link is exhausted: no redirect we might regret
+          return unavailable(res, err);
+        }
+      }
       if (expired || exhausted) {
         outcome = "gone";
         event.name = "click_refused";
@@ -169,14 +192,7 @@ export function createRedirectHandler(deps: RedirectDeps) {
       await writer.write(event);
     } catch (err) {
       if (outcome === "redirect" && !isBot) resolved!.link.clicks--;
-      counters.error.inc();
-      deps.log.error({ err }, "click not stored; answered 503");
-      return send(
-        res,
-        503,
-        { "Content-Type": "application/problem+json", "Retry-After": 1 },
-        JSON.stringify(problem(503, "storage-unavailable", "the click could not be recorded; try again in a moment")),
-      );
+      return unavailable(res, err);
     }
     counters[outcome].inc();
     respond();

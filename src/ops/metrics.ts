@@ -43,6 +43,11 @@ export function createMetrics() {
       help: "Group commits that failed (their requests were answered with an error, nothing acknowledged)",
       registers: [registry],
     }),
+    spooled: new client.Counter({
+      name: "clicktrail_writer_spooled_events_total",
+      help: "Events written to the local spool because the database was unreachable (replayed when it is back)",
+      registers: [registry],
+    }),
     queueDepth: new client.Gauge({
       name: "clicktrail_writer_queue_depth",
       help: "Events waiting for the next group commit",

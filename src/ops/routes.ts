@@ -11,14 +11,23 @@ export async function opsRoutes(app: FastifyInstance, deps: { store: Store; writ
     let ok = true;
     try {
       await deps.store.ping();
-      checks.database = "ok";
+      checks.database = "up";
     } catch (e) {
       ok = false;
       checks.database = `down: ${(e as Error).message}`;
     }
-    return reply
-      .code(ok ? 200 : 503)
-      .send({ status: ok ? "ok" : "degraded", version: VERSION, engine: deps.store.engine, queue_depth: deps.writer.depth, checks });
+    // the change channel (Redis or LISTEN): while down, caches are bypassed, so this instance is slower but correct
+    const extra = deps.store.status?.() ?? {};
+    Object.assign(checks, extra);
+    const degraded = !ok || Object.values(extra).includes("down") || deps.writer.spooled > 0;
+    return reply.code(ok ? 200 : 503).send({
+      status: degraded ? "degraded" : "ok",
+      version: VERSION,
+      engine: deps.store.engine,
+      queue_depth: deps.writer.depth,
+      spooled_batches: deps.writer.spooled,
+      checks,
+    });
   });
 
   app.get("/metrics", { schema: { tags: ["operations"], summary: "Prometheus metrics" } }, async (_req, reply) => {

@@ -169,8 +169,46 @@ export interface EventFilter {
   limit: number;
 }
 
+/** A group commit with an id, for engines where a batch may be replayed (from an instance's spool). */
+export interface EventBatch {
+  /** unique per batch: a batch replayed after an outage is applied at most once */
+  id: string;
+  events: EventRow[];
+}
+
+/** Another instance's writer that died with events not yet in the rollups, claimed by this instance to finish. */
+export interface OrphanWriter {
+  /** the store as that writer: rollupState, scanEvents and the flush methods act on its watermark */
+  store: Store;
+  /** Retires the orphan (its rollups are complete) and releases the claim. */
+  done(): Promise<void>;
+  /** Releases the claim without retiring it (someone will try again). */
+  release(): Promise<void>;
+}
+
 export interface Store {
   readonly engine: "sqlite" | "postgres";
+  /**
+   * Appends batches in one transaction, skipping those whose id was applied before (`duplicates`); `lastId` is the
+   * highest id given out (null when nothing was appended).
+   */
+  appendBatches?(batches: EventBatch[]): Promise<{ lastId: number | null; duplicates: number }>;
+  /**
+   * Grants one click against the link's max_clicks atomically across every instance; false when exhausted. Engines
+   * without it (one process per database) count in memory.
+   */
+  claimClick?(linkId: number): Promise<boolean>;
+  /**
+   * Several writers (instances) on one database: each has its own rollup watermark. Claims one writer that stopped
+   * without finishing its rollups (FOR UPDATE SKIP LOCKED: each orphan is adopted by one instance), or null.
+   */
+  claimOrphanWriter?(): Promise<OrphanWriter | null>;
+  /** This instance's writer stops: its rollups are complete, its watermark is no longer needed. */
+  retireWriter?(): Promise<void>;
+  /** Starts periodic upkeep (PostgreSQL: next months' partitions); errors go to onError. */
+  startMaintenance?(onError: (e: unknown) => void): void;
+  /** What this engine's connections look like, for /healthz (e.g. { redis: "up" }). */
+  status?(): Record<string, string>;
   migrate(): Promise<number>;
   close(): Promise<void>;
   /** True when someone else (another process) changed the data since the last call: caches must be dropped. */
@@ -212,7 +250,7 @@ export interface Store {
 
   /** Appends events in one transaction and returns the id of the last one. Ids of one call are consecutive. */
   appendEvents(events: EventRow[]): Promise<number>;
-  /** Events with ids in (afterId, uptoId], in id order: the rollup replay after a crash. */
+  /** This writer's events with ids in (afterId, uptoId], in id order: the rollup replay after a crash. */
   scanEvents(afterId: number, uptoId: number | null, limit: number): Promise<StoredEvent[]>;
   listEvents(f: EventFilter): Promise<StoredEvent[]>;
   countEvents(projectId: number): Promise<number>;
@@ -229,6 +267,15 @@ export interface Store {
   /** The stored visitor sketches of the hours in range. */
   statsSketches(r: StatsRange): Promise<Uint8Array[]>;
 }
+
+/** Thrown by adapters when the database cannot be reached: the API answers 503 and the client retries. */
+export class StoreUnavailable extends Error {}
+
+/**
+ * Thrown by a multi-writer store when another instance adopted this instance's writer (it was cut off from the
+ * database too long): nothing was written; the store continues as a new writer and the rollup buffer must be rebuilt.
+ */
+export class WriterRetired extends Error {}
 
 /** Thrown by adapters on a unique-constraint violation, so services can answer 409 without knowing the engine. */
 export class UniqueViolation extends Error {}

@@ -2,6 +2,7 @@ import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { MIGRATIONS } from "./migrations.js";
+import { LINK_COLUMNS, LINK_SELECT, linkValues, toLink, type Row } from "../rows.js";
 import {
   DIMENSIONS,
   UniqueViolation,
@@ -23,8 +24,6 @@ import {
   type User,
 } from "../port.js";
 
-type Row = Record<string, unknown>;
-
 export interface SqliteOptions {
   /** Path of the database file, or ":memory:". */
   file: string;
@@ -41,31 +40,6 @@ function rethrow(e: unknown): never {
     throw new UniqueViolation((e as unknown as Error).message);
   }
   throw e;
-}
-
-const LINK_SELECT = `SELECT l.*, d.hostname FROM links l JOIN domains d ON d.id = l.domain_id`;
-
-function toLink(r: Row | undefined): Link | null {
-  if (!r) return null;
-  return {
-    id: r.id as number,
-    project_id: r.project_id as number,
-    domain_id: r.domain_id as number,
-    hostname: r.hostname as string,
-    slug: r.slug as string,
-    target: r.target as string,
-    redirect_status: r.redirect_status as Link["redirect_status"],
-    expires_at: (r.expires_at as number | null) ?? null,
-    max_clicks: (r.max_clicks as number | null) ?? null,
-    tags: JSON.parse(r.tags as string),
-    utm: JSON.parse(r.utm as string),
-    forward_query: r.forward_query === 1,
-    title: (r.title as string | null) ?? null,
-    notes: (r.notes as string | null) ?? null,
-    created_at: r.created_at as number,
-    updated_at: r.updated_at as number,
-    clicks: r.clicks as number,
-  };
 }
 
 function toKey(r: Row | undefined): ApiKey | null {
@@ -287,26 +261,8 @@ export class SqliteStore implements Store {
     const now = Date.now();
     const tx = this.db.transaction(() => {
       const r = this.db
-        .prepare(
-          `INSERT INTO links (project_id, domain_id, slug, target, redirect_status, expires_at, max_clicks, tags, utm, forward_query, title, notes, created_at, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        )
-        .run(
-          l.project_id,
-          l.domain_id,
-          l.slug,
-          l.target,
-          l.redirect_status,
-          l.expires_at,
-          l.max_clicks,
-          JSON.stringify(l.tags),
-          JSON.stringify(l.utm),
-          l.forward_query ? 1 : 0,
-          l.title,
-          l.notes,
-          now,
-          now,
-        );
+        .prepare(`INSERT INTO links (${LINK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+        .run(...linkValues(l, (b) => (b ? 1 : 0)), now, now);
       const id = Number(r.lastInsertRowid);
       this.setTags(id, l.tags);
       return id;

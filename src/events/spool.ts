@@ -1,0 +1,113 @@
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
+import path from "node:path";
+import type { EventRow } from "../store/port.js";
+
+export interface SpooledBatch {
+  id: string;
+  events: EventRow[];
+}
+
+/**
+ * The instance-local durable spool: while the database cannot be reached, each group commit is appended here as one
+ * JSON line and fsynced before its events are acknowledged; when the database is back, the batches are replayed (each
+ * at most once: the database remembers batch ids). Files: `current.ndjson` receives, `replay-*.ndjson` are being
+ * drained, so batches spooled during a replay never mix with it.
+ */
+export class Spool {
+  private fd: number | null = null;
+  /** batches in replay-* files, and in current.ndjson */
+  private replayCount = 0;
+  private currentCount = 0;
+
+  constructor(private readonly dir: string) {
+    mkdirSync(dir, { recursive: true });
+    // a spool left by an earlier run of this instance is replayed first
+    try {
+      renameSync(path.join(dir, "current.ndjson"), path.join(dir, `replay-${Date.now()}-${process.pid}-0.ndjson`));
+    } catch {
+      /* none */
+    }
+    for (const f of this.files()) this.replayCount += this.read(f).length;
+  }
+
+  /** Batches waiting for the database. */
+  get size(): number {
+    return this.replayCount + this.currentCount;
+  }
+
+  append(batch: SpooledBatch): void {
+    this.fd ??= openSync(path.join(this.dir, "current.ndjson"), "a");
+    writeSync(this.fd, JSON.stringify(batch) + "\n");
+    fsyncSync(this.fd);
+    this.currentCount++;
+  }
+
+  /**
+   * Hands every spooled batch to `apply`, oldest first, several at a time (up to maxEvents events); a file is deleted once all of it is applied. When `apply` throws
+   * the rest stays spooled (batches applied before are skipped by the database on the next drain).
+   */
+  async drain(apply: (batches: SpooledBatch[]) => Promise<void>, maxEvents = 5000): Promise<number> {
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = null;
+    try {
+      renameSync(path.join(this.dir, "current.ndjson"), path.join(this.dir, `replay-${Date.now()}-${process.pid}.ndjson`));
+    } catch {
+      /* nothing spooled since the last drain */
+    }
+    // the batches of current.ndjson are replay batches now; `size` counts down as they are applied, so /healthz shows
+    // a long drain's progress (it stayed at its start value until the drain ended)
+    this.replayCount += this.currentCount;
+    this.currentCount = 0;
+    let applied = 0;
+    try {
+      for (const f of this.files()) {
+        // several batches per call (one statement on PostgreSQL), each keeping its own id
+        let group: SpooledBatch[] = [];
+        let events = 0;
+        const flush = async () => {
+          if (!group.length) return;
+          await apply(group);
+          applied += group.length;
+          this.replayCount -= group.length;
+          group = [];
+          events = 0;
+        };
+        for (const b of this.read(f)) {
+          if (events + b.events.length > maxEvents) await flush();
+          group.push(b);
+          events += b.events.length;
+        }
+        await flush();
+        rmSync(path.join(this.dir, f), { force: true });
+      }
+    } finally {
+      this.replayCount = 0;
+      for (const f of this.files()) this.replayCount += this.read(f).length;
+    }
+    return applied;
+  }
+
+  private files(): string[] {
+    return readdirSync(this.dir)
+      .filter((f) => f.startsWith("replay-") && f.endsWith(".ndjson"))
+      .sort();
+  }
+
+  private read(f: string): SpooledBatch[] {
+    const out: SpooledBatch[] = [];
+    for (const line of readFileSync(path.join(this.dir, f), "utf8").split("\n")) {
+      if (!line) continue;
+      try {
+        out.push(JSON.parse(line) as SpooledBatch);
+      } catch {
+        // a line cut short by a crash mid-write was never acknowledged: its events were not answered
+      }
+    }
+    return out;
+  }
+
+  close(): void {
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = null;
+  }
+}

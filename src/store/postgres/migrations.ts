@@ -1,0 +1,166 @@
+/**
+ * Numbered PostgreSQL migrations: the same schema as SQLite's in PostgreSQL's types, plus what several instances
+ * need (writers, batch ids, the claimed counter of max_clicks). Never edit a released one: append
+ * a new number. The event log is partitioned by month of `ts` (see partitions.ts); a default partition catches any
+ * event outside the months created ahead, so an insert never fails for want of a partition.
+ */
+export const PG_MIGRATIONS: { id: number; name: string; sql: string }[] = [
+  {
+    id: 1,
+    name: "core",
+    sql: `
+CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL);
+
+CREATE TABLE projects (
+  id bigserial PRIMARY KEY,
+  name text NOT NULL UNIQUE,
+  created_at bigint NOT NULL
+);
+
+CREATE TABLE users (
+  id bigserial PRIMARY KEY,
+  email text NOT NULL,
+  password_hash text NOT NULL,
+  created_at bigint NOT NULL
+);
+CREATE UNIQUE INDEX users_email ON users (lower(email));
+
+CREATE TABLE memberships (
+  user_id bigint NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  project_id bigint NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  role text NOT NULL,
+  PRIMARY KEY (user_id, project_id)
+);
+
+CREATE TABLE api_keys (
+  id bigserial PRIMARY KEY,
+  project_id bigint NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  name text NOT NULL,
+  prefix text NOT NULL,
+  hash text NOT NULL UNIQUE,
+  scopes jsonb NOT NULL,
+  created_at bigint NOT NULL,
+  revoked_at bigint
+);
+
+CREATE TABLE domains (
+  id bigserial PRIMARY KEY,
+  project_id bigint NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  hostname text NOT NULL UNIQUE,
+  fallback_url text,
+  created_at bigint NOT NULL,
+  updated_at bigint NOT NULL
+);
+CREATE INDEX domains_project ON domains (project_id);
+
+CREATE TABLE links (
+  id bigserial PRIMARY KEY,
+  project_id bigint NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  domain_id bigint NOT NULL REFERENCES domains(id),
+  slug text NOT NULL,
+  target text NOT NULL,
+  redirect_status integer NOT NULL DEFAULT 302,
+  expires_at bigint,
+  max_clicks bigint,
+  tags jsonb NOT NULL DEFAULT '[]',
+  utm jsonb NOT NULL DEFAULT '{}',
+  forward_query boolean NOT NULL DEFAULT false,
+  title text,
+  notes text,
+  created_at bigint NOT NULL,
+  updated_at bigint NOT NULL,
+  -- non-bot clicks committed (maintained in the writer's transactions)
+  clicks bigint NOT NULL DEFAULT 0,
+  -- clicks granted against max_clicks across every instance (claimClick), never less than clicks
+  claimed bigint NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX links_domain_slug ON links (domain_id, slug);
+CREATE INDEX links_project ON links (project_id, id);
+CREATE INDEX links_domain_target ON links (domain_id, target);
+
+CREATE TABLE link_tags (
+  link_id bigint NOT NULL REFERENCES links(id) ON DELETE CASCADE,
+  tag text NOT NULL,
+  PRIMARY KEY (tag, link_id)
+);
+CREATE INDEX link_tags_link ON link_tags (link_id);
+
+-- The append-only event log of every project, one partition per month of ts.
+CREATE SEQUENCE events_id_seq AS bigint;
+CREATE TABLE events (
+  id bigint NOT NULL DEFAULT nextval('events_id_seq'),
+  project_id bigint NOT NULL,
+  ts bigint NOT NULL,
+  client_ts bigint,
+  name text NOT NULL,
+  visitor text,
+  session text,
+  link_id bigint,
+  domain_id bigint,
+  campaign_id bigint,
+  source text NOT NULL,
+  channel text,
+  platform text,
+  ip text,
+  ua text,
+  referrer text,
+  browser text,
+  os text,
+  device text,
+  is_bot boolean NOT NULL DEFAULT false,
+  country text,
+  data text,
+  -- the writer (instance) that appended it: each writer rolls up its own events past its own watermark
+  writer integer
+) PARTITION BY RANGE (ts);
+CREATE INDEX events_project_ts ON events (project_id, ts);
+CREATE INDEX events_id ON events (id);
+CREATE TABLE events_default PARTITION OF events DEFAULT;
+
+CREATE TABLE rollups (
+  scope text NOT NULL,
+  scope_id bigint NOT NULL,
+  dim text NOT NULL,
+  slot bigint NOT NULL,
+  bot boolean NOT NULL,
+  value text NOT NULL,
+  clicks bigint NOT NULL,
+  PRIMARY KEY (scope, scope_id, dim, slot, bot, value)
+);
+
+CREATE TABLE visitor_sketches (
+  scope text NOT NULL,
+  scope_id bigint NOT NULL,
+  hour bigint NOT NULL,
+  bot boolean NOT NULL,
+  sketch bytea NOT NULL,
+  PRIMARY KEY (scope, scope_id, hour, bot)
+);
+
+-- One row per writing instance: its rollup watermark and an unfinished chunked flush. A writer whose heartbeat
+-- stopped is adopted by another instance (FOR UPDATE SKIP LOCKED), which finishes its rollups and deletes the row;
+-- every write of a writer checks (FOR KEY SHARE) that its row still exists, so an adopted writer can write nothing more.
+CREATE TABLE writers (
+  id serial PRIMARY KEY,
+  instance text NOT NULL,
+  started_at bigint NOT NULL,
+  heartbeat_at bigint NOT NULL,
+  watermark bigint NOT NULL,
+  pending_from bigint,
+  pending_to bigint
+);
+CREATE TABLE rollup_chunks_done (
+  writer integer NOT NULL,
+  chunk integer NOT NULL,
+  PRIMARY KEY (writer, chunk)
+);
+
+-- Group commits already applied, by the writer's batch id: a batch replayed from an instance's spool after an outage
+-- (when the outcome of its commit was unknown) is applied at most once.
+CREATE TABLE writer_batches (
+  id uuid PRIMARY KEY,
+  created_at bigint NOT NULL
+);
+`,
+  },
+];

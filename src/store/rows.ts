@@ -1,0 +1,53 @@
+import type { Link, NewLink } from "./port.js";
+
+export type Row = Record<string, unknown>;
+
+/** The links query both adapters share: a link with its domain's hostname. */
+export const LINK_SELECT = `SELECT l.*, d.hostname FROM links l JOIN domains d ON d.id = l.domain_id`;
+
+/** A links row as a Link. SQLite keeps tags and utm as JSON text and booleans as 0/1; PostgreSQL as jsonb and boolean. */
+export function toLink(r: Row | undefined): Link | null {
+  if (!r) return null;
+  const json = (v: unknown) => (typeof v === "string" ? JSON.parse(v) : v);
+  return {
+    id: r.id as number,
+    project_id: r.project_id as number,
+    domain_id: r.domain_id as number,
+    hostname: r.hostname as string,
+    slug: r.slug as string,
+    target: r.target as string,
+    redirect_status: r.redirect_status as Link["redirect_status"],
+    expires_at: (r.expires_at as number | null) ?? null,
+    max_clicks: (r.max_clicks as number | null) ?? null,
+    tags: json(r.tags) as string[],
+    utm: json(r.utm) as Link["utm"],
+    forward_query: r.forward_query === 1 || r.forward_query === true,
+    title: (r.title as string | null) ?? null,
+    notes: (r.notes as string | null) ?? null,
+    created_at: r.created_at as number,
+    updated_at: r.updated_at as number,
+    clicks: r.clicks as number,
+  };
+}
+
+/** The columns of a new link row, and (linkValues) the first twelve of their values: the caller adds created_at and
+ * updated_at; `bool` encodes forward_query for the engine. */
+export const LINK_COLUMNS =
+  "project_id, domain_id, slug, target, redirect_status, expires_at, max_clicks, tags, utm, forward_query, title, notes, created_at, updated_at";
+
+export function linkValues(l: NewLink, bool: (b: boolean) => unknown): unknown[] {
+  return [
+    l.project_id,
+    l.domain_id,
+    l.slug,
+    l.target,
+    l.redirect_status,
+    l.expires_at,
+    l.max_clicks,
+    JSON.stringify(l.tags),
+    JSON.stringify(l.utm),
+    bool(l.forward_query),
+    l.title,
+    l.notes,
+  ];
+}

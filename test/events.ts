@@ -1,0 +1,29 @@
+import type { EventRow } from "../src/store/port.js";
+
+/** A link click as the redirect path records it: every column, nulls where a test does not care, then `over`. */
+export function clickEvent(over: Partial<EventRow> = {}): EventRow {
+  return {
+    project_id: 1,
+    ts: Date.now(),
+    client_ts: null,
+    name: "click",
+    visitor: null,
+    session: null,
+    link_id: null,
+    domain_id: null,
+    campaign_id: null,
+    source: "link",
+    channel: "default",
+    platform: null,
+    ip: null,
+    ua: null,
+    referrer: null,
+    browser: null,
+    os: null,
+    device: null,
+    is_bot: false,
+    country: null,
+    data: null,
+    ...over,
+  };
+}
