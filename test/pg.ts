@@ -18,7 +18,7 @@ export interface TestDatabase {
 /** A fresh, empty database of its own (ct_test_…), dropped by drop(): each test run leaves nothing behind. */
 export async function createDatabase(): Promise<TestDatabase> {
   const name = `ct_test_${randomBytes(6).toString("hex")}`;
-  const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
+  const admin = new pg.Client({ connectionString: PG_ADMIN_URL, connectionTimeoutMillis: 5000, statement_timeout: 60_000 });
   await admin.connect();
   try {
     await admin.query(`CREATE DATABASE ${name}`);
@@ -31,7 +31,7 @@ export async function createDatabase(): Promise<TestDatabase> {
     url: u.toString(),
     name,
     async drop() {
-      const c = new pg.Client({ connectionString: PG_ADMIN_URL });
+      const c = new pg.Client({ connectionString: PG_ADMIN_URL, connectionTimeoutMillis: 5000, statement_timeout: 60_000 });
       await c.connect();
       try {
         await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);

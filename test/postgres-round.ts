@@ -27,8 +27,19 @@ if (!pgUp || !redisUp) {
 }
 
 console.log(`# PostgreSQL round: ${API_SUITES.length} API suites on PostgreSQL, then ${SCALE_OUT.length} scale-out suites`);
-const child = spawn(process.execPath, ["--test", "--test-concurrency=1", ...API_SUITES, ...SCALE_OUT], {
-  env: { ...process.env, CLICKTRAIL_TEST_DB: "postgres" },
-  stdio: "inherit",
+// Every test is bounded (--test-timeout) and a file whose handles keep it alive is ended (--test-force-exit); the
+// round as a whole is bounded too, so a hang fails the run with a message instead of stalling CI.
+const ROUND_LIMIT_MS = 20 * 60_000;
+const child = spawn(
+  process.execPath,
+  ["--test", "--test-concurrency=1", "--test-timeout=300000", "--test-force-exit", ...API_SUITES, ...SCALE_OUT],
+  { env: { ...process.env, CLICKTRAIL_TEST_DB: "postgres" }, stdio: "inherit" },
+);
+const limit = setTimeout(() => {
+  console.error(`FAIL: the PostgreSQL round did not finish within ${ROUND_LIMIT_MS / 60_000} minutes; stopping it.`);
+  child.kill("SIGKILL");
+}, ROUND_LIMIT_MS);
+child.on("exit", (code, signal) => {
+  clearTimeout(limit);
+  process.exit(code ?? (signal ? 1 : 0));
 });
-child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
