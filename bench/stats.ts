@@ -272,6 +272,9 @@ async function generate(dir: string): Promise<Dataset> {
         forward_query: false,
         title: null,
         notes: null,
+        rules: [],
+        allowed_platforms: null,
+        campaign_id: null,
       }),
     );
   }
@@ -333,6 +336,7 @@ async function generate(dir: string): Promise<Dataset> {
         device: u.info.device || null,
         is_bot: u.info.bot,
         country: pickCountry(),
+        rule: null,
         data: null,
       };
     }

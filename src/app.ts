@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { randomUUID } from "node:crypto";
-import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply } from "fastify";
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { Config } from "./config.js";
@@ -19,6 +19,9 @@ import { LinkService } from "./links/links.js";
 import { LinkResolver } from "./links/resolver.js";
 import { createRedirectHandler } from "./links/redirect.js";
 import { linkRoutes } from "./links/routes.js";
+import { CampaignService } from "./campaigns/service.js";
+import { campaignRoutes } from "./campaigns/routes.js";
+import { o7trackerRoutes } from "./dialects/o7tracker.js";
 import { createMetrics, type Metrics } from "./ops/metrics.js";
 import { opsRoutes, VERSION } from "./ops/routes.js";
 import { problemSchema } from "./schemas.js";
@@ -30,6 +33,7 @@ export interface Services {
   auth: AuthService;
   domains: DomainService;
   links: LinkService;
+  campaigns: CampaignService;
   resolver: LinkResolver;
   stats: StatsService;
   writer: EventWriter;
@@ -58,6 +62,7 @@ export function buildServices(store: Store, writerOptions: WriterOptions = {}): 
     domains,
     auth: new AuthService(store),
     links: new LinkService(store, domains, resolver, (id) => writer.pendingClicks(id)),
+    campaigns: new CampaignService(store, resolver),
     stats: new StatsService(store, writer),
     writer,
   };
@@ -195,7 +200,10 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
       .send(problem(500, "internal", `something went wrong on our side (request id ${req.id})`));
   });
 
+  // a dialect mounted at the root answers unmatched paths its own way (o7tracker: a redirect to its fallback URL)
+  let rootFallback: ((req: FastifyRequest, reply: FastifyReply) => unknown) | null = null;
   fastify.setNotFoundHandler((req, reply) => {
+    if (rootFallback && !req.url.startsWith("/api/")) return rootFallback(req, reply);
     reply
       .code(404)
       .type("application/problem+json")
@@ -232,8 +240,31 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
     await opsRoutes(api, { store, writer, metrics });
     await authRoutes(api, { auth, store });
     await linkRoutes(api, services);
+    await campaignRoutes(api, services);
     await eventRoutes(api, services);
   });
+
+  for (const d of config.dialects) {
+    await fastify.register(
+      async (scope) => {
+        const { fallback } = await o7trackerRoutes(scope, {
+          config: config.o7tracker,
+          mount: d.mount,
+          auth,
+          domains: services.domains,
+          links: services.links,
+          resolver,
+          store,
+          writer,
+          track: redirect.track,
+        });
+        if (d.mount === "") rootFallback = fallback;
+      },
+      { prefix: d.mount },
+    );
+    if (d.name === "o7tracker" && (!config.o7tracker.authUser || !config.o7tracker.authPassword))
+      fastify.log.warn("o7tracker dialect: AUTH_USER and AUTH_PASSWORD are not both set, so its admin API refuses every request");
+  }
 
   // Another process (the CLI, another instance) may change links: drop caches when it does. Polled 4 times a second,
   // so a change made anywhere is served everywhere within well under a second.

@@ -25,6 +25,23 @@ export interface Config {
   databasePool: number;
   /** redis:// URL: cache invalidation between instances over Redis pub/sub. */
   redisUrl: string | undefined;
+  /** The source systems' HTTP surfaces to serve, each at a mount path ("" is the root). */
+  dialects: { name: DialectName; mount: string }[];
+  o7tracker: O7Config;
+}
+
+/** The dialects Clicktrail can serve (CLICKTRAIL_DIALECTS). */
+export const DIALECTS = ["o7tracker"] as const;
+export type DialectName = (typeof DIALECTS)[number];
+
+/** o7tracker's own variables (AUTH_USER, AUTH_PASSWORD, FALLBACK_URL), read unchanged, plus where its campaigns live. */
+export interface O7Config {
+  /** HTTP Basic credentials of /admin; when either is unset the admin API refuses every request */
+  authUser: string | undefined;
+  authPassword: string | undefined;
+  fallbackUrl: string;
+  /** the link domain campaigns created through the dialect are put on */
+  domain: string;
 }
 
 export class ConfigError extends Error {
@@ -73,6 +90,16 @@ export const CONFIG_VARIABLES = [
     "CLICKTRAIL_REDIS_URL",
     "(none)",
     "redis://host:6379 — cache invalidation between instances over Redis pub/sub (without it: PostgreSQL LISTEN/NOTIFY)",
+  ],
+  [
+    "CLICKTRAIL_DIALECTS",
+    "(none)",
+    "Source systems' APIs to serve, comma-separated, each optionally at a mount path: o7tracker or o7tracker:/o7 (docs/dialects.md)",
+  ],
+  [
+    "CLICKTRAIL_O7TRACKER_DOMAIN",
+    "o7tracker.invalid",
+    "Link domain of campaigns created through the o7tracker dialect (created when missing); the dialect also reads AUTH_USER, AUTH_PASSWORD and FALLBACK_URL",
   ],
   ["CLICKTRAIL_CONFIG_FILE", "(none)", "Optional JSON file with the same keys (without the prefix, lower case); the environment wins"],
 ] as const;
@@ -178,7 +205,35 @@ export function loadConfig(rawEnv: Env = process.env): Config {
     databaseUrl,
     databasePool: int(env, "CLICKTRAIL_DATABASE_POOL", 10, 1, 1000),
     redisUrl,
+    dialects: dialects(env),
+    o7tracker: {
+      authUser: env.AUTH_USER || undefined,
+      authPassword: env.AUTH_PASSWORD || undefined,
+      fallbackUrl: url(env, "FALLBACK_URL", ["http:", "https:"]) ?? "http://outfit7.com",
+      domain: env.CLICKTRAIL_O7TRACKER_DOMAIN?.trim().toLowerCase() || "o7tracker.invalid",
+    },
   };
+}
+
+/** "o7tracker" (at the root) or "o7tracker:/o7", comma-separated; a name twice or a mount path twice is an error. */
+function dialects(env: Env): Config["dialects"] {
+  const raw = env.CLICKTRAIL_DIALECTS?.trim();
+  if (!raw) return [];
+  const out: Config["dialects"] = [];
+  for (const part of raw.split(",")) {
+    const [name, mount = "/", ...rest] = part.trim().split(":");
+    if (!(DIALECTS as readonly string[]).includes(name!) || rest.length)
+      throw new ConfigError("CLICKTRAIL_DIALECTS", `${JSON.stringify(part.trim())} is not a dialect; use one of ${DIALECTS.join(", ")}, optionally as name:/path`);
+    if (!/^\/([A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*)?$/.test(mount))
+      throw new ConfigError("CLICKTRAIL_DIALECTS", `mount path ${JSON.stringify(mount)} of ${name} must be / or like /o7 (letters, digits, ._~-)`);
+    const m = mount === "/" ? "" : mount;
+    if (/^\/(api|docs|openapi\.json|healthz|metrics)(\/|$)/.test(m))
+      throw new ConfigError("CLICKTRAIL_DIALECTS", `mount path ${mount} of ${name} would hide Clicktrail's own ${m.split("/")[1]}`);
+    if (out.some((d) => d.name === name)) throw new ConfigError("CLICKTRAIL_DIALECTS", `${name} is listed twice`);
+    if (out.some((d) => d.mount === m)) throw new ConfigError("CLICKTRAIL_DIALECTS", `two dialects share the mount path ${mount}`);
+    out.push({ name: name as DialectName, mount: m });
+  }
+  return out;
 }
 
 function url(env: Env, name: string, protocols: string[]): string | undefined {

@@ -23,6 +23,7 @@ export function clickEvent(over: Partial<EventRow> = {}): EventRow {
     device: null,
     is_bot: false,
     country: null,
+    rule: null,
     data: null,
     ...over,
   };

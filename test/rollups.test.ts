@@ -87,6 +87,9 @@ test("an interrupted rollup flush is finished exactly once after a crash, and th
           forward_query: false,
           title: null,
           notes: null,
+          rules: [],
+          allowed_platforms: null,
+          campaign_id: null,
         }),
       );
     const t0 = Date.UTC(2026, 10, 20, 10);

@@ -7,6 +7,7 @@ export const EXPORT_COLUMNS = [
   "name",
   "link_id",
   "domain_id",
+  "campaign_id",
   "channel",
   "visitor",
   "ip",
@@ -18,6 +19,7 @@ export const EXPORT_COLUMNS = [
   "platform",
   "is_bot",
   "country",
+  "rule",
   "source",
   "data",
 ] as const;
@@ -29,6 +31,7 @@ export function exportRecord(e: StoredEvent) {
     name: e.name,
     link_id: e.link_id,
     domain_id: e.domain_id,
+    campaign_id: e.campaign_id,
     channel: e.channel,
     visitor: e.visitor,
     ip: e.ip,
@@ -40,6 +43,7 @@ export function exportRecord(e: StoredEvent) {
     platform: e.platform,
     is_bot: e.is_bot,
     country: e.country,
+    rule: e.rule ?? null,
     source: e.source,
     data: e.data ? JSON.parse(e.data) : null,
   };

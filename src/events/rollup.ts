@@ -1,16 +1,23 @@
-import { DIM_SLOT_MS, DIMENSIONS, SKETCH_MS, SLOT_MS, type Dimension, type EventRow, type RollupOp, type ScopeKind } from "../store/port.js";
+import { campaignPlatformScope, DIM_SLOT_MS, DIMENSIONS, SKETCH_MS, SLOT_MS, type Dimension, type EventRow, type RollupOp, type ScopeKind } from "../store/port.js";
 import { referrerHost } from "./enrich.js";
 import { hash32, VisitorSketch } from "./sketch.js";
 
-/** The rollup scopes an event counts in. Only link clicks are rolled up so far; later sources add theirs here. */
+/**
+ * The rollup scopes an event counts in: link clicks (short links and campaign surfaces such as o7tracker's /track);
+ * later sources add theirs here.
+ */
 export function scopesOf(e: EventRow): [ScopeKind, number][] {
-  if (e.source !== "link" || e.name !== "click") return [];
+  if ((e.source !== "link" && e.source !== "campaign") || e.name !== "click") return [];
   if (e.link_id !== null) {
     const s: [ScopeKind, number][] = [
       ["link", e.link_id],
       ["project", e.project_id],
     ];
     if (e.domain_id !== null) s.push(["domain", e.domain_id]);
+    if (e.campaign_id !== null) {
+      s.push(["campaign", e.campaign_id]);
+      s.push(["campaign_platform", campaignPlatformScope(e.campaign_id, e.platform ?? "")]);
+    }
     return s;
   }
   const s: [ScopeKind, number][] = [["orphan_project", e.project_id]];
@@ -27,6 +34,7 @@ export function dimsOf(e: EventRow): Record<Dimension, string> {
     platform: e.platform ?? "",
     channel: e.channel ?? "",
     country: e.country ?? "",
+    rule: e.rule ?? "",
   };
 }
 

@@ -1,6 +1,6 @@
 import { intParam } from "../schemas.js";
 import { badRequest } from "../errors.js";
-import { DIMENSIONS, SLOT_MS, type Dimension, type ScopeKind, type Store } from "../store/port.js";
+import { campaignPlatformScope, DIMENSIONS, PLATFORMS, SLOT_MS, type Dimension, type ScopeKind, type Store } from "../store/port.js";
 import { bucketStart, DAY, HOUR, isTimeZone, parseTime, TimeError, type Interval } from "../util/time.js";
 import { VisitorSketch } from "./sketch.js";
 import type { EventWriter } from "./writer.js";
@@ -23,7 +23,14 @@ const BREAKDOWN_NAMES: Record<Dimension, string> = {
   platform: "platform",
   channel: "channel",
   country: "country",
+  rule: "rule",
 };
+
+/** How a breakdown shows the empty value: no referrer is a direct visit, no rule is the link's own target. */
+const EMPTY_VALUE: Record<Dimension, string> = { ...Object.fromEntries(DIMENSIONS.map((d) => [d, "(unknown)"])), referrer_host: "(direct)", rule: "(default)" } as Record<
+  Dimension,
+  string
+>;
 
 const STEP: Record<Interval, number> = { hour: HOUR, day: DAY, week: 7 * DAY };
 const MAX_BUCKETS = 5000;
@@ -97,7 +104,7 @@ export class StatsService {
       breakdowns: Object.fromEntries(
         DIMENSIONS.map((d, i) => [
           BREAKDOWN_NAMES[d],
-          breakdowns[i]!.map((b) => ({ value: b.value === "" ? (d === "referrer_host" ? "(direct)" : "(unknown)") : b.value, clicks: b.clicks })),
+          breakdowns[i]!.map((b) => ({ value: b.value === "" ? EMPTY_VALUE[d] : b.value, clicks: b.clicks })),
         ]),
       ),
     };
@@ -105,6 +112,23 @@ export class StatsService {
       const orphans = await this.store.statsSeries({ ...range, scope: orphanScope });
       out.orphan_visits = orphans.reduce((n, r) => n + r.clicks, 0);
     }
+    return out;
+  }
+
+  /** A campaign's stats, plus clicks and visitors per platform (each from rollups of its own). */
+  async campaign(campaignId: number, q: StatsQuery) {
+    const out = await this.stats("campaign", campaignId, q);
+    const from = Date.parse(out.from as string);
+    const base = { from: from - (from % SLOT_MS), to: Date.parse(out.to as string), includeBots: q.bots === "include" };
+    const names = [...PLATFORMS, ""];
+    const per = await Promise.all(
+      names.map(async (platform) => {
+        const range = { ...base, scope: "campaign_platform" as const, scope_id: campaignPlatformScope(campaignId, platform) };
+        const [rows, visitors] = await Promise.all([this.store.statsSeries(range), this.visitors(range)]);
+        return { platform: platform || "(unknown)", clicks: rows.reduce((n, r) => n + r.clicks, 0), visitors };
+      }),
+    );
+    out.platforms = per.filter((p) => p.clicks > 0).sort((a, b) => b.clicks - a.clicks);
     return out;
   }
 }

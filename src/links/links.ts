@@ -4,6 +4,7 @@ import { randomString } from "../util/ids.js";
 import { iso, parseTime, TimeError } from "../util/time.js";
 import type { DomainService } from "./domains.js";
 import type { LinkResolver } from "./resolver.js";
+import { publicRules, validateAllowedPlatforms, validateRules } from "./targeting.js";
 import { GENERATED_SLUG_LENGTH, UTM_KEYS, validateSlug, validateUrl } from "./validate.js";
 
 export const REDIRECT_STATUSES = [301, 302, 307, 308] as const;
@@ -20,6 +21,9 @@ export interface LinkInput {
   forward_query?: boolean;
   title?: string | null;
   notes?: string | null;
+  rules?: unknown;
+  allowed_platforms?: unknown;
+  campaign_id?: number | null;
 }
 
 export interface ListQuery {
@@ -30,6 +34,9 @@ export interface ListQuery {
   created_before?: string;
   cursor?: string;
   limit?: number;
+  campaign_id?: number;
+  /** only links with targeting rules or allowed platforms */
+  targeted?: boolean;
 }
 
 function time(v: unknown, field: string): number | undefined {
@@ -70,6 +77,9 @@ export function publicLink(l: Link) {
     title: l.title,
     notes: l.notes,
     clicks: l.clicks,
+    rules: publicRules(l.rules),
+    allowed_platforms: l.allowed_platforms,
+    campaign_id: l.campaign_id,
     created_at: iso(l.created_at),
     updated_at: iso(l.updated_at),
   };
@@ -91,6 +101,12 @@ export class LinkService {
     /** clicks committed but not yet in links.clicks (see EventWriter.pendingClicks) */
     private readonly pendingClicks: (linkId: number) => number = () => 0,
   ) {}
+
+  private async campaign(projectId: number, id: number | null | undefined): Promise<number | null> {
+    if (id === null || id === undefined) return null;
+    if (!(await this.store.getCampaign(projectId, id))) throw badRequest(`campaign ${id} does not exist in this project`, { field: "campaign_id" });
+    return id;
+  }
 
   private withPending(l: Link): Link {
     l.clicks += this.pendingClicks(l.id);
@@ -117,6 +133,9 @@ export class LinkService {
       forward_query: input.forward_query ?? false,
       title: input.title ?? null,
       notes: input.notes ?? null,
+      rules: input.rules === undefined ? [] : validateRules(input.rules),
+      allowed_platforms: input.allowed_platforms === undefined ? null : validateAllowedPlatforms(input.allowed_platforms),
+      campaign_id: await this.campaign(projectId, input.campaign_id),
     };
     if (input.slug !== undefined) {
       const slug = validateSlug(input.slug);
@@ -164,6 +183,8 @@ export class LinkService {
       created_after: time(q.created_after, "created_after"),
       created_before: time(q.created_before, "created_before"),
       before_id: q.cursor ? decodeCursor(q.cursor) : undefined,
+      campaign_id: q.campaign_id,
+      targeted: q.targeted,
       limit: limit + 1,
     });
     const more = links.length > limit;
@@ -189,6 +210,9 @@ export class LinkService {
     if (input.forward_query !== undefined) patch.forward_query = input.forward_query;
     if (input.title !== undefined) patch.title = input.title;
     if (input.notes !== undefined) patch.notes = input.notes;
+    if (input.rules !== undefined) patch.rules = input.rules === null ? [] : validateRules(input.rules);
+    if (input.allowed_platforms !== undefined) patch.allowed_platforms = validateAllowedPlatforms(input.allowed_platforms);
+    if (input.campaign_id !== undefined) patch.campaign_id = await this.campaign(projectId, input.campaign_id);
     try {
       const l = (await this.store.updateLink(projectId, id, patch))!;
       this.resolver.invalidateLink(old.domain_id, old.slug);

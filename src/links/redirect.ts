@@ -6,10 +6,11 @@ import { hashedVisitor, parseUa } from "../events/enrich.js";
 import type { DailySalt } from "../events/salt.js";
 import type { GeoIp } from "../events/geoip.js";
 import type { Metrics } from "../ops/metrics.js";
-import type { Domain, EventRow } from "../store/port.js";
+import type { Domain, EventRow, Platform } from "../store/port.js";
 import { randomId } from "../util/ids.js";
 import { clientIp, storedIp, type TrustFn } from "../util/net.js";
-import type { LinkResolver } from "./resolver.js";
+import type { LinkResolver, ResolvedLink } from "./resolver.js";
+import { explicitPlatform, matchesPlatform, matchRule } from "./targeting.js";
 import { forwardQuery } from "./validate.js";
 
 export const VISITOR_COOKIE = "ct_vid";
@@ -79,7 +80,139 @@ export function createRedirectHandler(deps: RedirectDeps) {
     res.end(head ? undefined : body);
   }
 
-  return async function handle(req: IncomingMessage, res: ServerResponse, domain: Domain): Promise<void> {
+  /** What every click shares: the parsed user agent, the visitor, the base event. */
+  async function baseEvent(req: IncomingMessage, projectId: number, now: number) {
+    const method = req.method ?? "GET";
+    // bounded, so rotating huge headers can neither bloat the parsed-UA cache nor the log
+    const ua = req.headers["user-agent"]?.slice(0, 512);
+    const info = parseUa(ua);
+    const isBot = info.bot || method === "HEAD";
+    const ip = clientIp(req, trust);
+    let cookie: string | null = null;
+    let visitor: string;
+    if (config.visitorCookie && !isBot) {
+      const m = COOKIE_RE.exec(req.headers.cookie ?? "");
+      if (m) visitor = m[1]!;
+      else {
+        visitor = randomId();
+        cookie = `${VISITOR_COOKIE}=${visitor}; Max-Age=${TWO_YEARS}; Path=/; SameSite=Lax; HttpOnly`;
+      }
+    } else {
+      const s = salt.get(now);
+      visitor = hashedVisitor(typeof s === "string" ? s : await s, projectId, ip, ua ?? "");
+    }
+    const referrer = req.headers.referer?.slice(0, 2048);
+    const event: EventRow = {
+      project_id: projectId,
+      ts: now,
+      client_ts: null,
+      name: "click",
+      visitor,
+      session: null,
+      link_id: null,
+      domain_id: null,
+      campaign_id: null,
+      source: "link",
+      channel: null,
+      platform: info.platform || null,
+      ip: storedIp(ip, config.ipMode),
+      ua: ua ?? null,
+      referrer: referrer ?? null,
+      browser: info.browser || null,
+      os: info.os || null,
+      device: info.device || null,
+      is_bot: isBot,
+      country: deps.geoip?.country(ip) ?? null,
+      rule: null,
+      data: null,
+    };
+    return { event, info, isBot, cookie, head: method === "HEAD" };
+  }
+
+  type Base = Awaited<ReturnType<typeof baseEvent>>;
+
+  /** Commits the click, then answers; a click that cannot be committed is answered 503. */
+  async function commit(res: ServerResponse, event: EventRow, outcome: Outcome, respond: () => void, undo?: () => void): Promise<void> {
+    try {
+      await writer.write(event);
+    } catch (err) {
+      undo?.();
+      return unavailable(res, err);
+    }
+    counters[outcome].inc();
+    respond();
+  }
+
+  /**
+   * A click on a known link: expiry, allowed platforms, max_clicks, then the targeting rules choose the target.
+   * `refuse` answers a refused click (410 page, 404 page or a fallback); `status` overrides the link's redirect status.
+   */
+  async function followLink(
+    res: ServerResponse,
+    resolved: ResolvedLink,
+    b: Base,
+    query: string,
+    acceptLanguage: string | undefined,
+    opts: { refuse: (status: 404 | 410) => void; status?: number; enforcePlatforms?: boolean },
+  ): Promise<void> {
+    const { event, info, isBot, cookie } = b;
+    const link = resolved.link;
+    const now = event.ts;
+    event.link_id = link.id;
+    event.campaign_id = link.campaign_id;
+    const t = resolved.targeting;
+    let platform = info.platform;
+    if (t) {
+      // a targeted link honours an explicit ?platform= (o7tracker's clients send one)
+      platform = explicitPlatform(query) ?? info.platform;
+      event.platform = platform || null;
+    }
+    let refusal: "expired" | "platform" | "max_clicks" | null = null;
+    if (link.expires_at !== null && link.expires_at <= now) refusal = "expired";
+    else if (t?.allowed && opts.enforcePlatforms !== false && !matchesPlatform(t.allowed, platform, info.device)) refusal = "platform";
+    else if (link.max_clicks !== null) {
+      let exhausted = link.clicks >= link.max_clicks;
+      // several instances: the shared counter decides for every real click (the cached count can run ahead of it for
+      // a moment, when a cache fill reads a flush that was committed but is still counted as pending here)
+      if (!isBot && deps.claimClick) {
+        try {
+          exhausted = !(await deps.claimClick(link.id));
+        } catch (err) {
+          // without the shared counter we cannot know whether the link is exhausted: no redirect we might regret
+          return unavailable(res, err);
+        }
+      }
+      if (exhausted) refusal = "max_clicks";
+    }
+    if (refusal) {
+      event.name = "click_refused";
+      event.data = JSON.stringify({ reason: refusal });
+      return commit(res, event, refusal === "platform" ? "not_found" : "gone", () => opts.refuse(refusal === "platform" ? 404 : 410));
+    }
+    let location = resolved.location;
+    if (t && t.rules.length > 0) {
+      const m = matchRule(t, { platform: platform as Platform | "", device: info.device, now, country: event.country, query, acceptLanguage });
+      if (m) {
+        location = m.location;
+        event.rule = m.rule.name;
+      }
+    }
+    // count against max_clicks now, so concurrent requests cannot overshoot while their commit is pending
+    if (!isBot) link.clicks++;
+    if (link.forward_query) location = forwardQuery(location, query);
+    const status = opts.status ?? link.redirect_status;
+    return commit(
+      res,
+      event,
+      "redirect",
+      () => redirectTo(res, status, location, cookie),
+      () => {
+        if (!isBot) link.clicks--;
+      },
+    );
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse, domain: Domain): Promise<void> {
     const method = req.method ?? "GET";
     if (method !== "GET" && method !== "HEAD") {
       return send(
@@ -108,93 +241,39 @@ export function createRedirectHandler(deps: RedirectDeps) {
       return send(res, 404, {});
     }
 
-    // bounded, so rotating huge headers can neither bloat the parsed-UA cache nor the log
-    const ua = req.headers["user-agent"]?.slice(0, 512);
-    const info = parseUa(ua);
-    const isBot = info.bot || method === "HEAD";
-    const ip = clientIp(req, trust);
-    let cookie: string | null = null;
-    let visitor: string;
-    if (config.visitorCookie && !isBot) {
-      const m = COOKIE_RE.exec(req.headers.cookie ?? "");
-      if (m) visitor = m[1]!;
-      else {
-        visitor = randomId();
-        cookie = `${VISITOR_COOKIE}=${visitor}; Max-Age=${TWO_YEARS}; Path=/; SameSite=Lax; HttpOnly`;
-      }
-    } else {
-      const s = salt.get(now);
-      visitor = hashedVisitor(typeof s === "string" ? s : await s, domain.project_id, ip, ua ?? "");
-    }
-    const referrer = req.headers.referer?.slice(0, 2048);
-    const event: EventRow = {
-      project_id: domain.project_id,
-      ts: now,
-      client_ts: null,
-      name: "click",
-      visitor,
-      session: null,
-      link_id: null,
-      domain_id: domain.id,
-      campaign_id: null,
-      source: "link",
-      channel: null,
-      platform: info.platform || null,
-      ip: storedIp(ip, config.ipMode),
-      ua: ua ?? null,
-      referrer: referrer ?? null,
-      browser: info.browser || null,
-      os: info.os || null,
-      device: info.device || null,
-      is_bot: isBot,
-      country: deps.geoip?.country(ip) ?? null,
-      data: null,
-    };
-
-    let outcome: Outcome;
-    let respond: () => void;
+    const b = await baseEvent(req, domain.project_id, now);
+    b.event.domain_id = domain.id;
+    const fallbackOr = (status: 404 | 410) =>
+      domain.fallback_url ? redirectTo(res, 302, domain.fallback_url, b.cookie) : page(res, status, b.head);
     const resolved = segments.length >= 1 && segments.length <= 2 ? await resolver.link(domain.id, segments[0]!) : null;
     if (!resolved) {
-      outcome = "not_found";
-      event.data = JSON.stringify({ orphan: segments.length === 0 ? "base_url" : "unknown_slug", path: pathname.slice(0, 512) });
-      respond = domain.fallback_url ? () => redirectTo(res, 302, domain.fallback_url!, cookie) : () => page(res, 404, method === "HEAD");
-    } else {
-      const link = resolved.link;
-      event.link_id = link.id;
-      event.channel = segments[1] ?? "default";
-      const expired = link.expires_at !== null && link.expires_at <= now;
-      let exhausted = link.max_clicks !== null && link.clicks >= link.max_clicks;
-      // several instances: the shared counter decides for every real click (the cached count can run ahead of it for
-      // a moment, when a cache fill reads a flush that was committed but is still counted as pending here)
-      if (!expired && link.max_clicks !== null && !isBot && deps.claimClick) {
-        try {
-          exhausted = !(await deps.claimClick(link.id));
-        } catch (err) {
-          // without the shared counter we cannot know whether the link is exhausted: no redirect we might regret
-          return unavailable(res, err);
-        }
-      }
-      if (expired || exhausted) {
-        outcome = "gone";
-        event.name = "click_refused";
-        event.data = JSON.stringify({ reason: expired ? "expired" : "max_clicks" });
-        respond = domain.fallback_url ? () => redirectTo(res, 302, domain.fallback_url!, cookie) : () => page(res, 410, method === "HEAD");
-      } else {
-        outcome = "redirect";
-        // count against max_clicks now, so concurrent requests cannot overshoot while their commit is pending
-        if (!isBot) link.clicks++;
-        const location = link.forward_query ? forwardQuery(resolved.location, query) : resolved.location;
-        respond = () => redirectTo(res, link.redirect_status, location, cookie);
-      }
+      b.event.data = JSON.stringify({ orphan: segments.length === 0 ? "base_url" : "unknown_slug", path: pathname.slice(0, 512) });
+      return commit(res, b.event, "not_found", () => fallbackOr(404));
     }
+    b.event.channel = segments[1] ?? "default";
+    return followLink(res, resolved, b, query, req.headers["accept-language"], { refuse: fallbackOr });
+  }
 
-    try {
-      await writer.write(event);
-    } catch (err) {
-      if (outcome === "redirect" && !isBot) resolved!.link.clicks--;
-      return unavailable(res, err);
-    }
-    counters[outcome].inc();
-    respond();
-  };
+  /**
+   * A click on a link found by id (campaign surfaces: o7tracker's /track/{id}): recorded as source "campaign" with
+   * the given status; `refuse` answers when the link refuses the click.
+   */
+  async function track(
+    req: IncomingMessage,
+    res: ServerResponse,
+    resolved: ResolvedLink,
+    opts: { query: string; status: number; channel: string; refuse: () => void; enforcePlatforms: boolean },
+  ): Promise<void> {
+    const b = await baseEvent(req, resolved.link.project_id, Date.now());
+    b.event.source = "campaign";
+    b.event.domain_id = resolved.link.domain_id;
+    b.event.channel = opts.channel;
+    return followLink(res, resolved, b, opts.query, req.headers["accept-language"], {
+      refuse: opts.refuse,
+      status: opts.status,
+      enforcePlatforms: opts.enforcePlatforms,
+    });
+  }
+
+  return Object.assign(handle, { track });
 }

@@ -1,11 +1,14 @@
 import { LRUCache } from "lru-cache";
-import type { Domain, Link, Store } from "../store/port.js";
+import type { Domain, Link, Store, Utm } from "../store/port.js";
+import { compileTargeting, type CompiledTargeting } from "./targeting.js";
 import { withUtm } from "./validate.js";
 
 export interface ResolvedLink {
   link: Link;
-  /** target with UTM parameters, computed once per cache fill */
+  /** target with UTM parameters (the campaign's, then the link's own), computed once per cache fill */
   location: string;
+  /** rules and allowed platforms, compiled; null when the link has neither */
+  targeting: CompiledTargeting | null;
 }
 
 const NONE = Symbol("none");
@@ -18,6 +21,8 @@ const NONE = Symbol("none");
 export class LinkResolver {
   private readonly domains = new LRUCache<string, Domain | typeof NONE>({ max: 10_000 });
   private readonly links = new LRUCache<string, ResolvedLink | typeof NONE>({ max: 200_000 });
+  /** link id → its key in `links` */
+  private readonly ids = new LRUCache<number, string>({ max: 200_000 });
 
   constructor(
     private readonly store: Store,
@@ -44,10 +49,34 @@ export class LinkResolver {
     const hit = this.links.get(key);
     if (hit !== undefined) return hit === NONE ? null : hit;
     const link = await this.store.getLinkBySlug(domainId, slug);
-    if (link) link.clicks += this.pendingClicks(link.id);
-    const r = link ? { link, location: withUtm(link.target, link.utm) } : null;
+    const r = link ? await this.resolve(link) : null;
     this.links.set(key, r ?? NONE);
     return r;
+  }
+
+  /** A link by id, from the same cache (campaign surfaces such as o7tracker's /track/{id}). */
+  async linkById(projectId: number, id: number): Promise<ResolvedLink | null> {
+    const key = this.ids.get(id);
+    const hit = key === undefined ? undefined : this.links.get(key);
+    if (hit && hit !== NONE && hit.link.id === id) return hit.link.project_id === projectId ? hit : null;
+    const link = await this.store.getLink(projectId, id);
+    if (!link) return null;
+    const r = await this.resolve(link);
+    const k = `${link.domain_id}/${link.slug}`;
+    this.links.set(k, r);
+    this.ids.set(id, k);
+    return r;
+  }
+
+  private async resolve(link: Link): Promise<ResolvedLink> {
+    link.clicks += this.pendingClicks(link.id);
+    let utm: Utm = link.utm;
+    if (link.campaign_id !== null) {
+      const c = await this.store.getCampaignById(link.campaign_id);
+      if (c) utm = { ...c.utm, ...link.utm };
+    }
+    const locate = (target: string) => withUtm(target, utm);
+    return { link, location: locate(link.target), targeting: compileTargeting(link.rules, link.allowed_platforms, locate) };
   }
 
   invalidateLink(domainId: number, slug: string) {
@@ -57,5 +86,6 @@ export class LinkResolver {
   invalidateAll() {
     this.domains.clear();
     this.links.clear();
+    this.ids.clear();
   }
 }

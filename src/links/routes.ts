@@ -192,7 +192,7 @@ export async function linkRoutes(app: FastifyInstance, deps: LinkRouteDeps) {
     },
   );
 
-  app.get<{ Querystring: ListQuery & { limit?: string } }>(
+  app.get<{ Querystring: Omit<ListQuery, "limit" | "campaign_id"> & { limit?: string; campaign_id?: string } }>(
     "/api/v1/links",
     {
       schema: {
@@ -205,7 +205,11 @@ export async function linkRoutes(app: FastifyInstance, deps: LinkRouteDeps) {
       onRequest: read,
     },
     async (req) => {
-      const r = await links.list(req.principal.projectId, { ...req.query, limit: intParam(req.query.limit, "limit", 1, 1000) });
+      const r = await links.list(req.principal.projectId, {
+        ...req.query,
+        limit: intParam(req.query.limit, "limit", 1, 1000),
+        campaign_id: intParam(req.query.campaign_id, "campaign_id", 1, Number.MAX_SAFE_INTEGER),
+      });
       return { links: r.links.map(publicLink), next_cursor: r.next_cursor };
     },
   );

@@ -38,6 +38,20 @@ const linkProps = {
   forward_query: { type: "boolean", description: "append the request's query string to the target" },
   title: nullableString(512),
   notes: nullableString(4096),
+  rules: {
+    type: ["array", "null"],
+    maxItems: 32,
+    description:
+      "ordered targeting rules, first match wins, else target. A rule: {name?, target, platform?: [android|ios|windows-phone|windows|macos|linux|chromeos|other|mobile|desktop], language?: [de, pt-br], country?: [DE], query?: {param: true|\"value\"}, after?, before?}; every condition given must hold",
+    items: { type: "object" },
+  },
+  allowed_platforms: {
+    type: ["array", "null"],
+    maxItems: 16,
+    items: { type: "string", maxLength: 32 },
+    description: "when set, clicks from other platforms get 404 (or the domain's fallback)",
+  },
+  campaign_id: { type: ["integer", "null"], minimum: 1, description: "the campaign this link belongs to (shares its UTM parameters and stats)" },
 } as const;
 
 export const linkCreateBody = {
@@ -71,6 +85,9 @@ export const linkSchema = {
     title: { type: ["string", "null"] },
     notes: { type: ["string", "null"] },
     clicks: { type: "integer" },
+    rules: { type: "array", items: { type: "object", additionalProperties: true } },
+    allowed_platforms: { type: ["array", "null"], items: { type: "string" } },
+    campaign_id: { type: ["integer", "null"] },
     created_at: { type: "string" },
     updated_at: { type: "string" },
   },
@@ -87,6 +104,7 @@ export const linkListQuery = {
     created_before: { type: "string" },
     cursor: { type: "string", maxLength: 64 },
     limit: { type: "string", pattern: "^[0-9]{1,4}$", description: "1-1000, default 50" },
+    campaign_id: { type: "string", pattern: "^[0-9]{1,15}$", description: "only the links of this campaign" },
   },
 } as const;
 

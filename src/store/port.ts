@@ -48,6 +48,44 @@ export interface Utm {
   content?: string;
 }
 
+/** The platforms targeting knows: what a click's user agent (or an explicit `?platform=`) is resolved to. */
+export const PLATFORMS = ["android", "ios", "windows-phone", "windows", "macos", "linux", "chromeos", "other"] as const;
+export type Platform = (typeof PLATFORMS)[number];
+/** What a platform condition may name: a platform, or a class of them. */
+export const PLATFORM_CONDITIONS = [...PLATFORMS, "mobile", "desktop"] as const;
+export type PlatformCondition = (typeof PLATFORM_CONDITIONS)[number];
+
+/**
+ * One targeting rule of a link: every condition given must hold (AND); the first matching rule of the list wins, and
+ * without one the link's own target is used. Stored as validated and normalised by links/targeting.ts.
+ */
+export interface TargetRule {
+  /** shown in stats ("which rule matched"); unique within the link */
+  name: string;
+  target: string;
+  platform?: PlatformCondition[];
+  /** preferred browser language (Accept-Language), "de" also matches "de-AT" */
+  language?: string[];
+  /** ISO 3166-1 alpha-2 country (needs GeoIP) */
+  country?: string[];
+  /** query parameters: true = present, a string = equal to */
+  query?: Record<string, string | true>;
+  /** epoch ms: the rule applies from (after) and until (before) */
+  after?: number;
+  before?: number;
+}
+
+/** A named group of links that share UTM parameters and are counted together. */
+export interface Campaign {
+  id: number;
+  project_id: number;
+  name: string;
+  utm: Utm;
+  notes: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface Link {
   id: number;
   project_id: number;
@@ -67,6 +105,11 @@ export interface Link {
   updated_at: number;
   /** Non-bot clicks recorded so far (maintained by the writer; max_clicks counts these). */
   clicks: number;
+  /** ordered targeting rules, first match wins */
+  rules: TargetRule[];
+  /** when set, clicks from other platforms are refused (404 or the domain's fallback) */
+  allowed_platforms: PlatformCondition[] | null;
+  campaign_id: number | null;
 }
 
 export type NewLink = Omit<Link, "id" | "hostname" | "created_at" | "updated_at" | "clicks">;
@@ -81,6 +124,9 @@ export interface LinkFilter {
   created_before?: number;
   /** Links with an id below this (cursor pagination, newest first). */
   before_id?: number;
+  campaign_id?: number;
+  /** only links with targeting rules or allowed platforms */
+  targeted?: boolean;
   limit: number;
 }
 
@@ -106,6 +152,8 @@ export interface EventRow {
   device: string | null;
   is_bot: boolean;
   country: string | null;
+  /** the name of the targeting rule that chose the target (null: the link's own target) */
+  rule: string | null;
   data: string | null;
 }
 
@@ -113,10 +161,19 @@ export interface StoredEvent extends EventRow {
   id: number;
 }
 
-/** A rollup scope: link, domain, project, or the orphan-visit counters of a domain / project. */
-export type ScopeKind = "link" | "domain" | "project" | "orphan_domain" | "orphan_project";
+/**
+ * A rollup scope: link, domain, project, campaign, the orphan-visit counters of a domain / project, and a campaign's
+ * clicks on one platform (scope id: see campaignPlatformScope), which gives per-platform series and visitors.
+ */
+export type ScopeKind = "link" | "domain" | "project" | "campaign" | "campaign_platform" | "orphan_domain" | "orphan_project";
 
-export const DIMENSIONS = ["referrer_host", "browser", "os", "device", "platform", "channel", "country"] as const;
+/** The scope id of (campaign, platform): campaign id × 16 + the platform's index ("" is 15). */
+export function campaignPlatformScope(campaignId: number, platform: string): number {
+  const i = (PLATFORMS as readonly string[]).indexOf(platform);
+  return campaignId * 16 + (i < 0 ? 15 : i);
+}
+
+export const DIMENSIONS = ["referrer_host", "browser", "os", "device", "platform", "channel", "country", "rule"] as const;
 export type Dimension = (typeof DIMENSIONS)[number];
 
 /**
@@ -239,6 +296,15 @@ export interface Store {
   updateDomain(projectId: number, id: number, patch: Partial<Pick<Domain, "hostname" | "fallback_url">>): Promise<Domain | null>;
   deleteDomain(projectId: number, id: number): Promise<boolean>;
   countLinksOnDomain(domainId: number): Promise<number>;
+
+  createCampaign(c: Omit<Campaign, "id" | "created_at" | "updated_at">): Promise<Campaign>;
+  getCampaign(projectId: number, id: number): Promise<Campaign | null>;
+  /** any project's campaign by id (the redirect path's cache fill) */
+  getCampaignById(id: number): Promise<Campaign | null>;
+  listCampaigns(projectId: number): Promise<Campaign[]>;
+  updateCampaign(projectId: number, id: number, patch: Partial<Pick<Campaign, "name" | "utm" | "notes">>): Promise<Campaign | null>;
+  /** Deletes the campaign; its links stay, without a campaign. */
+  deleteCampaign(projectId: number, id: number): Promise<boolean>;
 
   createLink(l: NewLink): Promise<Link>;
   getLink(projectId: number, id: number): Promise<Link | null>;

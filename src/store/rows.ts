@@ -1,4 +1,4 @@
-import type { Link, NewLink } from "./port.js";
+import type { Campaign, Link, NewLink } from "./port.js";
 
 export type Row = Record<string, unknown>;
 
@@ -27,13 +27,33 @@ export function toLink(r: Row | undefined): Link | null {
     created_at: r.created_at as number,
     updated_at: r.updated_at as number,
     clicks: r.clicks as number,
+    rules: json(r.rules) as Link["rules"],
+    allowed_platforms: (json(r.allowed_platforms) as Link["allowed_platforms"]) ?? null,
+    campaign_id: (r.campaign_id as number | null) ?? null,
   };
 }
 
-/** The columns of a new link row, and (linkValues) the first twelve of their values: the caller adds created_at and
+export function toCampaign(r: Row | undefined): Campaign | null {
+  if (!r) return null;
+  return {
+    id: r.id as number,
+    project_id: r.project_id as number,
+    name: r.name as string,
+    utm: (typeof r.utm === "string" ? JSON.parse(r.utm) : r.utm) as Campaign["utm"],
+    notes: (r.notes as string | null) ?? null,
+    created_at: r.created_at as number,
+    updated_at: r.updated_at as number,
+  };
+}
+
+/** Link fields kept as JSON (text on SQLite, jsonb on PostgreSQL): encoded the same way by both adapters. */
+export const LINK_JSON_FIELDS = new Set(["tags", "utm", "rules", "allowed_platforms"]);
+export const linkFieldValue = (k: string, v: unknown) => (LINK_JSON_FIELDS.has(k) && v !== null ? JSON.stringify(v) : v);
+
+/** The columns of a new link row, and (linkValues) the first fifteen of their values: the caller adds created_at and
  * updated_at; `bool` encodes forward_query for the engine. */
 export const LINK_COLUMNS =
-  "project_id, domain_id, slug, target, redirect_status, expires_at, max_clicks, tags, utm, forward_query, title, notes, created_at, updated_at";
+  "project_id, domain_id, slug, target, redirect_status, expires_at, max_clicks, tags, utm, forward_query, title, notes, rules, allowed_platforms, campaign_id, created_at, updated_at";
 
 export function linkValues(l: NewLink, bool: (b: boolean) => unknown): unknown[] {
   return [
@@ -49,5 +69,8 @@ export function linkValues(l: NewLink, bool: (b: boolean) => unknown): unknown[]
     bool(l.forward_query),
     l.title,
     l.notes,
+    JSON.stringify(l.rules),
+    l.allowed_platforms === null ? null : JSON.stringify(l.allowed_platforms),
+    l.campaign_id,
   ];
 }

@@ -1,7 +1,7 @@
 import pg from "pg";
 import { randomUUID } from "node:crypto";
 import { PG_MIGRATIONS } from "./migrations.js";
-import { LINK_COLUMNS, LINK_SELECT, linkValues, toLink, type Row } from "../rows.js";
+import { LINK_COLUMNS, LINK_SELECT, linkFieldValue, linkValues, toCampaign, toLink, type Row } from "../rows.js";
 import { ensurePartitions } from "./partitions.js";
 import { PgNotifyChannel, RedisChannel, type ChangeChannel } from "./changes.js";
 import {
@@ -16,6 +16,7 @@ import {
   type EventBatch,
   type EventFilter,
   type EventRow,
+  type Campaign,
   type Link,
   type LinkFilter,
   type LinkPatch,
@@ -99,6 +100,7 @@ const EVENT_COLUMNS = [
   ["device", "text"],
   ["is_bot", "boolean"],
   ["country", "text"],
+  ["rule", "text"],
   ["data", "text"],
 ] as const satisfies readonly (readonly [keyof EventRow, string])[];
 
@@ -464,11 +466,57 @@ export class PgStore implements Store {
     return (await this.one(`SELECT count(*) AS n FROM links WHERE domain_id = $1`, [domainId]))!.n as number;
   }
 
+  async createCampaign(c: Omit<Campaign, "id" | "created_at" | "updated_at">): Promise<Campaign> {
+    const now = Date.now();
+    const r = await this.one(
+      `INSERT INTO campaigns (project_id, name, utm, notes, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5) RETURNING *`,
+      [c.project_id, c.name, JSON.stringify(c.utm), c.notes, now],
+    );
+    return toCampaign(r)!;
+  }
+
+  async getCampaign(projectId: number, id: number): Promise<Campaign | null> {
+    return toCampaign(await this.one(`SELECT * FROM campaigns WHERE project_id = $1 AND id = $2`, [projectId, id]));
+  }
+
+  async getCampaignById(id: number): Promise<Campaign | null> {
+    return toCampaign(await this.one(`SELECT * FROM campaigns WHERE id = $1`, [id]));
+  }
+
+  async listCampaigns(projectId: number): Promise<Campaign[]> {
+    return (await this.q(`SELECT * FROM campaigns WHERE project_id = $1 ORDER BY id DESC`, [projectId])).map((r) => toCampaign(r)!);
+  }
+
+  async updateCampaign(projectId: number, id: number, patch: Partial<Pick<Campaign, "name" | "utm" | "notes">>): Promise<Campaign | null> {
+    const vals: unknown[] = [];
+    const sets: string[] = [];
+    for (const [k, v] of Object.entries(patch)) {
+      if (v === undefined) continue;
+      vals.push(k === "utm" ? JSON.stringify(v) : v);
+      sets.push(`${k} = $${vals.length}`);
+    }
+    vals.push(Date.now(), projectId, id);
+    const n = vals.length;
+    const r = await this.one(
+      `UPDATE campaigns SET ${[...sets, `updated_at = $${n - 2}`].join(", ")} WHERE project_id = $${n - 1} AND id = $${n} RETURNING *`,
+      vals,
+    );
+    // links carry their campaign's UTM parameters: other instances' caches must drop them
+    if (r) await this.changed();
+    return toCampaign(r);
+  }
+
+  async deleteCampaign(projectId: number, id: number): Promise<boolean> {
+    const r = await this.q(`DELETE FROM campaigns WHERE project_id = $1 AND id = $2 RETURNING id`, [projectId, id]);
+    if (r.length) await this.changed();
+    return r.length > 0;
+  }
+
   async createLink(l: NewLink): Promise<Link> {
     const id = await this.tx(async (c) => {
       const now = Date.now();
       const r = await c.query(
-        `INSERT INTO links (${LINK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) RETURNING id`,
+        `INSERT INTO links (${LINK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) RETURNING id`,
         [...linkValues(l, (b) => b), now],
       );
       const id = r.rows[0].id as number;
@@ -510,6 +558,8 @@ export class PgStore implements Store {
     if (f.created_after !== undefined) where.push(`l.created_at >= ${p(f.created_after)}`);
     if (f.created_before !== undefined) where.push(`l.created_at < ${p(f.created_before)}`);
     if (f.before_id !== undefined) where.push(`l.id < ${p(f.before_id)}`);
+    if (f.campaign_id !== undefined) where.push(`l.campaign_id = ${p(f.campaign_id)}`);
+    if (f.targeted) where.push(`(l.rules <> '[]'::jsonb OR l.allowed_platforms IS NOT NULL)`);
     const rows = await this.q(`${LINK_SELECT} WHERE ${where.join(" AND ")} ORDER BY l.id DESC LIMIT ${p(f.limit)}`, vals);
     return rows.map((r) => toLink(r)!);
   }
@@ -519,7 +569,7 @@ export class PgStore implements Store {
     const sets: string[] = [];
     for (const [k, v] of Object.entries(patch)) {
       if (v === undefined) continue;
-      vals.push(k === "tags" || k === "utm" ? JSON.stringify(v) : v);
+      vals.push(linkFieldValue(k, v));
       sets.push(`${k} = $${vals.length}`);
     }
     vals.push(Date.now(), projectId, id);

@@ -163,4 +163,28 @@ CREATE TABLE writer_batches (
 );
 `,
   },
+  {
+    id: 2,
+    name: "targeting and campaigns",
+    sql: `
+CREATE TABLE campaigns (
+  id bigserial PRIMARY KEY,
+  project_id bigint NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  name text NOT NULL,
+  utm jsonb NOT NULL DEFAULT '{}',
+  notes text,
+  created_at bigint NOT NULL,
+  updated_at bigint NOT NULL
+);
+CREATE UNIQUE INDEX campaigns_project_name ON campaigns (project_id, name);
+
+ALTER TABLE links ADD COLUMN rules jsonb NOT NULL DEFAULT '[]';
+ALTER TABLE links ADD COLUMN allowed_platforms jsonb;
+ALTER TABLE links ADD COLUMN campaign_id bigint REFERENCES campaigns(id) ON DELETE SET NULL;
+CREATE INDEX links_campaign ON links (campaign_id) WHERE campaign_id IS NOT NULL;
+
+-- the targeting rule that chose a click's target
+ALTER TABLE events ADD COLUMN rule text;
+`,
+  },
 ];

@@ -2,7 +2,7 @@ import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { MIGRATIONS } from "./migrations.js";
-import { LINK_COLUMNS, LINK_SELECT, linkValues, toLink, type Row } from "../rows.js";
+import { LINK_COLUMNS, LINK_SELECT, linkFieldValue, linkValues, toCampaign, toLink, type Row } from "../rows.js";
 import {
   DIMENSIONS,
   UniqueViolation,
@@ -13,6 +13,7 @@ import {
   type Dimension,
   type Domain,
   type EventFilter,
+  type Campaign,
   type Link,
   type LinkFilter,
   type LinkPatch,
@@ -77,8 +78,8 @@ export class SqliteStore implements Store {
     return {
       insertEvent: db.prepare(
         `INSERT INTO events (project_id, ts, client_ts, name, visitor, session, link_id, domain_id, campaign_id, source, channel,
-           platform, ip, ua, referrer, browser, os, device, is_bot, country, data)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           platform, ip, ua, referrer, browser, os, device, is_bot, country, rule, data)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       upsertRollup: db.prepare(
         `INSERT INTO rollups (scope, scope_id, dim, slot, bot, value, clicks) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -257,11 +258,55 @@ export class SqliteStore implements Store {
     return (this.db.prepare(`SELECT count(*) AS n FROM links WHERE domain_id = ?`).get(domainId) as { n: number }).n;
   }
 
+  async createCampaign(c: Omit<Campaign, "id" | "created_at" | "updated_at">): Promise<Campaign> {
+    const now = Date.now();
+    try {
+      const r = this.db
+        .prepare(`INSERT INTO campaigns (project_id, name, utm, notes, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`)
+        .run(c.project_id, c.name, JSON.stringify(c.utm), c.notes, now, now);
+      return (await this.getCampaign(c.project_id, Number(r.lastInsertRowid)))!;
+    } catch (e) {
+      rethrow(e);
+    }
+  }
+
+  async getCampaign(projectId: number, id: number): Promise<Campaign | null> {
+    return toCampaign(this.db.prepare(`SELECT * FROM campaigns WHERE project_id = ? AND id = ?`).get(projectId, id) as Row | undefined);
+  }
+
+  async getCampaignById(id: number): Promise<Campaign | null> {
+    return toCampaign(this.db.prepare(`SELECT * FROM campaigns WHERE id = ?`).get(id) as Row | undefined);
+  }
+
+  async listCampaigns(projectId: number): Promise<Campaign[]> {
+    return (this.db.prepare(`SELECT * FROM campaigns WHERE project_id = ? ORDER BY id DESC`).all(projectId) as Row[]).map((r) => toCampaign(r)!);
+  }
+
+  async updateCampaign(projectId: number, id: number, patch: Partial<Pick<Campaign, "name" | "utm" | "notes">>): Promise<Campaign | null> {
+    const sets: string[] = [];
+    const vals: unknown[] = [];
+    for (const [k, v] of Object.entries(patch)) {
+      if (v === undefined) continue;
+      sets.push(`${k} = ?`);
+      vals.push(k === "utm" ? JSON.stringify(v) : v);
+    }
+    try {
+      this.db.prepare(`UPDATE campaigns SET ${[...sets, "updated_at = ?"].join(", ")} WHERE project_id = ? AND id = ?`).run(...vals, Date.now(), projectId, id);
+    } catch (e) {
+      rethrow(e);
+    }
+    return this.getCampaign(projectId, id);
+  }
+
+  async deleteCampaign(projectId: number, id: number): Promise<boolean> {
+    return this.db.prepare(`DELETE FROM campaigns WHERE project_id = ? AND id = ?`).run(projectId, id).changes > 0;
+  }
+
   async createLink(l: NewLink): Promise<Link> {
     const now = Date.now();
     const tx = this.db.transaction(() => {
       const r = this.db
-        .prepare(`INSERT INTO links (${LINK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+        .prepare(`INSERT INTO links (${LINK_COLUMNS}) VALUES (${LINK_COLUMNS.split(",").map(() => "?").join(", ")})`)
         .run(...linkValues(l, (b) => (b ? 1 : 0)), now, now);
       const id = Number(r.lastInsertRowid);
       this.setTags(id, l.tags);
@@ -306,6 +351,8 @@ export class SqliteStore implements Store {
     if (f.created_after !== undefined) add("l.created_at >= ?", f.created_after);
     if (f.created_before !== undefined) add("l.created_at < ?", f.created_before);
     if (f.before_id !== undefined) add("l.id < ?", f.before_id);
+    if (f.campaign_id !== undefined) add("l.campaign_id = ?", f.campaign_id);
+    if (f.targeted) add("(l.rules <> '[]' OR l.allowed_platforms IS NOT NULL)");
     const rows = this.db.prepare(`${LINK_SELECT} WHERE ${where.join(" AND ")} ORDER BY l.id DESC LIMIT ?`).all(...vals, f.limit) as Row[];
     return rows.map((r) => toLink(r)!);
   }
@@ -316,9 +363,7 @@ export class SqliteStore implements Store {
     for (const [k, v] of Object.entries(patch)) {
       if (v === undefined) continue;
       sets.push(`${k} = ?`);
-      if (k === "tags" || k === "utm") vals.push(JSON.stringify(v));
-      else if (k === "forward_query") vals.push(v ? 1 : 0);
-      else vals.push(v);
+      vals.push(k === "forward_query" ? (v ? 1 : 0) : linkFieldValue(k, v));
     }
     const tx = this.db.transaction(() => {
       const r = this.db
@@ -364,6 +409,7 @@ export class SqliteStore implements Store {
           e.device,
           e.is_bot ? 1 : 0,
           e.country,
+          e.rule,
           e.data,
         ).lastInsertRowid,
       );

@@ -129,4 +129,28 @@ CREATE TABLE visitor_sketches (
 CREATE TABLE rollup_chunks_done (chunk INTEGER PRIMARY KEY);
 `,
   },
+  {
+    id: 2,
+    name: "targeting and campaigns",
+    sql: `
+CREATE TABLE campaigns (
+  id INTEGER PRIMARY KEY,
+  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  utm TEXT NOT NULL DEFAULT '{}',
+  notes TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX campaigns_project_name ON campaigns(project_id, name);
+
+ALTER TABLE links ADD COLUMN rules TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE links ADD COLUMN allowed_platforms TEXT;
+ALTER TABLE links ADD COLUMN campaign_id INTEGER REFERENCES campaigns(id) ON DELETE SET NULL;
+CREATE INDEX links_campaign ON links(campaign_id) WHERE campaign_id IS NOT NULL;
+
+-- the targeting rule that chose a click's target
+ALTER TABLE events ADD COLUMN rule TEXT;
+`,
+  },
 ];
