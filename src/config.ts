@@ -223,7 +223,10 @@ function dialects(env: Env): Config["dialects"] {
   for (const part of raw.split(",")) {
     const [name, mount = "/", ...rest] = part.trim().split(":");
     if (!(DIALECTS as readonly string[]).includes(name!) || rest.length)
-      throw new ConfigError("CLICKTRAIL_DIALECTS", `${JSON.stringify(part.trim())} is not a dialect; use one of ${DIALECTS.join(", ")}, optionally as name:/path`);
+      throw new ConfigError(
+        "CLICKTRAIL_DIALECTS",
+        `${JSON.stringify(part.trim())} is not a dialect; use one of ${DIALECTS.join(", ")}, optionally as name:/path`,
+      );
     if (!/^\/([A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*)?$/.test(mount))
       throw new ConfigError("CLICKTRAIL_DIALECTS", `mount path ${JSON.stringify(mount)} of ${name} must be / or like /o7 (letters, digits, ._~-)`);
     const m = mount === "/" ? "" : mount;

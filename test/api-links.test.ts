@@ -965,3 +965,22 @@ describe("operations and documentation", () => {
     assert.match(r.body, /clicktrail_writer_batch_size_count [1-9]/);
   });
 });
+
+test("a new link or domain never takes the id of a deleted one (else it would inherit its clicks and stats)", async () => {
+  const { base, close } = await startApp();
+  try {
+    const d = (await req(base, "POST", "/api/v1/domains", { body: { hostname: "go.ids.test" } })).json;
+    const l = (await req(base, "POST", "/api/v1/links", { body: { domain: "go.ids.test", slug: "gone", target: "https://example.com/" } })).json;
+    assert.equal((await hit(base, "go.ids.test", "/gone")).status, 302);
+    assert.equal((await req(base, "DELETE", `/api/v1/links/${l.id}`)).status, 204);
+    const fresh = (await req(base, "POST", "/api/v1/links", { body: { domain: "go.ids.test", slug: "fresh", target: "https://example.com/" } })).json;
+    assert.notEqual(fresh.id, l.id);
+    assert.equal((await req(base, "GET", `/api/v1/links/${fresh.id}/stats`)).json.clicks, 0);
+    assert.equal((await req(base, "DELETE", `/api/v1/links/${fresh.id}`)).status, 204);
+    assert.equal((await req(base, "DELETE", `/api/v1/domains/${d.id}`)).status, 204);
+    const d2 = (await req(base, "POST", "/api/v1/domains", { body: { hostname: "go.ids2.test" } })).json;
+    assert.notEqual(d2.id, d.id);
+  } finally {
+    await close();
+  }
+});

@@ -18,7 +18,8 @@ const IPHONE =
 const EDGE_WINDOWS = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36 Edg/126.0.0.0";
 const GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
 const HOUR = 3_600_000;
-const EXPORT_HEADER = "id,time,name,link_id,domain_id,campaign_id,channel,visitor,ip,user_agent,referrer,browser,os,device,platform,is_bot,country,rule,source,data";
+const EXPORT_HEADER =
+  "id,time,name,link_id,domain_id,campaign_id,channel,visitor,ip,user_agent,referrer,browser,os,device,platform,is_bot,country,rule,source,data";
 
 function assertProblem(r: Res, status: number, mention?: string) {
   assert.equal(r.status, status, r.body);

@@ -10,7 +10,9 @@ import { fileURLToPath } from "node:url";
 import { PG_ADMIN_URL, REDIS_URL, reachable } from "./pg.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const API_SUITES = ["api-links", "api-errors", "api-stats", "redirect-limits"].map((n) => path.join(here, `${n}.test.js`));
+const API_SUITES = ["api-links", "api-errors", "api-stats", "redirect-limits", "api-targeting", "o7tracker"].map((n) =>
+  path.join(here, `${n}.test.js`),
+);
 const SCALE_OUT = readdirSync(path.join(here, "postgres"))
   .filter((f) => f.endsWith(".test.js"))
   .map((f) => path.join(here, "postgres", f));
@@ -30,11 +32,10 @@ console.log(`# PostgreSQL round: ${API_SUITES.length} API suites on PostgreSQL, 
 // Every test is bounded (--test-timeout) and a file whose handles keep it alive is ended (--test-force-exit); the
 // round as a whole is bounded too, so a hang fails the run with a message instead of stalling CI.
 const ROUND_LIMIT_MS = 20 * 60_000;
-const child = spawn(
-  process.execPath,
-  ["--test", "--test-concurrency=1", "--test-timeout=300000", "--test-force-exit", ...API_SUITES, ...SCALE_OUT],
-  { env: { ...process.env, CLICKTRAIL_TEST_DB: "postgres" }, stdio: "inherit" },
-);
+const child = spawn(process.execPath, ["--test", "--test-concurrency=1", "--test-timeout=300000", "--test-force-exit", ...API_SUITES, ...SCALE_OUT], {
+  env: { ...process.env, CLICKTRAIL_TEST_DB: "postgres" },
+  stdio: "inherit",
+});
 const limit = setTimeout(() => {
   console.error(`FAIL: the PostgreSQL round did not finish within ${ROUND_LIMIT_MS / 60_000} minutes; stopping it.`);
   child.kill("SIGKILL");

@@ -51,6 +51,11 @@ test("config: defaults, a config file under the environment, errors name the var
     ["CLICKTRAIL_TRUSTED_PROXIES", "10.0.0.0/40"],
     ["CLICKTRAIL_SQLITE_SYNCHRONOUS", "OFF"],
     ["CLICKTRAIL_BODY_LIMIT", "10"],
+    ["CLICKTRAIL_DIALECTS", "o8tracker"],
+    ["CLICKTRAIL_DIALECTS", "o7tracker:o7"],
+    ["CLICKTRAIL_DIALECTS", "o7tracker:/api"],
+    ["CLICKTRAIL_DIALECTS", "o7tracker,o7tracker:/o7"],
+    ["FALLBACK_URL", "outfit7.com"],
   ]) {
     assert.throws(
       () => loadConfig({ [k!]: v }),
@@ -58,6 +63,15 @@ test("config: defaults, a config file under the environment, errors name the var
       `${k}=${v}`,
     );
   }
+});
+
+test("config: dialects at the root or at a mount path, o7tracker's own variables", () => {
+  assert.deepEqual(loadConfig({}).dialects, []);
+  assert.deepEqual(loadConfig({ CLICKTRAIL_DIALECTS: "o7tracker" }).dialects, [{ name: "o7tracker", mount: "" }]);
+  assert.deepEqual(loadConfig({ CLICKTRAIL_DIALECTS: " o7tracker:/o7 " }).dialects, [{ name: "o7tracker", mount: "/o7" }]);
+  const c = loadConfig({ AUTH_USER: "admin", AUTH_PASSWORD: "pw", FALLBACK_URL: "https://example.com/" });
+  assert.deepEqual(c.o7tracker, { authUser: "admin", authPassword: "pw", fallbackUrl: "https://example.com/", domain: "o7tracker.invalid" });
+  assert.equal(loadConfig({}).o7tracker.fallbackUrl, "http://outfit7.com", "the original's default");
 });
 
 test("time zones: offsets and local buckets across DST", () => {

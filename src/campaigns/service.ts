@@ -18,7 +18,8 @@ const NAME_RE = /^[\p{L}\p{N}][\p{L}\p{N} _.:/()&+-]{0,127}$/u;
 
 function name(v: string): string {
   const n = v.trim();
-  if (!NAME_RE.test(n)) throw badRequest("name must be 1-128 letters, digits, spaces or _.:/()&+- starting with a letter or digit", { field: "name" });
+  if (!NAME_RE.test(n))
+    throw badRequest("name must be 1-128 letters, digits, spaces or _.:/()&+- starting with a letter or digit", { field: "name" });
   return n;
 }
 
@@ -41,7 +42,12 @@ export class CampaignService {
   async create(projectId: number, input: CampaignInput): Promise<Campaign> {
     if (input.name === undefined) throw badRequest("name is required", { field: "name" });
     try {
-      return await this.store.createCampaign({ project_id: projectId, name: name(input.name), utm: utm(input.utm ?? {}), notes: input.notes ?? null });
+      return await this.store.createCampaign({
+        project_id: projectId,
+        name: name(input.name),
+        utm: utm(input.utm ?? {}),
+        notes: input.notes ?? null,
+      });
     } catch (e) {
       if (e instanceof UniqueViolation) throw conflict(`a campaign named ${JSON.stringify(input.name.trim())} already exists`, { field: "name" });
       throw e;

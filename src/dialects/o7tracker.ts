@@ -40,7 +40,7 @@ export interface O7Deps {
     req: FastifyRequest["raw"],
     res: FastifyReply["raw"],
     resolved: ResolvedLink,
-    opts: { query: string; status: number; channel: string; refuse: () => void; enforcePlatforms: boolean },
+    opts: { query: string; status: number; channel: string; refuse: () => void; enforcePlatforms: boolean; explicitPlatform: boolean },
   ) => Promise<void>;
 }
 
@@ -99,7 +99,8 @@ function decodeBody(raw: string): CampaignBody {
     const key = k.toLowerCase();
     if (key === "redirect_url") {
       if (val === null) continue;
-      if (typeof val !== "string") throw new O7Error(`json: cannot unmarshal ${goType(val)} into Go struct field Campaign.redirect_url of type string`);
+      if (typeof val !== "string")
+        throw new O7Error(`json: cannot unmarshal ${goType(val)} into Go struct field Campaign.redirect_url of type string`);
       out.redirect_url = val;
     } else if (key === "platforms") {
       if (val === null) {
@@ -119,10 +120,10 @@ function decodeBody(raw: string): CampaignBody {
 /** The original's validation, messages verbatim (typo included); Clicktrail also needs an absolute http(s) URL. */
 function validate(redirectUrl: string, platforms: string[]): void {
   if (redirectUrl === "") throw new O7Error(`"redirect_url" is required parameter`);
-  let ok = false;
+  let ok: boolean;
   try {
     const u = new URL(redirectUrl);
-    ok = (u.protocol === "http:" || u.protocol === "https:") && u.hostname !== "";
+    ok = (u.protocol === "http:" || u.protocol === "https:") && u.hostname !== "" && redirectUrl.length <= 4096;
   } catch {
     ok = false;
   }
@@ -229,7 +230,13 @@ export async function o7trackerRoutes(app: FastifyInstance, deps: O7Deps) {
 
   /** Counts of each link from the rollups (bot clicks included: the original counted every click). */
   async function counts(link: Link) {
-    const range = { scope: "link" as const, scope_id: link.id, from: link.created_at - (link.created_at % SLOT_MS), to: Date.now() + SLOT_MS, includeBots: true };
+    const range = {
+      scope: "link" as const,
+      scope_id: link.id,
+      from: link.created_at - (link.created_at % SLOT_MS),
+      to: Date.now() + SLOT_MS,
+      includeBots: true,
+    };
     const [series, byPlatform] = await Promise.all([store.statsSeries(range), store.statsBreakdown(range, "platform", 100)]);
     const of = (p: string) => byPlatform.find((b) => b.value === p)?.clicks ?? 0;
     return {
@@ -301,7 +308,7 @@ export async function o7trackerRoutes(app: FastifyInstance, deps: O7Deps) {
     const pid = await project();
     const all = new Map<number, Link>();
     for (const filter of [{ tag: O7_TAG }, { targeted: true }]) {
-      for (let cursor: string | undefined; ; ) {
+      for (let cursor: string | undefined; ;) {
         const page = await links.list(pid, { ...filter, cursor, limit: 1000 });
         for (const l of page.links) all.set(l.id, l);
         if (!page.next_cursor) break;
@@ -323,7 +330,7 @@ export async function o7trackerRoutes(app: FastifyInstance, deps: O7Deps) {
       return reply.code(403).type("text/plain; charset=utf-8").send(`{"status":"error", "msg": "Missing or wrong credentials."}\n`);
     }
     const path = req.url.split("?")[0]!.slice(mount.length);
-    const rest = path.replace(/^\/admin\/campa(?:ig)?ns/, "");
+    const rest = path.replace(/^\/admin\/campaig?ns/, "");
     const hasSlash = rest.startsWith("/");
     const rawId = hasSlash ? rest.slice(1) : "";
     const raw = typeof req.body === "string" ? req.body : "";
@@ -382,6 +389,8 @@ export async function o7trackerRoutes(app: FastifyInstance, deps: O7Deps) {
     reply.hijack();
     await deps.track(req.raw, reply.raw, resolved, {
       query,
+      // the click's platform is the one asked for, as the original counted it (also on a campaign without platforms)
+      explicitPlatform: true,
       status: 307,
       channel: "o7tracker",
       // the original redirected every supported platform, listed or not (its integration test relies on it)

@@ -1,4 +1,14 @@
-import { campaignPlatformScope, DIM_SLOT_MS, DIMENSIONS, SKETCH_MS, SLOT_MS, type Dimension, type EventRow, type RollupOp, type ScopeKind } from "../store/port.js";
+import {
+  campaignPlatformScope,
+  DIM_SLOT_MS,
+  DIMENSIONS,
+  SKETCH_MS,
+  SLOT_MS,
+  type Dimension,
+  type EventRow,
+  type RollupOp,
+  type ScopeKind,
+} from "../store/port.js";
 import { referrerHost } from "./enrich.js";
 import { hash32, VisitorSketch } from "./sketch.js";
 

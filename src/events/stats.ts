@@ -27,10 +27,11 @@ const BREAKDOWN_NAMES: Record<Dimension, string> = {
 };
 
 /** How a breakdown shows the empty value: no referrer is a direct visit, no rule is the link's own target. */
-const EMPTY_VALUE: Record<Dimension, string> = { ...Object.fromEntries(DIMENSIONS.map((d) => [d, "(unknown)"])), referrer_host: "(direct)", rule: "(default)" } as Record<
-  Dimension,
-  string
->;
+const EMPTY_VALUE: Record<Dimension, string> = {
+  ...Object.fromEntries(DIMENSIONS.map((d) => [d, "(unknown)"])),
+  referrer_host: "(direct)",
+  rule: "(default)",
+} as Record<Dimension, string>;
 
 const STEP: Record<Interval, number> = { hour: HOUR, day: DAY, week: 7 * DAY };
 const MAX_BUCKETS = 5000;

@@ -133,7 +133,7 @@ export class LinkService {
       forward_query: input.forward_query ?? false,
       title: input.title ?? null,
       notes: input.notes ?? null,
-      rules: input.rules === undefined ? [] : validateRules(input.rules),
+      rules: input.rules === undefined || input.rules === null ? [] : validateRules(input.rules),
       allowed_platforms: input.allowed_platforms === undefined ? null : validateAllowedPlatforms(input.allowed_platforms),
       campaign_id: await this.campaign(projectId, input.campaign_id),
     };

@@ -10,7 +10,7 @@ import type { Domain, EventRow, Platform } from "../store/port.js";
 import { randomId } from "../util/ids.js";
 import { clientIp, storedIp, type TrustFn } from "../util/net.js";
 import type { LinkResolver, ResolvedLink } from "./resolver.js";
-import { explicitPlatform, matchesPlatform, matchRule } from "./targeting.js";
+import { deviceOf, explicitPlatform, matchesPlatform, matchRule } from "./targeting.js";
 import { forwardQuery } from "./validate.js";
 
 export const VISITOR_COOKIE = "ct_vid";
@@ -153,7 +153,7 @@ export function createRedirectHandler(deps: RedirectDeps) {
     b: Base,
     query: string,
     acceptLanguage: string | undefined,
-    opts: { refuse: (status: 404 | 410) => void; status?: number; enforcePlatforms?: boolean },
+    opts: { refuse: (status: 404 | 410) => void; status?: number; enforcePlatforms?: boolean; explicitPlatform?: boolean },
   ): Promise<void> {
     const { event, info, isBot, cookie } = b;
     const link = resolved.link;
@@ -162,14 +162,19 @@ export function createRedirectHandler(deps: RedirectDeps) {
     event.campaign_id = link.campaign_id;
     const t = resolved.targeting;
     let platform = info.platform;
-    if (t) {
-      // a targeted link honours an explicit ?platform= (o7tracker's clients send one)
-      platform = explicitPlatform(query) ?? info.platform;
-      event.platform = platform || null;
+    let device = info.device;
+    if (t || opts.explicitPlatform) {
+      // a targeted link (and a campaign surface) honours an explicit ?platform= (o7tracker's clients send one)
+      const explicit = explicitPlatform(query);
+      if (explicit) {
+        platform = explicit;
+        device = deviceOf(explicit);
+        event.platform = explicit;
+      }
     }
     let refusal: "expired" | "platform" | "max_clicks" | null = null;
     if (link.expires_at !== null && link.expires_at <= now) refusal = "expired";
-    else if (t?.allowed && opts.enforcePlatforms !== false && !matchesPlatform(t.allowed, platform, info.device)) refusal = "platform";
+    else if (t?.allowed && opts.enforcePlatforms !== false && !matchesPlatform(t.allowed, platform, device)) refusal = "platform";
     else if (link.max_clicks !== null) {
       let exhausted = link.clicks >= link.max_clicks;
       // several instances: the shared counter decides for every real click (the cached count can run ahead of it for
@@ -191,7 +196,7 @@ export function createRedirectHandler(deps: RedirectDeps) {
     }
     let location = resolved.location;
     if (t && t.rules.length > 0) {
-      const m = matchRule(t, { platform: platform as Platform | "", device: info.device, now, country: event.country, query, acceptLanguage });
+      const m = matchRule(t, { platform: platform as Platform | "", device, now, country: event.country, query, acceptLanguage });
       if (m) {
         location = m.location;
         event.rule = m.rule.name;
@@ -243,8 +248,7 @@ export function createRedirectHandler(deps: RedirectDeps) {
 
     const b = await baseEvent(req, domain.project_id, now);
     b.event.domain_id = domain.id;
-    const fallbackOr = (status: 404 | 410) =>
-      domain.fallback_url ? redirectTo(res, 302, domain.fallback_url, b.cookie) : page(res, status, b.head);
+    const fallbackOr = (status: 404 | 410) => (domain.fallback_url ? redirectTo(res, 302, domain.fallback_url, b.cookie) : page(res, status, b.head));
     const resolved = segments.length >= 1 && segments.length <= 2 ? await resolver.link(domain.id, segments[0]!) : null;
     if (!resolved) {
       b.event.data = JSON.stringify({ orphan: segments.length === 0 ? "base_url" : "unknown_slug", path: pathname.slice(0, 512) });
@@ -262,7 +266,7 @@ export function createRedirectHandler(deps: RedirectDeps) {
     req: IncomingMessage,
     res: ServerResponse,
     resolved: ResolvedLink,
-    opts: { query: string; status: number; channel: string; refuse: () => void; enforcePlatforms: boolean },
+    opts: { query: string; status: number; channel: string; refuse: () => void; enforcePlatforms: boolean; explicitPlatform: boolean },
   ): Promise<void> {
     const b = await baseEvent(req, resolved.link.project_id, Date.now());
     b.event.source = "campaign";
@@ -272,6 +276,7 @@ export function createRedirectHandler(deps: RedirectDeps) {
       refuse: opts.refuse,
       status: opts.status,
       enforcePlatforms: opts.enforcePlatforms,
+      explicitPlatform: opts.explicitPlatform,
     });
   }
 

@@ -42,7 +42,7 @@ const linkProps = {
     type: ["array", "null"],
     maxItems: 32,
     description:
-      "ordered targeting rules, first match wins, else target. A rule: {name?, target, platform?: [android|ios|windows-phone|windows|macos|linux|chromeos|other|mobile|desktop], language?: [de, pt-br], country?: [DE], query?: {param: true|\"value\"}, after?, before?}; every condition given must hold",
+      'ordered targeting rules, first match wins, else target. A rule: {name?, target, platform?: [android|ios|windows-phone|windows|macos|linux|chromeos|other|mobile|desktop], language?: [de, pt-br], country?: [DE], query?: {param: true|"value"}, after?, before?}; every condition given must hold',
     items: { type: "object" },
   },
   allowed_platforms: {

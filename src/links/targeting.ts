@@ -27,7 +27,10 @@ const PLATFORM_ALIASES: Record<string, PlatformCondition> = {
 
 /** A platform or class name as spelled by a user or a query string, or null when it is none. */
 export function normalizePlatform(input: string): PlatformCondition | null {
-  const k = input.trim().toLowerCase().replace(/[\s_]+/g, "-");
+  const k = input
+    .trim()
+    .toLowerCase()
+    .replace(/[\s_]+/g, "-");
   if ((PLATFORM_CONDITIONS as readonly string[]).includes(k)) return k as PlatformCondition;
   return PLATFORM_ALIASES[k] ?? PLATFORM_ALIASES[k.replace(/-/g, "")] ?? null;
 }
@@ -81,7 +84,8 @@ export function validateRules(input: unknown): TargetRule[] {
     if (!raw || typeof raw !== "object" || Array.isArray(raw)) throw badRequest(`${at} must be an object`, { field: "rules" });
     const r = raw as Record<string, unknown>;
     for (const k of Object.keys(r))
-      if (!RULE_KEYS.has(k)) throw badRequest(`${at}: unknown field ${JSON.stringify(k)}; a rule has ${[...RULE_KEYS].join(", ")}`, { field: "rules" });
+      if (!RULE_KEYS.has(k))
+        throw badRequest(`${at}: unknown field ${JSON.stringify(k)}; a rule has ${[...RULE_KEYS].join(", ")}`, { field: "rules" });
     if (typeof r.target !== "string") throw badRequest(`${at}.target is required (an absolute http(s) URL)`, { field: "rules" });
     const rule: TargetRule = { name: "", target: validateUrl(r.target, `${at}.target`) };
     if (r.name !== undefined) {
@@ -91,7 +95,9 @@ export function validateRules(input: unknown): TargetRule[] {
     }
     if (r.platform !== undefined) rule.platform = platformList(r.platform, `${at}.platform`);
     if (r.language !== undefined)
-      rule.language = stringList(r.language, `${at}.language`, /^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$/, "language tag (de, pt-BR)", (s) => s.toLowerCase());
+      rule.language = stringList(r.language, `${at}.language`, /^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$/, "language tag (de, pt-BR)", (s) =>
+        s.toLowerCase(),
+      );
     if (r.country !== undefined)
       rule.country = stringList(r.country, `${at}.country`, /^[A-Za-z]{2}$/, "two-letter country code", (s) => s.toUpperCase());
     if (r.query !== undefined) {
@@ -111,7 +117,8 @@ export function validateRules(input: unknown): TargetRule[] {
     if (rule.after !== undefined && rule.before !== undefined && rule.after >= rule.before)
       throw badRequest(`${at}: after must be earlier than before`, { field: "rules" });
     rule.name ||= `rule ${i + 1}`;
-    if (names.has(rule.name)) throw badRequest(`${at}.name ${JSON.stringify(rule.name)} is used by an earlier rule; names are unique`, { field: "rules" });
+    if (names.has(rule.name))
+      throw badRequest(`${at}.name ${JSON.stringify(rule.name)} is used by an earlier rule; names are unique`, { field: "rules" });
     names.add(rule.name);
     return rule;
   });
@@ -157,14 +164,17 @@ export function preferredLanguage(header: string | undefined): string {
   let best = "";
   let bestQ = -1;
   for (const part of header.slice(0, 1024).split(",")) {
-    const [tag, ...params] = part.trim().split(";");
+    const [raw, ...params] = part.split(";");
+    // optional whitespace around ";" is allowed (RFC 9110 weight = OWS ";" OWS "q=" qvalue)
+    const tag = raw!.trim();
     if (!tag || tag === "*") continue;
     let q = 1;
     for (const p of params) {
-      const m = /^\s*q=([0-9.]+)\s*$/.exec(p);
+      const m = /^\s*q=([0-9.]+)\s*$/i.exec(p);
       if (m) q = Number(m[1]);
     }
-    if (q > bestQ) {
+    // q=0 means "not acceptable": never a preference
+    if (q > 0 && q > bestQ) {
       best = tag.toLowerCase();
       bestQ = q;
     }
@@ -183,13 +193,22 @@ export interface CompiledTargeting {
 }
 
 /** Prepares a link's targeting for the hot path; `locate` adds UTM parameters to each rule's target once. */
-export function compileTargeting(rules: TargetRule[], allowed: PlatformCondition[] | null, locate: (target: string) => string): CompiledTargeting | null {
+export function compileTargeting(
+  rules: TargetRule[],
+  allowed: PlatformCondition[] | null,
+  locate: (target: string) => string,
+): CompiledTargeting | null {
   if (rules.length === 0 && !allowed) return null;
   return {
     rules: rules.map((rule) => ({ rule, location: locate(rule.target) })),
     allowed,
     needsQuery: rules.some((r) => r.query),
   };
+}
+
+/** The device class an explicit platform implies (a `?platform=` speaks for the device too). */
+export function deviceOf(platform: Platform): "mobile" | "desktop" {
+  return MOBILE.has(platform) ? "mobile" : "desktop";
 }
 
 /** An explicit platform in the query string (`?platform=Android`), or null. */
@@ -224,4 +243,3 @@ export function matchRule(t: CompiledTargeting, f: ClickFacts): { rule: TargetRu
   }
   return null;
 }
-

@@ -49,6 +49,7 @@ export function validateSlug(slug: string): string {
 
 /** Only absolute http(s) URLs: javascript:, data:, file: and relative URLs are refused. */
 export function validateUrl(raw: string, field: string): string {
+  if (raw.length > 4096) throw badRequest(`${field} is longer than 4096 characters`, { field });
   let u: URL;
   try {
     u = new URL(raw.trim());

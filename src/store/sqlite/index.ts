@@ -110,8 +110,17 @@ export class SqliteStore implements Store {
         this.db.prepare(`INSERT INTO schema_migrations (id, name, applied_at) VALUES (?, ?, ?)`).run(m.id, m.name, Date.now());
         applied++;
       }
+      // foreign keys are off while tables are rebuilt: every reference must still hold before the migrations commit
+      const broken = this.db.pragma("foreign_key_check") as unknown[];
+      if (broken.length) throw new Error(`migration left ${broken.length} broken foreign key(s): ${JSON.stringify(broken.slice(0, 3))}`);
     });
-    run.immediate();
+    // (a no-op inside a transaction, so it is set around it)
+    this.db.pragma("foreign_keys = OFF");
+    try {
+      run.immediate();
+    } finally {
+      this.db.pragma("foreign_keys = ON");
+    }
     this.prepared = undefined;
     this.lastDataVersion = this.db.pragma("data_version", { simple: true }) as number;
     return applied;
@@ -291,7 +300,9 @@ export class SqliteStore implements Store {
       vals.push(k === "utm" ? JSON.stringify(v) : v);
     }
     try {
-      this.db.prepare(`UPDATE campaigns SET ${[...sets, "updated_at = ?"].join(", ")} WHERE project_id = ? AND id = ?`).run(...vals, Date.now(), projectId, id);
+      this.db
+        .prepare(`UPDATE campaigns SET ${[...sets, "updated_at = ?"].join(", ")} WHERE project_id = ? AND id = ?`)
+        .run(...vals, Date.now(), projectId, id);
     } catch (e) {
       rethrow(e);
     }
@@ -306,7 +317,11 @@ export class SqliteStore implements Store {
     const now = Date.now();
     const tx = this.db.transaction(() => {
       const r = this.db
-        .prepare(`INSERT INTO links (${LINK_COLUMNS}) VALUES (${LINK_COLUMNS.split(",").map(() => "?").join(", ")})`)
+        .prepare(
+          `INSERT INTO links (${LINK_COLUMNS}) VALUES (${LINK_COLUMNS.split(",")
+            .map(() => "?")
+            .join(", ")})`,
+        )
         .run(...linkValues(l, (b) => (b ? 1 : 0)), now, now);
       const id = Number(r.lastInsertRowid);
       this.setTags(id, l.tags);

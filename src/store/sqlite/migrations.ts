@@ -131,10 +131,27 @@ CREATE TABLE rollup_chunks_done (chunk INTEGER PRIMARY KEY);
   },
   {
     id: 2,
-    name: "targeting and campaigns",
+    name: "targeting and campaigns; ids never reused",
+    // Domains and links are rebuilt with AUTOINCREMENT: a plain rowid table hands the id of a deleted newest row to the
+    // next one, which would inherit the deleted one's rollups and events. (The runner turns foreign keys off around
+    // migrations and checks them before committing, the SQLite way of rebuilding a referenced table.)
     sql: `
+CREATE TABLE domains_new (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  hostname TEXT NOT NULL UNIQUE,
+  fallback_url TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+INSERT INTO domains_new (id, project_id, hostname, fallback_url, created_at, updated_at)
+  SELECT id, project_id, hostname, fallback_url, created_at, updated_at FROM domains;
+DROP TABLE domains;
+ALTER TABLE domains_new RENAME TO domains;
+CREATE INDEX domains_project ON domains(project_id);
+
 CREATE TABLE campaigns (
-  id INTEGER PRIMARY KEY,
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
   project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
   name TEXT NOT NULL,
   utm TEXT NOT NULL DEFAULT '{}',
@@ -144,9 +161,37 @@ CREATE TABLE campaigns (
 );
 CREATE UNIQUE INDEX campaigns_project_name ON campaigns(project_id, name);
 
-ALTER TABLE links ADD COLUMN rules TEXT NOT NULL DEFAULT '[]';
-ALTER TABLE links ADD COLUMN allowed_platforms TEXT;
-ALTER TABLE links ADD COLUMN campaign_id INTEGER REFERENCES campaigns(id) ON DELETE SET NULL;
+CREATE TABLE links_new (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  domain_id INTEGER NOT NULL REFERENCES domains(id),
+  slug TEXT NOT NULL,
+  target TEXT NOT NULL,
+  redirect_status INTEGER NOT NULL DEFAULT 302,
+  expires_at INTEGER,
+  max_clicks INTEGER,
+  tags TEXT NOT NULL DEFAULT '[]',
+  utm TEXT NOT NULL DEFAULT '{}',
+  forward_query INTEGER NOT NULL DEFAULT 0,
+  title TEXT,
+  notes TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  clicks INTEGER NOT NULL DEFAULT 0,
+  -- ordered targeting rules (JSON), platforms allowed (JSON list or NULL), the campaign it belongs to
+  rules TEXT NOT NULL DEFAULT '[]',
+  allowed_platforms TEXT,
+  campaign_id INTEGER REFERENCES campaigns(id) ON DELETE SET NULL
+);
+INSERT INTO links_new (id, project_id, domain_id, slug, target, redirect_status, expires_at, max_clicks, tags, utm,
+    forward_query, title, notes, created_at, updated_at, clicks)
+  SELECT id, project_id, domain_id, slug, target, redirect_status, expires_at, max_clicks, tags, utm,
+    forward_query, title, notes, created_at, updated_at, clicks FROM links;
+DROP TABLE links;
+ALTER TABLE links_new RENAME TO links;
+CREATE UNIQUE INDEX links_domain_slug ON links(domain_id, slug);
+CREATE INDEX links_project ON links(project_id, id);
+CREATE INDEX links_domain_target ON links(domain_id, target);
 CREATE INDEX links_campaign ON links(campaign_id) WHERE campaign_id IS NOT NULL;
 
 -- the targeting rule that chose a click's target
