@@ -72,13 +72,18 @@ export class AuthService {
       const hash = hashKey(configured);
       const existing = await this.store.getApiKeyByHash(hash);
       if (!existing) {
-        await this.store.createApiKey({
-          project_id: project.id,
-          name: "bootstrap (CLICKTRAIL_ADMIN_KEY)",
-          prefix: configured.slice(0, 10),
-          hash,
-          scopes: ["admin"],
-        });
+        try {
+          await this.store.createApiKey({
+            project_id: project.id,
+            name: "bootstrap (CLICKTRAIL_ADMIN_KEY)",
+            prefix: configured.slice(0, 10),
+            hash,
+            scopes: ["admin"],
+          });
+        } catch (e) {
+          // several instances starting at once on one database: another one stored the same key a moment ago
+          if (!(e instanceof UniqueViolation)) throw e;
+        }
       } else if (existing.revoked_at !== null) {
         throw new AppError(500, "config", "CLICKTRAIL_ADMIN_KEY names a key that was revoked; set another value");
       }
