@@ -7,6 +7,7 @@ import type { Config } from "./config.js";
 import { AppError, problem } from "./errors.js";
 import { AuthService } from "./auth/service.js";
 import { authRoutes } from "./auth/routes.js";
+import { SessionService } from "./auth/sessions.js";
 import path from "node:path";
 import { EventWriter, type WriterOptions } from "./events/writer.js";
 import { Spool } from "./events/spool.js";
@@ -22,6 +23,7 @@ import { linkRoutes } from "./links/routes.js";
 import { CampaignService } from "./campaigns/service.js";
 import { campaignRoutes } from "./campaigns/routes.js";
 import { o7trackerRoutes } from "./dialects/o7tracker.js";
+import { dashboardRoutes } from "./web/routes.js";
 import { createMetrics, type Metrics } from "./ops/metrics.js";
 import { opsRoutes, VERSION } from "./ops/routes.js";
 import { problemSchema } from "./schemas.js";
@@ -55,12 +57,14 @@ export function buildServices(store: Store, writerOptions: WriterOptions = {}): 
   metrics.depth.read = () => writer.depth;
   const resolver = new LinkResolver(store, (id) => writer.pendingClicks(id));
   const domains = new DomainService(store, resolver);
+  const auth = new AuthService(store);
+  auth.sessions = new SessionService(store);
   return {
     store,
     metrics,
     resolver,
     domains,
-    auth: new AuthService(store),
+    auth,
     links: new LinkService(store, domains, resolver, (id) => writer.pendingClicks(id)),
     campaigns: new CampaignService(store, resolver),
     stats: new StatsService(store, writer),
@@ -243,6 +247,7 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
     await campaignRoutes(api, services);
     await eventRoutes(api, services);
   });
+  await dashboardRoutes(fastify);
 
   for (const d of config.dialects) {
     await fastify.register(

@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { PG_ADMIN_URL, REDIS_URL, reachable } from "./pg.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const API_SUITES = ["api-links", "api-errors", "api-stats", "redirect-limits", "api-targeting", "o7tracker"].map((n) =>
+const API_SUITES = ["api-links", "api-errors", "api-stats", "redirect-limits", "api-targeting", "o7tracker", "api-session"].map((n) =>
   path.join(here, `${n}.test.js`),
 );
 const SCALE_OUT = readdirSync(path.join(here, "postgres"))

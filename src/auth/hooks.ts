@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { AppError } from "../errors.js";
 import type { Scope } from "../store/port.js";
 import type { AuthService, Principal } from "./service.js";
+import { cookieValue, SESSION_COOKIE } from "./sessions.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -13,6 +14,21 @@ declare module "fastify" {
 export function requireScope(auth: AuthService, scope: Scope) {
   return async function (req: FastifyRequest, reply: FastifyReply) {
     const h = req.headers.authorization;
+    const sessionToken = !h && auth.sessions ? cookieValue(req.headers.cookie, SESSION_COOKIE) : undefined;
+    if (sessionToken) {
+      const header = (name: string) => {
+        const v = req.headers[name];
+        return Array.isArray(v) ? v[0] : v;
+      };
+      const p = await auth.sessions!.principal(sessionToken, req.method, header("x-csrf-token"), header("x-project-id"));
+      if (p) {
+        if (!p.scopes.has(scope) && !p.scopes.has("admin"))
+          throw new AppError(403, "forbidden", `your role in this project does not allow ${scope}`, { required_scope: scope });
+        req.principal = p;
+        return;
+      }
+      throw new AppError(401, "unauthorized", "your session has expired; sign in again");
+    }
     if (!h) {
       reply.header("WWW-Authenticate", 'Bearer realm="clicktrail"');
       throw new AppError(401, "unauthorized", "an API key is required: send Authorization: Bearer <key>");

@@ -2,6 +2,7 @@ import { createHash, randomBytes, scrypt as scryptCb, timingSafeEqual } from "no
 import { promisify } from "node:util";
 import { LRUCache } from "lru-cache";
 import { AppError, badRequest, conflict, notFound } from "../errors.js";
+import type { SessionService } from "./sessions.js";
 import { SCOPES, UniqueViolation, type ApiKey, type Project, type Scope, type Store, type User } from "../store/port.js";
 
 const scrypt = promisify(scryptCb) as (pw: string, salt: Buffer, len: number) => Promise<Buffer>;
@@ -9,7 +10,10 @@ const scrypt = promisify(scryptCb) as (pw: string, salt: Buffer, len: number) =>
 export const DEFAULT_PROJECT = "default";
 
 export interface Principal {
+  /** the API key's id; 0 for a dashboard session */
   keyId: number;
+  /** the signed-in user of a dashboard session */
+  userId?: number;
   projectId: number;
   scopes: Set<Scope>;
 }
@@ -44,6 +48,9 @@ export function parseScopes(raw: string | string[]): Scope[] {
 /** Accounts, projects and API keys. Keys are shown once and stored as SHA-256 hashes. */
 export class AuthService {
   private readonly cache = new LRUCache<string, { key: ApiKey | null }>({ max: 10_000, ttl: 60_000 });
+
+  /** dashboard sessions (set by buildServices), accepted by requireScope besides API keys */
+  sessions?: SessionService;
 
   constructor(private readonly store: Store) {}
 

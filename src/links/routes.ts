@@ -1,4 +1,5 @@
 import type { FastifyInstance } from "fastify";
+import QRCode from "qrcode";
 import { Ajv } from "ajv";
 import { requireScope } from "../auth/hooks.js";
 import type { AuthService } from "../auth/service.js";
@@ -248,6 +249,40 @@ export async function linkRoutes(app: FastifyInstance, deps: LinkRouteDeps) {
     async (req, reply) => {
       await links.delete(req.principal.projectId, Number(req.params.id));
       return reply.code(204).send();
+    },
+  );
+
+  app.get<IdParams & { Querystring: { format?: "svg" | "png"; size?: string; download?: string } }>(
+    "/api/v1/links/:id/qr",
+    {
+      schema: {
+        tags: ["links"],
+        summary: "A QR code of the link's short URL, as SVG or PNG",
+        security,
+        params: idParams,
+        querystring: {
+          type: "object",
+          additionalProperties: false,
+          properties: {
+            format: { type: "string", enum: ["svg", "png"], description: "default svg" },
+            size: { type: "string", pattern: "^[0-9]{1,4}$", description: "width in pixels, 64-2048 (default 512)" },
+            download: { type: "string", enum: ["0", "1", "true", "false"], description: "as an attachment" },
+          },
+        },
+      },
+      onRequest: read,
+    },
+    async (req, reply) => {
+      const l = await links.get(req.principal.projectId, Number(req.params.id));
+      const size = intParam(req.query.size, "size", 64, 2048) ?? 512;
+      const url = publicLink(l).short_url;
+      const format = req.query.format ?? "svg";
+      const opts = { width: size, margin: 2, errorCorrectionLevel: "M" as const };
+      if (req.query.download === "1" || req.query.download === "true")
+        reply.header("content-disposition", `attachment; filename="${l.slug}.${format}"`);
+      reply.header("cache-control", "private, max-age=300");
+      if (format === "png") return reply.type("image/png").send(await QRCode.toBuffer(url, { ...opts, type: "png" }));
+      return reply.type("image/svg+xml").send(await QRCode.toString(url, { ...opts, type: "svg" }));
     },
   );
 

@@ -17,6 +17,22 @@ export interface User {
   created_at: number;
 }
 
+/** A signed-in dashboard session; the cookie's token is stored as its SHA-256 hash. */
+export interface Session {
+  id_hash: string;
+  user_id: number;
+  /** sent back by the dashboard in X-CSRF-Token on every unsafe request */
+  csrf: string;
+  created_at: number;
+  expires_at: number;
+}
+
+export interface Membership {
+  project_id: number;
+  name: string;
+  role: string;
+}
+
 export const SCOPES = ["links:read", "links:write", "stats:read", "admin"] as const;
 export type Scope = (typeof SCOPES)[number];
 
@@ -282,6 +298,14 @@ export interface Store {
   createUser(email: string, passwordHash: string): Promise<User>;
   getUserByEmail(email: string): Promise<User | null>;
   addMember(userId: number, projectId: number, role: string): Promise<void>;
+  getUser(id: number): Promise<User | null>;
+  /** the projects a user belongs to, oldest first */
+  listMemberships(userId: number): Promise<Membership[]>;
+
+  createSession(s: Session): Promise<void>;
+  /** a session that has not expired, or null */
+  getSession(idHash: string, now: number): Promise<Session | null>;
+  deleteSession(idHash: string): Promise<void>;
 
   createApiKey(k: Omit<ApiKey, "id" | "created_at" | "revoked_at">): Promise<ApiKey>;
   getApiKeyByHash(hash: string): Promise<ApiKey | null>;

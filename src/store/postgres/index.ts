@@ -17,6 +17,8 @@ import {
   type EventFilter,
   type EventRow,
   type Campaign,
+  type Membership,
+  type Session,
   type Link,
   type LinkFilter,
   type LinkPatch,
@@ -376,6 +378,36 @@ export class PgStore implements Store {
 
   async getUserByEmail(email: string): Promise<User | null> {
     return (await this.one<User>(`SELECT * FROM users WHERE lower(email) = lower($1)`, [email])) ?? null;
+  }
+
+  async getUser(id: number): Promise<User | null> {
+    return (await this.one<User>(`SELECT * FROM users WHERE id = $1`, [id])) ?? null;
+  }
+
+  async listMemberships(userId: number): Promise<Membership[]> {
+    return this.q<Membership>(
+      `SELECT m.project_id, p.name, m.role FROM memberships m JOIN projects p ON p.id = m.project_id WHERE m.user_id = $1 ORDER BY p.id`,
+      [userId],
+    );
+  }
+
+  async createSession(x: Session): Promise<void> {
+    await this.q(`INSERT INTO sessions (id_hash, user_id, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`, [
+      x.id_hash,
+      x.user_id,
+      x.csrf,
+      x.created_at,
+      x.expires_at,
+    ]);
+    await this.q(`DELETE FROM sessions WHERE expires_at < $1`, [x.created_at]);
+  }
+
+  async getSession(idHash: string, now: number): Promise<Session | null> {
+    return (await this.one<Session>(`SELECT * FROM sessions WHERE id_hash = $1 AND expires_at > $2`, [idHash, now])) ?? null;
+  }
+
+  async deleteSession(idHash: string): Promise<void> {
+    await this.q(`DELETE FROM sessions WHERE id_hash = $1`, [idHash]);
   }
 
   async addMember(userId: number, projectId: number, role: string): Promise<void> {

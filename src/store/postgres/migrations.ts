@@ -187,4 +187,18 @@ CREATE INDEX links_campaign ON links (campaign_id) WHERE campaign_id IS NOT NULL
 ALTER TABLE events ADD COLUMN rule text;
 `,
   },
+  {
+    id: 3,
+    name: "dashboard sessions",
+    sql: `
+CREATE TABLE sessions (
+  id_hash text PRIMARY KEY,
+  user_id bigint NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  csrf text NOT NULL,
+  created_at bigint NOT NULL,
+  expires_at bigint NOT NULL
+);
+CREATE INDEX sessions_expires ON sessions (expires_at);
+`,
+  },
 ];

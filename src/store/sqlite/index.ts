@@ -14,6 +14,8 @@ import {
   type Domain,
   type EventFilter,
   type Campaign,
+  type Membership,
+  type Session,
   type Link,
   type LinkFilter,
   type LinkPatch,
@@ -188,6 +190,32 @@ export class SqliteStore implements Store {
     this.db
       .prepare(`INSERT INTO memberships (user_id, project_id, role) VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET role = excluded.role`)
       .run(userId, projectId, role);
+  }
+
+  async getUser(id: number): Promise<User | null> {
+    return (this.db.prepare(`SELECT * FROM users WHERE id = ?`).get(id) as User | undefined) ?? null;
+  }
+
+  async listMemberships(userId: number): Promise<Membership[]> {
+    return this.db
+      .prepare(`SELECT m.project_id, p.name, m.role FROM memberships m JOIN projects p ON p.id = m.project_id WHERE m.user_id = ? ORDER BY p.id`)
+      .all(userId) as Membership[];
+  }
+
+  async createSession(x: Session): Promise<void> {
+    this.db
+      .prepare(`INSERT INTO sessions (id_hash, user_id, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`)
+      .run(x.id_hash, x.user_id, x.csrf, x.created_at, x.expires_at);
+    // expired sessions go as new ones come
+    this.db.prepare(`DELETE FROM sessions WHERE expires_at < ?`).run(x.created_at);
+  }
+
+  async getSession(idHash: string, now: number): Promise<Session | null> {
+    return (this.db.prepare(`SELECT * FROM sessions WHERE id_hash = ? AND expires_at > ?`).get(idHash, now) as Session | undefined) ?? null;
+  }
+
+  async deleteSession(idHash: string): Promise<void> {
+    this.db.prepare(`DELETE FROM sessions WHERE id_hash = ?`).run(idHash);
   }
 
   async createApiKey(k: Omit<ApiKey, "id" | "created_at" | "revoked_at">): Promise<ApiKey> {

@@ -198,4 +198,18 @@ CREATE INDEX links_campaign ON links(campaign_id) WHERE campaign_id IS NOT NULL;
 ALTER TABLE events ADD COLUMN rule TEXT;
 `,
   },
+  {
+    id: 3,
+    name: "dashboard sessions",
+    sql: `
+CREATE TABLE sessions (
+  id_hash TEXT PRIMARY KEY,
+  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  csrf TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX sessions_expires ON sessions(expires_at);
+`,
+  },
 ];

@@ -1,0 +1,48 @@
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { FastifyInstance } from "fastify";
+import fastifyStatic from "@fastify/static";
+import { problem } from "../errors.js";
+
+/** Where `npm run build` puts the dashboard (Vite's output): dist/web beside dist/src. */
+export const DASHBOARD_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../web");
+
+/** No inline scripts or styles anywhere; the dashboard only talks to its own origin. */
+export const DASHBOARD_CSP = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data: blob:",
+  "connect-src 'self'",
+  "font-src 'self'",
+  "object-src 'none'",
+  "frame-ancestors 'none'",
+  "base-uri 'none'",
+  "form-action 'self'",
+].join("; ");
+
+/** The dashboard at /dashboard/: static files built by Vite, with a strict Content-Security-Policy. */
+export async function dashboardRoutes(app: FastifyInstance, dir = DASHBOARD_DIR) {
+  app.get("/dashboard", { schema: { hide: true } }, (_req, reply) => reply.redirect("/dashboard/", 301));
+  if (!existsSync(path.join(dir, "index.html"))) {
+    app.get("/dashboard/*", { schema: { hide: true } }, (_req, reply) =>
+      reply
+        .code(503)
+        .type("application/problem+json")
+        .send(problem(503, "dashboard-not-built", `the dashboard is not built (no ${dir}/index.html); run npm run build`)),
+    );
+    return;
+  }
+  await app.register(async (scope) => {
+    scope.addHook("onSend", async (req, reply, payload) => {
+      reply.header("content-security-policy", DASHBOARD_CSP);
+      reply.header("referrer-policy", "same-origin");
+      reply.header("x-frame-options", "DENY");
+      // hashed assets never change; the page itself is always revalidated
+      reply.header("cache-control", req.url.startsWith("/dashboard/assets/") ? "public, max-age=31536000, immutable" : "no-cache");
+      return payload;
+    });
+    await scope.register(fastifyStatic, { root: dir, prefix: "/dashboard/", index: ["index.html"], wildcard: true, schemaHide: true });
+  });
+}
