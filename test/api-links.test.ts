@@ -984,3 +984,44 @@ test("a new link or domain never takes the id of a deleted one (else it would in
     await close();
   }
 });
+
+test("links sorted by slug or clicks page through every link exactly once, in order", async () => {
+  const { base, close } = await startApp();
+  try {
+    await req(base, "POST", "/api/v1/domains", { body: { hostname: "go.sort.test" } });
+    const slugs = ["delta", "alpha", "echo", "charlie", "bravo"];
+    for (const slug of slugs) await req(base, "POST", "/api/v1/links", { body: { domain: "go.sort.test", slug, target: "https://example.com/" } });
+    for (const [slug, n] of [
+      ["echo", 3],
+      ["alpha", 1],
+      ["charlie", 2],
+    ] as const)
+      for (let i = 0; i < n; i++) assert.equal((await hit(base, "go.sort.test", `/${slug}`)).status, 302);
+    await req(base, "GET", "/api/v1/stats"); // a stats read commits the pending counters
+    const all = async (sort: string) => {
+      const out: string[] = [];
+      let cursor = "";
+      for (let page = 0; page < 10; page++) {
+        const r = await req(base, "GET", `/api/v1/links?sort=${sort}&limit=2${cursor ? `&cursor=${cursor}` : ""}`);
+        assert.equal(r.status, 200, r.body);
+        out.push(...r.json.links.map((l: { slug: string }) => l.slug));
+        if (!r.json.next_cursor) return out;
+        cursor = r.json.next_cursor;
+      }
+      throw new Error("did not end");
+    };
+    assert.deepEqual(await all("slug"), ["alpha", "bravo", "charlie", "delta", "echo"]);
+    assert.deepEqual(await all("-slug"), ["echo", "delta", "charlie", "bravo", "alpha"]);
+    assert.deepEqual(await all("-clicks"), ["echo", "charlie", "alpha", "bravo", "delta"]);
+    assert.deepEqual(await all("created"), slugs);
+    assert.deepEqual(await all("-created"), [...slugs].reverse());
+    const bad = await req(base, "GET", "/api/v1/links?sort=target");
+    assert.equal(bad.status, 400);
+    const first = await req(base, "GET", "/api/v1/links?sort=slug&limit=2");
+    const mixed = await req(base, "GET", `/api/v1/links?sort=-clicks&cursor=${first.json.next_cursor}`);
+    assert.equal(mixed.status, 400);
+    assert.equal(mixed.json.field, "cursor");
+  } finally {
+    await close();
+  }
+});

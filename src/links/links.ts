@@ -1,5 +1,5 @@
 import { AppError, badRequest, conflict, notFound } from "../errors.js";
-import { UniqueViolation, type Link, type LinkPatch, type Store, type Utm } from "../store/port.js";
+import { LINK_SORTS, UniqueViolation, type Link, type LinkPatch, type LinkSort, type Store, type Utm } from "../store/port.js";
 import { randomString } from "../util/ids.js";
 import { iso, parseTime, TimeError } from "../util/time.js";
 import type { DomainService } from "./domains.js";
@@ -37,6 +37,7 @@ export interface ListQuery {
   campaign_id?: number;
   /** only links with targeting rules or allowed platforms */
   targeted?: boolean;
+  sort?: string;
 }
 
 function time(v: unknown, field: string): number | undefined {
@@ -90,6 +91,22 @@ function decodeCursor(c: string): number {
   const m = /^l:(\d+)$/.exec(Buffer.from(c, "base64url").toString());
   if (!m) throw badRequest("cursor is not one this API returned", { field: "cursor" });
   return Number(m[1]);
+}
+
+/** A cursor of a sorted listing: the sort, and the last row's (value, id), as stored (before pending clicks are added). */
+function encodeSortCursor(sort: LinkSort, l: Link): string {
+  const value = sort.endsWith("slug") ? l.slug : sort.endsWith("clicks") ? l.clicks : l.id;
+  return Buffer.from(JSON.stringify([sort, value, l.id])).toString("base64url");
+}
+
+function decodeSortCursor(c: string, sort: LinkSort): { value: string | number; id: number } {
+  try {
+    const [s, value, id] = JSON.parse(Buffer.from(c, "base64url").toString()) as [string, string | number, number];
+    if (s === sort && Number.isInteger(id) && (typeof value === "string" || typeof value === "number")) return { value, id };
+  } catch {
+    /* not ours */
+  }
+  throw badRequest("cursor is not one this API returned for this sort", { field: "cursor" });
 }
 
 /** Links: host + slug → target. All checks that do not depend on HTTP live here, so every surface shares them. */
@@ -175,6 +192,8 @@ export class LinkService {
 
   async list(projectId: number, q: ListQuery): Promise<{ links: Link[]; next_cursor: string | null }> {
     const limit = q.limit ?? 50;
+    const sort = (q.sort ?? "-created") as LinkSort;
+    if (!(LINK_SORTS as readonly string[]).includes(sort)) throw badRequest(`sort must be one of ${LINK_SORTS.join(", ")}`, { field: "sort" });
     const links = await this.store.listLinks({
       project_id: projectId,
       domain_id: q.domain ? (await this.domains.byName(projectId, q.domain)).id : undefined,
@@ -182,14 +201,18 @@ export class LinkService {
       q: q.q,
       created_after: time(q.created_after, "created_after"),
       created_before: time(q.created_before, "created_before"),
-      before_id: q.cursor ? decodeCursor(q.cursor) : undefined,
+      before_id: q.cursor && sort === "-created" ? decodeCursor(q.cursor) : undefined,
+      sort,
+      after: q.cursor && sort !== "-created" ? decodeSortCursor(q.cursor, sort) : undefined,
       campaign_id: q.campaign_id,
       targeted: q.targeted,
       limit: limit + 1,
     });
     const more = links.length > limit;
     if (more) links.pop();
-    return { links: links.map((l) => this.withPending(l)), next_cursor: more ? encodeCursor(links[links.length - 1]!.id) : null };
+    const last = links[links.length - 1];
+    const next = !more || !last ? null : sort === "-created" ? encodeCursor(last.id) : encodeSortCursor(sort, last);
+    return { links: links.map((l) => this.withPending(l)), next_cursor: next };
   }
 
   async update(projectId: number, id: number, input: LinkInput): Promise<Link> {

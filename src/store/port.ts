@@ -131,6 +131,9 @@ export interface Link {
 export type NewLink = Omit<Link, "id" | "hostname" | "created_at" | "updated_at" | "clicks">;
 export type LinkPatch = Partial<Omit<NewLink, "project_id">>;
 
+export const LINK_SORTS = ["-created", "created", "slug", "-slug", "clicks", "-clicks"] as const;
+export type LinkSort = (typeof LINK_SORTS)[number];
+
 export interface LinkFilter {
   project_id: number;
   domain_id?: number;
@@ -140,6 +143,9 @@ export interface LinkFilter {
   created_before?: number;
   /** Links with an id below this (cursor pagination, newest first). */
   before_id?: number;
+  /** Other orders (default: newest first): by slug or by clicks, with a keyset cursor after (value, id). */
+  sort?: LinkSort;
+  after?: { value: string | number; id: number };
   campaign_id?: number;
   /** only links with targeting rules or allowed platforms */
   targeted?: boolean;

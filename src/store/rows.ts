@@ -1,4 +1,4 @@
-import type { Campaign, Link, NewLink } from "./port.js";
+import type { Campaign, Link, LinkFilter, NewLink } from "./port.js";
 
 export type Row = Record<string, unknown>;
 
@@ -73,4 +73,20 @@ export function linkValues(l: NewLink, bool: (b: boolean) => unknown): unknown[]
     l.allowed_platforms === null ? null : JSON.stringify(l.allowed_platforms),
     l.campaign_id,
   ];
+}
+
+/**
+ * ORDER BY and the keyset condition of a sorted link listing (both engines): the column, its direction, and rows after
+ * the cursor's (value, id). `p` binds a value and returns its placeholder.
+ */
+export function linkOrder(f: LinkFilter, p: (v: unknown) => string): { where: string | null; order: string } {
+  const sort = f.sort ?? "-created";
+  const desc = sort.startsWith("-");
+  const col = { created: "l.id", slug: "l.slug", clicks: "l.clicks" }[sort.replace(/^-/, "") as "created" | "slug" | "clicks"];
+  const dir = desc ? "DESC" : "ASC";
+  const order = col === "l.id" ? `l.id ${dir}` : `${col} ${dir}, l.id ${dir}`;
+  if (!f.after) return { where: null, order };
+  const cmp = desc ? "<" : ">";
+  if (col === "l.id") return { where: `l.id ${cmp} ${p(f.after.id)}`, order };
+  return { where: `(${col}, l.id) ${cmp} (${p(f.after.value)}, ${p(f.after.id)})`, order };
 }

@@ -1,7 +1,7 @@
 import pg from "pg";
 import { randomUUID } from "node:crypto";
 import { PG_MIGRATIONS } from "./migrations.js";
-import { LINK_COLUMNS, LINK_SELECT, linkFieldValue, linkValues, toCampaign, toLink, type Row } from "../rows.js";
+import { LINK_COLUMNS, LINK_SELECT, linkFieldValue, linkOrder, linkValues, toCampaign, toLink, type Row } from "../rows.js";
 import { ensurePartitions } from "./partitions.js";
 import { PgNotifyChannel, RedisChannel, type ChangeChannel } from "./changes.js";
 import {
@@ -592,7 +592,9 @@ export class PgStore implements Store {
     if (f.before_id !== undefined) where.push(`l.id < ${p(f.before_id)}`);
     if (f.campaign_id !== undefined) where.push(`l.campaign_id = ${p(f.campaign_id)}`);
     if (f.targeted) where.push(`(l.rules <> '[]'::jsonb OR l.allowed_platforms IS NOT NULL)`);
-    const rows = await this.q(`${LINK_SELECT} WHERE ${where.join(" AND ")} ORDER BY l.id DESC LIMIT ${p(f.limit)}`, vals);
+    const { where: after, order } = linkOrder(f, p);
+    if (after) where.push(after);
+    const rows = await this.q(`${LINK_SELECT} WHERE ${where.join(" AND ")} ORDER BY ${order} LIMIT ${p(f.limit)}`, vals);
     return rows.map((r) => toLink(r)!);
   }
 

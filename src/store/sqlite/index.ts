@@ -2,7 +2,7 @@ import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { MIGRATIONS } from "./migrations.js";
-import { LINK_COLUMNS, LINK_SELECT, linkFieldValue, linkValues, toCampaign, toLink, type Row } from "../rows.js";
+import { LINK_COLUMNS, LINK_SELECT, linkFieldValue, linkOrder, linkValues, toCampaign, toLink, type Row } from "../rows.js";
 import {
   DIMENSIONS,
   UniqueViolation,
@@ -396,7 +396,9 @@ export class SqliteStore implements Store {
     if (f.before_id !== undefined) add("l.id < ?", f.before_id);
     if (f.campaign_id !== undefined) add("l.campaign_id = ?", f.campaign_id);
     if (f.targeted) add("(l.rules <> '[]' OR l.allowed_platforms IS NOT NULL)");
-    const rows = this.db.prepare(`${LINK_SELECT} WHERE ${where.join(" AND ")} ORDER BY l.id DESC LIMIT ?`).all(...vals, f.limit) as Row[];
+    const { where: after, order } = linkOrder(f, (v) => (vals.push(v), "?"));
+    if (after) where.push(after);
+    const rows = this.db.prepare(`${LINK_SELECT} WHERE ${where.join(" AND ")} ORDER BY ${order} LIMIT ?`).all(...vals, f.limit) as Row[];
     return rows.map((r) => toLink(r)!);
   }
 
