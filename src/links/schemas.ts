@@ -105,7 +105,11 @@ export const linkListQuery = {
     cursor: { type: "string", maxLength: 64 },
     limit: { type: "string", pattern: "^[0-9]{1,4}$", description: "1-1000, default 50" },
     campaign_id: { type: "string", pattern: "^[0-9]{1,15}$", description: "only the links of this campaign" },
-    sort: { type: "string", enum: ["-created", "created", "slug", "-slug", "clicks", "-clicks"], description: "order (default -created: newest first)" },
+    sort: {
+      type: "string",
+      enum: ["-created", "created", "slug", "-slug", "clicks", "-clicks"],
+      description: "order (default -created: newest first)",
+    },
   },
 } as const;
 
