@@ -32,6 +32,14 @@ before(async () => {
   browser = await launch([`--host-resolver-rules=MAP ${HOST} 127.0.0.1`]);
   // a person's browser: "HeadlessChrome" is on the bot list, and bot clicks are counted apart
   context = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: "en-US", userAgent: DESKTOP_UA });
+  // cumulative layout shift of each page load, read by visit()
+  await context.addInitScript(() => {
+    const w = window as unknown as { __cls: number };
+    w.__cls = 0;
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries() as unknown as { value: number; hadRecentInput: boolean }[]) if (!e.hadRecentInput) w.__cls += e.value;
+    }).observe({ type: "layout-shift", buffered: true });
+  });
   ({ page, errors } = await watchedPage(context));
 });
 
@@ -42,11 +50,17 @@ after(async () => {
 
 const byTest = (id: string) => page.getByTestId(id);
 
+/** Loads a page (a full load, so its layout shift is measured from the start), waits for it, screenshots it. */
 async function visit(hash: string, shot: string, ready: string) {
   await page.goto(`${t.base}/dashboard/#${hash}`);
+  await page.reload();
   await byTest(ready).first().waitFor();
+  await page.waitForLoadState("networkidle");
   await screenshot(page, shot);
   assert.deepEqual(errors, [], `console errors on ${hash}`);
+  // "no layout shift while data loads": below 0.1, web.dev's threshold of a good cumulative layout shift
+  const cls = await page.evaluate(() => (window as unknown as { __cls: number }).__cls);
+  assert.ok(cls < 0.1, `layout shift ${cls.toFixed(3)} on ${hash}`);
 }
 
 test("dashboard: sign in, domain, link, click, stats, CSV import, API key — without a console error", { skip }, async () => {

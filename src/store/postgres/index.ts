@@ -585,7 +585,8 @@ export class PgStore implements Store {
     if (f.tag !== undefined) where.push(`l.id IN (SELECT link_id FROM link_tags WHERE tag = ${p(f.tag)})`);
     if (f.q !== undefined) {
       const like = p(`%${f.q.replace(/[\\%_]/g, (c) => "\\" + c)}%`);
-      where.push(`(l.slug ILIKE ${like} OR l.target ILIKE ${like} OR l.title ILIKE ${like})`);
+      // the expression of the trigram index links_search (migration 3)
+      where.push(`(l.slug || ' ' || l.target || ' ' || coalesce(l.title, '')) ILIKE ${like}`);
     }
     if (f.created_after !== undefined) where.push(`l.created_at >= ${p(f.created_after)}`);
     if (f.created_before !== undefined) where.push(`l.created_at < ${p(f.created_before)}`);

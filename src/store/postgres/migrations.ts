@@ -203,6 +203,15 @@ CREATE INDEX sessions_expires ON sessions (expires_at);
 -- the dashboard's link table sorts by slug and by clicks
 CREATE INDEX links_project_slug ON links (project_id, slug, id);
 CREATE INDEX links_project_clicks ON links (project_id, clicks, id);
+CREATE INDEX links_domain_id ON links (domain_id, id);
+-- its search box: trigram index over slug, target and title (pg_trgm ships with PostgreSQL; skipped where missing)
+DO $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm') THEN
+    CREATE EXTENSION IF NOT EXISTS pg_trgm;
+    EXECUTE $i$CREATE INDEX links_search ON links USING gin ((slug || ' ' || target || ' ' || coalesce(title, '')) gin_trgm_ops)$i$;
+  END IF;
+END $$;
 `,
   },
 ];

@@ -214,6 +214,7 @@ CREATE INDEX sessions_expires ON sessions(expires_at);
 -- the dashboard's link table sorts by slug and by clicks
 CREATE INDEX links_project_slug ON links(project_id, slug, id);
 CREATE INDEX links_project_clicks ON links(project_id, clicks, id);
+CREATE INDEX links_domain_id ON links(domain_id, id);
 `,
   },
 ];
