@@ -141,6 +141,13 @@ test("dashboard: sign in, domain, link, click, stats, CSV import, API key — wi
 
   // the remaining pages load cleanly
   await visit("/campaigns", "08-campaigns", "campaign-form");
+  await byTest("campaign-name").fill("Spring sale");
+  await byTest("campaign-submit").click();
+  await byTest("campaign-row").first().waitFor();
+  const campaign = (await req(t.base, "GET", "/api/v1/campaigns")).json.campaigns[0];
+  assert.equal(campaign.name, "Spring sale");
+  await visit(`/campaigns/${campaign.id}`, "08b-campaign-page", "campaign-heading");
+  await visit(`/links/${link.id}/edit`, "03b-edit-link", "link-form");
   await visit("/settings", "09-settings", "settings-email");
 
   // sign out
@@ -164,5 +171,26 @@ test("dashboard: readable on a phone (no sideways scrolling)", { skip }, async (
     assert.deepEqual(w.errors, []);
   } finally {
     await phone.close();
+  }
+});
+
+test("dashboard: signing in works from the keyboard alone", { skip }, async () => {
+  const kb = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  try {
+    const w = await watchedPage(kb);
+    await w.page.goto(`${t.base}/dashboard/`);
+    await w.page.getByTestId("signin-email").focus();
+    await w.page.keyboard.type(EMAIL);
+    await w.page.keyboard.press("Tab");
+    await w.page.keyboard.type(PASSWORD);
+    await w.page.keyboard.press("Enter");
+    await w.page.getByTestId("user-email").waitFor();
+    // the navigation is reachable with Tab and follows with Enter
+    await w.page.getByTestId("nav-settings").focus();
+    await w.page.keyboard.press("Enter");
+    await w.page.getByTestId("settings-email").waitFor();
+    assert.deepEqual(w.errors, []);
+  } finally {
+    await kb.close();
   }
 });
