@@ -33,6 +33,19 @@ export interface Membership {
   role: string;
 }
 
+/** A key that signs (or encrypts) a project's tracking tokens; its kid is written into every token it makes. */
+export interface TrackingKey {
+  id: number;
+  project_id: number;
+  /** short public id, unique across projects: a token names its key, and so its project */
+  kid: string;
+  /** "clicktrail": HMAC / AES-GCM secret of the compact format; "fernet": a pytracking Fernet key */
+  kind: "clicktrail" | "fernet";
+  secret: string;
+  created_at: number;
+  revoked_at: number | null;
+}
+
 export const SCOPES = ["links:read", "links:write", "stats:read", "admin"] as const;
 export type Scope = (typeof SCOPES)[number];
 
@@ -307,6 +320,13 @@ export interface Store {
   getUser(id: number): Promise<User | null>;
   /** the projects a user belongs to, oldest first */
   listMemberships(userId: number): Promise<Membership[]>;
+
+  createTrackingKey(k: Omit<TrackingKey, "id" | "created_at" | "revoked_at">): Promise<TrackingKey>;
+  listTrackingKeys(projectId: number): Promise<TrackingKey[]>;
+  /** every key not revoked, of every project (the tracking routes' decoder) */
+  activeTrackingKeys(): Promise<TrackingKey[]>;
+  revokeTrackingKey(projectId: number, id: number): Promise<boolean>;
+  setMeta(key: string, value: string): Promise<void>;
 
   createSession(s: Session): Promise<void>;
   /** a session that has not expired, or null */

@@ -19,6 +19,7 @@ import {
   type Campaign,
   type Membership,
   type Session,
+  type TrackingKey,
   type Link,
   type LinkFilter,
   type LinkPatch,
@@ -389,6 +390,37 @@ export class PgStore implements Store {
       `SELECT m.project_id, p.name, m.role FROM memberships m JOIN projects p ON p.id = m.project_id WHERE m.user_id = $1 ORDER BY p.id`,
       [userId],
     );
+  }
+
+  async createTrackingKey(k: Omit<TrackingKey, "id" | "created_at" | "revoked_at">): Promise<TrackingKey> {
+    const r = await this.one<TrackingKey>(
+      `INSERT INTO tracking_keys (project_id, kid, kind, secret, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING *`,
+      [k.project_id, k.kid, k.kind, k.secret, Date.now()],
+    );
+    await this.changed();
+    return r!;
+  }
+
+  async listTrackingKeys(projectId: number): Promise<TrackingKey[]> {
+    return this.q<TrackingKey>(`SELECT * FROM tracking_keys WHERE project_id = $1 ORDER BY id`, [projectId]);
+  }
+
+  async activeTrackingKeys(): Promise<TrackingKey[]> {
+    return this.q<TrackingKey>(`SELECT * FROM tracking_keys WHERE revoked_at IS NULL ORDER BY id DESC`);
+  }
+
+  async revokeTrackingKey(projectId: number, id: number): Promise<boolean> {
+    const r = await this.q(`UPDATE tracking_keys SET revoked_at = $1 WHERE project_id = $2 AND id = $3 AND revoked_at IS NULL RETURNING id`, [
+      Date.now(),
+      projectId,
+      id,
+    ]);
+    if (r.length) await this.changed();
+    return r.length > 0;
+  }
+
+  async setMeta(key: string, value: string): Promise<void> {
+    await this.q(`INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, [key, value]);
   }
 
   async createSession(x: Session): Promise<void> {

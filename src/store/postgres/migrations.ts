@@ -214,4 +214,20 @@ BEGIN
 END $$;
 `,
   },
+  {
+    id: 4,
+    name: "tracking keys",
+    sql: `
+CREATE TABLE tracking_keys (
+  id bigserial PRIMARY KEY,
+  project_id bigint NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  kid text NOT NULL UNIQUE,
+  kind text NOT NULL,
+  secret text NOT NULL,
+  created_at bigint NOT NULL,
+  revoked_at bigint
+);
+CREATE INDEX tracking_keys_project ON tracking_keys (project_id);
+`,
+  },
 ];

@@ -16,6 +16,7 @@ import {
   type Campaign,
   type Membership,
   type Session,
+  type TrackingKey,
   type Link,
   type LinkFilter,
   type LinkPatch,
@@ -200,6 +201,36 @@ export class SqliteStore implements Store {
     return this.db
       .prepare(`SELECT m.project_id, p.name, m.role FROM memberships m JOIN projects p ON p.id = m.project_id WHERE m.user_id = ? ORDER BY p.id`)
       .all(userId) as Membership[];
+  }
+
+  async createTrackingKey(k: Omit<TrackingKey, "id" | "created_at" | "revoked_at">): Promise<TrackingKey> {
+    try {
+      const r = this.db
+        .prepare(`INSERT INTO tracking_keys (project_id, kid, kind, secret, created_at) VALUES (?, ?, ?, ?, ?)`)
+        .run(k.project_id, k.kid, k.kind, k.secret, Date.now());
+      return this.db.prepare(`SELECT * FROM tracking_keys WHERE id = ?`).get(r.lastInsertRowid) as TrackingKey;
+    } catch (e) {
+      rethrow(e);
+    }
+  }
+
+  async listTrackingKeys(projectId: number): Promise<TrackingKey[]> {
+    return this.db.prepare(`SELECT * FROM tracking_keys WHERE project_id = ? ORDER BY id`).all(projectId) as TrackingKey[];
+  }
+
+  async activeTrackingKeys(): Promise<TrackingKey[]> {
+    return this.db.prepare(`SELECT * FROM tracking_keys WHERE revoked_at IS NULL ORDER BY id DESC`).all() as TrackingKey[];
+  }
+
+  async revokeTrackingKey(projectId: number, id: number): Promise<boolean> {
+    return (
+      this.db.prepare(`UPDATE tracking_keys SET revoked_at = ? WHERE project_id = ? AND id = ? AND revoked_at IS NULL`).run(Date.now(), projectId, id)
+        .changes > 0
+    );
+  }
+
+  async setMeta(key: string, value: string): Promise<void> {
+    this.db.prepare(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT DO UPDATE SET value = excluded.value`).run(key, value);
   }
 
   async createSession(x: Session): Promise<void> {

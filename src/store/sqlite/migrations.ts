@@ -217,4 +217,20 @@ CREATE INDEX links_project_clicks ON links(project_id, clicks, id);
 CREATE INDEX links_domain_id ON links(domain_id, id);
 `,
   },
+  {
+    id: 4,
+    name: "tracking keys",
+    sql: `
+CREATE TABLE tracking_keys (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  kid TEXT NOT NULL UNIQUE,
+  kind TEXT NOT NULL,
+  secret TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  revoked_at INTEGER
+);
+CREATE INDEX tracking_keys_project ON tracking_keys(project_id);
+`,
+  },
 ];
