@@ -90,7 +90,7 @@ test("dashboard: sign in, domain, link, click, stats, CSV import, API key — wi
     .selectOption(HOST)
     .catch(async () => byTest("link-domain").fill(HOST));
   await byTest("link-slug").fill("hello");
-  await byTest("link-target").fill(`${t.base}/healthz`);
+  await byTest("link-target").fill(`${t.base}/dashboard/#/settings`);
   await byTest("link-submit").click();
   await page.waitForURL(/#\/links(\/\d+)?$/);
   const links = (await req(t.base, "GET", "/api/v1/links")).json.links as { id: number; slug: string }[];
@@ -100,7 +100,8 @@ test("dashboard: sign in, domain, link, click, stats, CSV import, API key — wi
   // follow the short URL in the browser: the redirect records the click
   const r = await page.goto(`http://${HOST}:${t.port}/hello`);
   assert.equal(r?.status(), 200);
-  assert.match(page.url(), /\/healthz$/);
+  assert.match(page.url(), /\/dashboard\/#\/settings$/);
+  await byTest("settings-email").waitFor();
 
   // the link's page shows the click
   await visit(`/links/${link.id}`, "04-link-page", "total-clicks");
