@@ -24,6 +24,10 @@ import { CampaignService } from "./campaigns/service.js";
 import { campaignRoutes } from "./campaigns/routes.js";
 import { o7trackerRoutes } from "./dialects/o7tracker.js";
 import { dashboardRoutes } from "./web/routes.js";
+import { startWebhooks } from "./webhooks/service.js";
+import { webhookRoutes } from "./webhooks/routes.js";
+import { trackingRoutes } from "./tracking/server/routes.js";
+import { TrackingKeyring } from "./tracking/server/keyring.js";
 import { createMetrics, type Metrics } from "./ops/metrics.js";
 import { opsRoutes, VERSION } from "./ops/routes.js";
 import { problemSchema } from "./schemas.js";
@@ -36,6 +40,7 @@ export interface Services {
   domains: DomainService;
   links: LinkService;
   campaigns: CampaignService;
+  keyring: TrackingKeyring;
   resolver: LinkResolver;
   stats: StatsService;
   writer: EventWriter;
@@ -51,7 +56,7 @@ export interface ClicktrailApp {
 }
 
 /** The services, without HTTP: the CLI uses these directly. */
-export function buildServices(store: Store, writerOptions: WriterOptions = {}): Services {
+export function buildServices(store: Store, writerOptions: WriterOptions = {}, trackingUnsignedHosts: string[] = []): Services {
   const metrics = createMetrics();
   const writer = new EventWriter(store, metrics, writerOptions);
   metrics.depth.read = () => writer.depth;
@@ -67,6 +72,7 @@ export function buildServices(store: Store, writerOptions: WriterOptions = {}): 
     auth,
     links: new LinkService(store, domains, resolver, (id) => writer.pendingClicks(id)),
     campaigns: new CampaignService(store, resolver),
+    keyring: new TrackingKeyring(store, trackingUnsignedHosts, async () => (await auth.ensureDefaultProject()).id),
     stats: new StatsService(store, writer),
     writer,
   };
@@ -82,6 +88,8 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
     // one line per request is logged by the onResponse hook below, with the fields we want
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.bodyLimit,
+    // tracking tokens carry their URL and metadata: path parameters are long
+    maxParamLength: 8192,
     trustProxy: config.trustedProxies.length ? config.trustedProxies : false,
     requestIdHeader: "x-request-id",
     genReqId: () => randomUUID(),
@@ -100,26 +108,33 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
     },
   });
 
-  const services = buildServices(store, {
-    // several instances: the others' clicks reach the shared rollups within 5 s (a stats read flushes its own at once;
-    // measured: 2 s costs a third of the write throughput with 10,000 links hit at random, 5 s a tenth)
-    rollupIntervalMs: store.engine === "postgres" ? 5000 : 10_000,
-    // a PostgreSQL commit is a network round trip: the next batch goes out without waiting for it (measured best: 2)
-    maxInFlight: store.engine === "postgres" ? 2 : 1,
-    // several instances on one database: while it is unreachable, each instance spools to its own data directory
-    spool: store.appendBatches ? new Spool(path.join(config.dataDir, "spool")) : undefined,
-    log: fastify.log,
-  });
+  const services = buildServices(
+    store,
+    {
+      // several instances: the others' clicks reach the shared rollups within 5 s (a stats read flushes its own at once;
+      // measured: 2 s costs a third of the write throughput with 10,000 links hit at random, 5 s a tenth)
+      rollupIntervalMs: store.engine === "postgres" ? 5000 : 10_000,
+      // a PostgreSQL commit is a network round trip: the next batch goes out without waiting for it (measured best: 2)
+      maxInFlight: store.engine === "postgres" ? 2 : 1,
+      // several instances on one database: while it is unreachable, each instance spools to its own data directory
+      spool: store.appendBatches ? new Spool(path.join(config.dataDir, "spool")) : undefined,
+      log: fastify.log,
+    },
+    config.trackingUnsignedHosts,
+  );
   const { auth, resolver, writer, metrics } = services;
   await writer.start();
+  // subscriptions' deliveries: a durable queue in the database, sent in the background
+  const webhooks = startWebhooks(store, fastify.log);
   store.startMaintenance?.((err) => fastify.log.error({ err }, "database upkeep failed; retrying later"));
 
   const geoip = config.geoipDb ? await GeoIp.open(config.geoipDb) : null;
+  const salt = new DailySalt(store);
   const redirect = createRedirectHandler({
     config,
     resolver,
     writer,
-    salt: new DailySalt(store),
+    salt,
     metrics,
     trust,
     geoip,
@@ -245,7 +260,23 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
     await authRoutes(api, { auth, store });
     await linkRoutes(api, services);
     await campaignRoutes(api, services);
+    await webhookRoutes(api, { auth, webhooks });
     await eventRoutes(api, services);
+  });
+  await fastify.register(async (api) => {
+    await trackingRoutes(api, {
+      config,
+      auth,
+      store,
+      writer,
+      salt,
+      trust,
+      geoip,
+      keyring: services.keyring,
+      log: fastify.log,
+      // a token that names a webhook URL: pytracking's body, queued durably like every delivery
+      onTracked: (projectId, url, payload) => webhooks.dispatcher.enqueueDirect({ projectId, url, payload, format: "pytracking" }),
+    });
   });
   await dashboardRoutes(fastify);
 
@@ -279,6 +310,7 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
         if (changed) {
           resolver.invalidateAll();
           auth.clearCache();
+          services.keyring.invalidate();
         }
       },
       () => {},
@@ -298,6 +330,7 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
         clearInterval(poll);
         await fastify.close();
         await writer.close();
+        await webhooks.stop();
         await store.close();
       })());
     },

@@ -28,6 +28,8 @@ export interface Config {
   /** The source systems' HTTP surfaces to serve, each at a mount path ("" is the root). */
   dialects: { name: DialectName; mount: string }[];
   o7tracker: O7Config;
+  /** hosts that unsigned (pytracking plain) click links may redirect to; empty = such links are refused */
+  trackingUnsignedHosts: string[];
 }
 
 /** The dialects Clicktrail can serve (CLICKTRAIL_DIALECTS). */
@@ -101,6 +103,20 @@ export const CONFIG_VARIABLES = [
     "o7tracker.invalid",
     "Link domain of campaigns created through the o7tracker dialect (created when missing); the dialect also reads AUTH_USER, AUTH_PASSWORD and FALLBACK_URL",
   ],
+  [
+    "CLICKTRAIL_TRACKING_UNSIGNED_HOSTS",
+    "(none)",
+    "Comma-separated hosts that unsigned pytracking click links may redirect to (unsigned links are open redirects; without this they get 404)",
+  ],
+  [
+    "CLICKTRAIL_WEBHOOK_ALLOW",
+    "(none)",
+    "Hostnames, IPs or CIDRs webhooks may be sent to although private, loopback or link-local (server-side request forgery guard)",
+  ],
+  ["CLICKTRAIL_WEBHOOK_TIMEOUT_MS", "10000", "Time limit of one webhook delivery attempt"],
+  ["CLICKTRAIL_WEBHOOK_RETRY_BASE_MS", "5000", "First retry delay of a failed delivery (then 30 s, 2 min, 10 min, 30 min, 1 h, every 3 h, ±20 %)"],
+  ["CLICKTRAIL_WEBHOOK_MAX_AGE_MS", "86400000", "How long a delivery is retried before it is marked failed"],
+  ["CLICKTRAIL_WEBHOOK_POLL_MS", "1000", "How often the delivery queue and the event log are read"],
   ["CLICKTRAIL_CONFIG_FILE", "(none)", "Optional JSON file with the same keys (without the prefix, lower case); the environment wins"],
 ] as const;
 
@@ -206,6 +222,14 @@ export function loadConfig(rawEnv: Env = process.env): Config {
     databasePool: int(env, "CLICKTRAIL_DATABASE_POOL", 10, 1, 1000),
     redisUrl,
     dialects: dialects(env),
+    trackingUnsignedHosts: (env.CLICKTRAIL_TRACKING_UNSIGNED_HOSTS ?? "")
+      .split(",")
+      .map((h) => h.trim().toLowerCase())
+      .filter(Boolean)
+      .map((h) => {
+        if (!/^[a-z0-9.-]+$/.test(h)) throw new ConfigError("CLICKTRAIL_TRACKING_UNSIGNED_HOSTS", `${JSON.stringify(h)} is not a host name`);
+        return h;
+      }),
     o7tracker: {
       authUser: env.AUTH_USER || undefined,
       authPassword: env.AUTH_PASSWORD || undefined,

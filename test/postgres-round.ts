@@ -10,9 +10,17 @@ import { fileURLToPath } from "node:url";
 import { PG_ADMIN_URL, REDIS_URL, reachable } from "./pg.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const API_SUITES = ["api-links", "api-errors", "api-stats", "redirect-limits", "api-targeting", "o7tracker", "api-session"].map((n) =>
-  path.join(here, `${n}.test.js`),
-);
+const API_SUITES = [
+  "api-links",
+  "api-errors",
+  "api-stats",
+  "redirect-limits",
+  "api-targeting",
+  "o7tracker",
+  "api-session",
+  "tracking-server",
+  "webhooks",
+].map((n) => path.join(here, `${n}.test.js`));
 const SCALE_OUT = readdirSync(path.join(here, "postgres"))
   .filter((f) => f.endsWith(".test.js"))
   .map((f) => path.join(here, "postgres", f));

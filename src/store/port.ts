@@ -255,6 +255,7 @@ export interface EventFilter {
   link_id?: number;
   domain_id?: number;
   name?: string;
+  source?: string;
   from?: number;
   to?: number;
   after_id?: number;

@@ -865,6 +865,7 @@ export class PgStore implements Store {
     if (f.link_id !== undefined) where.push(`link_id = ${p(f.link_id)}`);
     if (f.domain_id !== undefined) where.push(`domain_id = ${p(f.domain_id)}`);
     if (f.name !== undefined) where.push(`name = ${p(f.name)}`);
+    if (f.source !== undefined) where.push(`source = ${p(f.source)}`);
     if (f.from !== undefined) where.push(`ts >= ${p(f.from)}`);
     if (f.to !== undefined) where.push(`ts < ${p(f.to)}`);
     if (f.after_id !== undefined) where.push(`id > ${p(f.after_id)}`);

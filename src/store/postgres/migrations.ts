@@ -230,4 +230,60 @@ CREATE TABLE tracking_keys (
 CREATE INDEX tracking_keys_project ON tracking_keys (project_id);
 `,
   },
+  {
+    id: 5,
+    name: "webhooks",
+    sql: `
+-- subscriptions: a project's URL, the event names it wants (["*"] = all), its Standard Webhooks secret
+CREATE TABLE webhooks (
+  id bigserial PRIMARY KEY,
+  project_id bigint NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  url text NOT NULL,
+  events jsonb NOT NULL DEFAULT '["*"]',
+  secret text NOT NULL,
+  format text NOT NULL DEFAULT 'standard',
+  active boolean NOT NULL DEFAULT true,
+  description text,
+  created_at bigint NOT NULL,
+  updated_at bigint NOT NULL
+);
+CREATE INDEX webhooks_project ON webhooks (project_id, id);
+
+-- the durable delivery queue (webhook_id NULL: a URL carried by a tracking token); one delivery per (webhook, event),
+-- so the dispatchers of several instances (and their re-scans) may insert the same one: ON CONFLICT DO NOTHING
+CREATE TABLE webhook_deliveries (
+  id bigserial PRIMARY KEY,
+  project_id bigint NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  webhook_id bigint REFERENCES webhooks(id) ON DELETE CASCADE,
+  url text NOT NULL,
+  event_id bigint,
+  event_type text NOT NULL,
+  msg_id text NOT NULL UNIQUE,
+  payload text NOT NULL,
+  status text NOT NULL DEFAULT 'pending',
+  attempts integer NOT NULL DEFAULT 0,
+  next_attempt_at bigint NOT NULL,
+  locked_until bigint,
+  last_status integer,
+  last_error text,
+  created_at bigint NOT NULL,
+  delivered_at bigint,
+  UNIQUE (webhook_id, event_id)
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_webhook ON webhook_deliveries (webhook_id, id);
+CREATE INDEX webhook_deliveries_created ON webhook_deliveries (created_at);
+
+CREATE TABLE webhook_attempts (
+  id bigserial PRIMARY KEY,
+  delivery_id bigint NOT NULL REFERENCES webhook_deliveries(id) ON DELETE CASCADE,
+  attempt integer NOT NULL,
+  at bigint NOT NULL,
+  status_code integer,
+  error text,
+  duration_ms integer NOT NULL
+);
+CREATE INDEX webhook_attempts_delivery ON webhook_attempts (delivery_id, attempt);
+`,
+  },
 ];

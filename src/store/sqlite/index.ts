@@ -558,6 +558,7 @@ export class SqliteStore implements Store {
     if (f.link_id !== undefined) add("link_id = ?", f.link_id);
     if (f.domain_id !== undefined) add("domain_id = ?", f.domain_id);
     if (f.name !== undefined) add("name = ?", f.name);
+    if (f.source !== undefined) add("source = ?", f.source);
     if (f.from !== undefined) add("ts >= ?", f.from);
     if (f.to !== undefined) add("ts < ?", f.to);
     if (f.after_id !== undefined) add("id > ?", f.after_id);

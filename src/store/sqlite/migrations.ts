@@ -233,4 +233,59 @@ CREATE TABLE tracking_keys (
 CREATE INDEX tracking_keys_project ON tracking_keys(project_id);
 `,
   },
+  {
+    id: 5,
+    name: "webhooks",
+    sql: `
+-- subscriptions: a project's URL, the event names it wants (JSON list, ["*"] = all), its Standard Webhooks secret
+CREATE TABLE webhooks (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  url TEXT NOT NULL,
+  events TEXT NOT NULL DEFAULT '["*"]',
+  secret TEXT NOT NULL,
+  format TEXT NOT NULL DEFAULT 'standard',
+  active INTEGER NOT NULL DEFAULT 1,
+  description TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE INDEX webhooks_project ON webhooks(project_id, id);
+
+-- the durable delivery queue (webhook_id NULL: a URL carried by a tracking token); one delivery per (webhook, event)
+CREATE TABLE webhook_deliveries (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  webhook_id INTEGER REFERENCES webhooks(id) ON DELETE CASCADE,
+  url TEXT NOT NULL,
+  event_id INTEGER,
+  event_type TEXT NOT NULL,
+  msg_id TEXT NOT NULL UNIQUE,
+  payload TEXT NOT NULL,
+  status TEXT NOT NULL DEFAULT 'pending',
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL,
+  locked_until INTEGER,
+  last_status INTEGER,
+  last_error TEXT,
+  created_at INTEGER NOT NULL,
+  delivered_at INTEGER,
+  UNIQUE (webhook_id, event_id)
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_attempt_at) WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_webhook ON webhook_deliveries(webhook_id, id);
+CREATE INDEX webhook_deliveries_created ON webhook_deliveries(created_at);
+
+CREATE TABLE webhook_attempts (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  delivery_id INTEGER NOT NULL REFERENCES webhook_deliveries(id) ON DELETE CASCADE,
+  attempt INTEGER NOT NULL,
+  at INTEGER NOT NULL,
+  status_code INTEGER,
+  error TEXT,
+  duration_ms INTEGER NOT NULL
+);
+CREATE INDEX webhook_attempts_delivery ON webhook_attempts(delivery_id, attempt);
+`,
+  },
 ];

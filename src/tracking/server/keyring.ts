@@ -1,0 +1,143 @@
+import { randomBytes } from "node:crypto";
+import type { Store, TrackingKey } from "../../store/port.js";
+import {
+  getClickTrackingResult,
+  getClickTrackingUrl,
+  getOpenTrackingResult,
+  getOpenTrackingUrl,
+  peekKeyId,
+  TrackingError,
+  type TrackingConfig,
+  type TrackingResult,
+} from "../index.js";
+
+export interface DecodedToken {
+  projectId: number;
+  result: TrackingResult;
+  format: "clicktrail" | "pytracking" | "unsigned";
+}
+
+export interface EncodeOptions {
+  format?: "clicktrail" | "pytracking";
+  encrypt?: boolean;
+  expiresInSeconds?: number;
+  caseInsensitive?: boolean;
+  webhookUrl?: string;
+}
+
+/** A fresh secret: 32 random bytes, base64url (Fernet keys keep their padding, as Fernet wants). */
+export function newSecret(kind: TrackingKey["kind"]): string {
+  const b = randomBytes(32);
+  return kind === "fernet" ? b.toString("base64").replace(/\+/g, "-").replace(/\//g, "_") : b.toString("base64url");
+}
+
+/**
+ * The projects' tracking keys, for the tracking routes: encodes with a project's newest key, and decodes a token by
+ * finding the key that verifies it (the compact format names its key; Fernet tokens are tried against each Fernet key;
+ * unsigned pytracking links only when an allowlist of target hosts is configured). Keys are reloaded when changed.
+ */
+export class TrackingKeyring {
+  private keys: TrackingKey[] | null = null;
+
+  constructor(
+    private readonly store: Store,
+    /** target hosts unsigned (pytracking plain) click links may redirect to; empty = unsigned links refused */
+    private readonly unsignedHosts: string[] = [],
+    /** the project unsigned links are recorded in */
+    private readonly unsignedProject: () => Promise<number>,
+  ) {}
+
+  invalidate() {
+    this.keys = null;
+  }
+
+  private async all(): Promise<TrackingKey[]> {
+    return (this.keys ??= await this.store.activeTrackingKeys());
+  }
+
+  /** The project's newest key of a kind, created on first use. */
+  async keyFor(projectId: number, kind: TrackingKey["kind"]): Promise<TrackingKey> {
+    const found = (await this.all()).find((k) => k.project_id === projectId && k.kind === kind);
+    if (found) return found;
+    const k = await this.store.createTrackingKey({ project_id: projectId, kid: randomBytes(4).toString("hex"), kind, secret: newSecret(kind) });
+    this.invalidate();
+    return k;
+  }
+
+  async encode(
+    projectId: number,
+    kind: "click" | "open",
+    base: string,
+    url: string | undefined,
+    metadata: Record<string, unknown>,
+    o: EncodeOptions,
+  ) {
+    const format = o.format ?? "clicktrail";
+    const key = await this.keyFor(projectId, format === "pytracking" ? "fernet" : "clicktrail");
+    const config: TrackingConfig = {
+      format,
+      baseClickTrackingUrl: `${base}/t/c/`,
+      baseOpenTrackingUrl: `${base}/t/o/`,
+      ...(format === "pytracking" ? { encryptionKey: key.secret } : { signingKeys: [{ id: key.kid, secret: key.secret }] }),
+      ...(o.encrypt ? { encrypt: true } : {}),
+      ...(o.expiresInSeconds ? { expiresInSeconds: o.expiresInSeconds } : {}),
+      ...(o.caseInsensitive ? { caseInsensitive: true } : {}),
+      ...(o.webhookUrl ? { webhookUrl: o.webhookUrl, includeWebhookUrl: true } : {}),
+    };
+    return kind === "click" ? getClickTrackingUrl(url!, metadata, config) : getOpenTrackingUrl(metadata, config);
+  }
+
+  /** The token's project and content, or null when no key verifies it (tampered, unknown, expired, malformed). */
+  async decode(kind: "click" | "open", token: string): Promise<DecodedToken | null> {
+    const decode = kind === "click" ? getClickTrackingResult : getOpenTrackingResult;
+    const attempt = (config: TrackingConfig): TrackingResult | null => {
+      try {
+        return decode(token, { includeWebhookUrl: true, ...config });
+      } catch (e) {
+        if (e instanceof TrackingError) return null;
+        throw e;
+      }
+    };
+    const keys = await this.all();
+    // the compact format names its key: straight to it (and so to its project)
+    const kid = (() => {
+      try {
+        return peekKeyId(token);
+      } catch {
+        return null;
+      }
+    })();
+    if (kid) {
+      for (const k of keys) {
+        if (k.kind !== "clicktrail" || k.kid !== kid) continue;
+        const r = attempt({ format: "clicktrail", signingKeys: [{ id: k.kid, secret: k.secret }] });
+        if (r) return { projectId: k.project_id, result: r, format: "clicktrail" };
+      }
+      return null;
+    }
+    for (const k of keys) {
+      if (k.kind !== "fernet") continue;
+      const r = attempt({ format: "pytracking", encryptionKey: k.secret });
+      if (r) return { projectId: k.project_id, result: r, format: "pytracking" };
+    }
+    if (this.unsignedHosts.length) {
+      const r = attempt({ format: "pytracking", allowUnsigned: true });
+      if (r) {
+        // an unsigned link is an open redirect: only to allowed hosts
+        if (kind === "click" && !this.allowedTarget(r.trackedUrl)) return null;
+        return { projectId: await this.unsignedProject(), result: r, format: "unsigned" };
+      }
+    }
+    return null;
+  }
+
+  private allowedTarget(url: unknown): boolean {
+    if (typeof url !== "string") return false;
+    try {
+      const h = new URL(url).hostname.toLowerCase();
+      return this.unsignedHosts.some((a) => h === a || h.endsWith(`.${a}`));
+    } catch {
+      return false;
+    }
+  }
+}

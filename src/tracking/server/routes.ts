@@ -1,0 +1,336 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { requireScope } from "../../auth/hooks.js";
+import type { AuthService } from "../../auth/service.js";
+import type { Config } from "../../config.js";
+import { badRequest, problem } from "../../errors.js";
+import { hashedVisitor, parseUa } from "../../events/enrich.js";
+import type { GeoIp } from "../../events/geoip.js";
+import type { DailySalt } from "../../events/salt.js";
+import type { EventWriter } from "../../events/writer.js";
+import { idParams } from "../../schemas.js";
+import type { EventRow, Store, TrackingKey } from "../../store/port.js";
+import { clientIp, storedIp, type TrustFn } from "../../util/net.js";
+import { parseTime, TimeError } from "../../util/time.js";
+import { getOpenTrackingPixel } from "../index.js";
+import { newSecret, type TrackingKeyring } from "./keyring.js";
+import { randomBytes } from "node:crypto";
+import { machineOf } from "./machines.js";
+
+export interface TrackingRouteDeps {
+  config: Config;
+  auth: AuthService;
+  store: Store;
+  writer: EventWriter;
+  salt: DailySalt;
+  trust: TrustFn;
+  geoip: GeoIp | null;
+  keyring: TrackingKeyring;
+  /** a token that carries a webhook URL: the event goes there too (durably), in pytracking's body */
+  onTracked?: (projectId: number, webhookUrl: string, payload: Record<string, unknown>) => Promise<unknown>;
+  log: { error(obj: object, msg: string): void };
+}
+
+interface LinkBody {
+  url?: string;
+  open?: boolean;
+  metadata?: Record<string, unknown>;
+  webhook_url?: string;
+  format?: "clicktrail" | "pytracking";
+  encrypt?: boolean;
+  expires_in?: number;
+  case_insensitive?: boolean;
+}
+
+const PIXEL = getOpenTrackingPixel();
+
+/** A URL fit for a Location header: non-ASCII percent-encoded (an IRI becomes a URI). */
+function asciiUrl(url: string): string {
+  try {
+    return new URL(url).href;
+  } catch {
+    return encodeURI(url);
+  }
+}
+const NO_CACHE = { "cache-control": "no-store, no-cache, must-revalidate, max-age=0", pragma: "no-cache", expires: "0" };
+
+const linkProps = {
+  url: { type: "string", minLength: 1, maxLength: 4096, description: "the URL a click tracking link redirects to" },
+  open: { type: "boolean", description: "also (or, without url, only) an open tracking pixel URL" },
+  metadata: { type: "object", description: "carried in the token and into each event's data (campaign id, customer id, …)" },
+  webhook_url: { type: "string", maxLength: 2048, description: "notified (durably, pytracking's body) on each click/open" },
+  format: { type: "string", enum: ["clicktrail", "pytracking"], description: "clicktrail (signed, compact; default) or pytracking (Fernet)" },
+  encrypt: { type: "boolean", description: "clicktrail format: encrypt the content (authenticated)" },
+  expires_in: { type: "integer", minimum: 60, maximum: 10 * 365 * 86400, description: "seconds until the link stops working" },
+  case_insensitive: { type: "boolean", description: "a token that survives mail clients lower-casing URLs" },
+} as const;
+
+function publicKey(k: TrackingKey) {
+  return {
+    id: k.id,
+    kid: k.kid,
+    kind: k.kind,
+    created_at: new Date(k.created_at).toISOString(),
+    revoked_at: k.revoked_at ? new Date(k.revoked_at).toISOString() : null,
+  };
+}
+
+/**
+ * Stateless tracking: /t/c/{token} (302 to the tracked URL) and /t/o/{token} (the pixel), each recorded as an event of
+ * source "tracking" with the token's metadata; the API that mints the URLs, the project's keys, and stats per metadata
+ * field. Tokens that do not verify answer 404, never 5xx.
+ */
+export async function trackingRoutes(app: FastifyInstance, deps: TrackingRouteDeps) {
+  const { config, writer, keyring } = deps;
+  const write = requireScope(deps.auth, "links:write");
+  const admin = requireScope(deps.auth, "admin");
+  const statsRead = requireScope(deps.auth, "stats:read");
+  const security = [{ bearer: [] }];
+  const tags = ["tracking"];
+
+  function baseUrl(req: FastifyRequest): string {
+    return config.publicUrl?.replace(/\/+$/, "") ?? `${req.protocol}://${req.host}`;
+  }
+
+  async function track(kind: "click" | "open", req: FastifyRequest<{ Params: { token: string } }>, reply: FastifyReply) {
+    const decoded = await keyring.decode(kind, req.params.token);
+    if (!decoded || (kind === "click" && typeof decoded.result.trackedUrl !== "string")) {
+      return reply
+        .code(404)
+        .header("cache-control", "no-store")
+        .type("application/problem+json")
+        .send(problem(404, "not-found", "this tracking link is not valid (tampered, expired, or signed with a key that was revoked)"));
+    }
+    const now = Date.now();
+    const ua = req.headers["user-agent"]?.slice(0, 512);
+    const info = parseUa(ua);
+    const ip = clientIp(req.raw, deps.trust);
+    const machine = machineOf(kind, ua, ip, req.headers);
+    const s = deps.salt.get(now);
+    const r = decoded.result;
+    const event: EventRow = {
+      project_id: decoded.projectId,
+      ts: now,
+      client_ts: null,
+      name: kind,
+      visitor: hashedVisitor(typeof s === "string" ? s : await s, decoded.projectId, ip, ua ?? ""),
+      session: null,
+      link_id: null,
+      domain_id: null,
+      campaign_id: null,
+      source: "tracking",
+      channel: decoded.format,
+      platform: info.platform || null,
+      ip: storedIp(ip, config.ipMode),
+      ua: ua ?? null,
+      referrer: req.headers.referer?.slice(0, 2048) ?? null,
+      browser: info.browser || null,
+      os: info.os || null,
+      device: info.device || null,
+      is_bot: info.bot || machine !== null || req.method === "HEAD",
+      country: deps.geoip?.country(ip) ?? null,
+      rule: null,
+      data: JSON.stringify({ metadata: r.metadata ?? {}, ...(kind === "click" ? { url: r.trackedUrl } : {}), ...(machine ? { machine } : {}) }),
+    };
+    try {
+      await writer.write(event);
+    } catch (err) {
+      deps.log.error({ err }, "tracking event not stored; answered 503");
+      return reply
+        .code(503)
+        .header("retry-after", "1")
+        .type("application/problem+json")
+        .send(problem(503, "storage-unavailable", "try again in a moment"));
+    }
+    if (r.webhookUrl && deps.onTracked) {
+      const payload: Record<string, unknown> = {
+        is_open_tracking: kind === "open",
+        is_click_tracking: kind === "click",
+        metadata: r.metadata ?? {},
+        request_data: { user_agent: ua ?? null, user_ip: ip },
+        timestamp: Math.floor(now / 1000),
+      };
+      if (r.trackedUrl) payload.tracked_url = r.trackedUrl;
+      await deps.onTracked(decoded.projectId, String(r.webhookUrl), payload).catch((err) => deps.log.error({ err }, "tracking webhook not queued"));
+    }
+    if (kind === "click")
+      return reply
+        .code(302)
+        .headers({ location: asciiUrl(String(r.trackedUrl)), ...NO_CACHE })
+        .send();
+    return reply.code(200).headers(NO_CACHE).type(PIXEL.mimeType).send(PIXEL.bytes);
+  }
+
+  const tokenParams = { type: "object", required: ["token"], properties: { token: { type: "string", maxLength: 8192 } } } as const;
+  app.get<{ Params: { token: string } }>("/t/c/:token", { schema: { hide: true, params: tokenParams } }, (req, reply) => track("click", req, reply));
+  app.get<{ Params: { token: string } }>("/t/o/:token", { schema: { hide: true, params: tokenParams } }, (req, reply) => track("open", req, reply));
+
+  app.post<{ Body: LinkBody & { items?: LinkBody[] } }>(
+    "/api/v1/tracking/links",
+    {
+      schema: {
+        tags,
+        summary: "Mint click and open tracking URLs (stateless: everything is in the signed token)",
+        security,
+        body: {
+          type: "object",
+          additionalProperties: false,
+          properties: {
+            ...linkProps,
+            items: { type: "array", maxItems: 1000, items: { type: "object", additionalProperties: false, properties: linkProps } },
+          },
+        },
+      },
+      onRequest: write,
+    },
+    async (req) => {
+      const base = baseUrl(req);
+      const one = async (b: LinkBody, where: string) => {
+        if (b.url !== undefined) {
+          try {
+            const u = new URL(b.url);
+            if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error();
+          } catch {
+            throw badRequest(`${where}url must be an absolute http(s) URL`, { field: `${where}url` });
+          }
+        }
+        if (b.url === undefined && b.open === false)
+          throw badRequest(`${where}: give a url (click link), open: true (pixel), or both`, { field: `${where}url` });
+        const opts = {
+          format: b.format,
+          encrypt: b.encrypt,
+          expiresInSeconds: b.expires_in,
+          caseInsensitive: b.case_insensitive,
+          webhookUrl: b.webhook_url,
+        };
+        if (b.format === "pytracking" && (b.expires_in || b.case_insensitive))
+          throw badRequest(`${where}expires_in and case_insensitive need the clicktrail format`, { field: `${where}format` });
+        const meta = b.metadata ?? {};
+        const pid = req.principal.projectId;
+        return {
+          ...(b.url !== undefined ? { click_url: await keyring.encode(pid, "click", base, b.url, meta, opts) } : {}),
+          ...(b.open || b.url === undefined ? { open_url: await keyring.encode(pid, "open", base, undefined, meta, opts) } : {}),
+        };
+      };
+      if (req.body.items) return { items: await Promise.all(req.body.items.map((b, i) => one(b, `items[${i}].`))) };
+      return one(req.body, "");
+    },
+  );
+
+  app.get(
+    "/api/v1/tracking/keys",
+    { schema: { tags, summary: "The project's tracking keys (never their secrets)", security }, onRequest: admin },
+    async (req) => ({
+      keys: (await deps.store.listTrackingKeys(req.principal.projectId)).map(publicKey),
+    }),
+  );
+
+  app.post<{ Body: { kind?: "clicktrail" | "fernet"; secret?: string } }>(
+    "/api/v1/tracking/keys",
+    {
+      schema: {
+        tags,
+        summary: "Add a tracking key (rotation: the newest writes, every unrevoked key still reads). A Fernet secret imports a pytracking key.",
+        security,
+        body: {
+          type: "object",
+          additionalProperties: false,
+          properties: { kind: { type: "string", enum: ["clicktrail", "fernet"] }, secret: { type: "string", minLength: 32, maxLength: 256 } },
+        },
+      },
+      onRequest: admin,
+    },
+    async (req, reply) => {
+      const kind = req.body.kind ?? "clicktrail";
+      if (req.body.secret && kind === "fernet" && Buffer.from(req.body.secret, "base64url").length !== 32)
+        throw badRequest("a Fernet key is 32 bytes in URL-safe base64 (44 characters), as Fernet.generate_key() makes", { field: "secret" });
+      const k = await deps.store.createTrackingKey({
+        project_id: req.principal.projectId,
+        kid: randomBytes(4).toString("hex"),
+        kind,
+        secret: req.body.secret ?? newSecret(kind),
+      });
+      keyring.invalidate();
+      return reply.code(201).send(publicKey(k));
+    },
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    "/api/v1/tracking/keys/:id",
+    { schema: { tags, summary: "Revoke a tracking key: links it signed stop working", security, params: idParams }, onRequest: admin },
+    async (req, reply) => {
+      if (!(await deps.store.revokeTrackingKey(req.principal.projectId, Number(req.params.id))))
+        throw badRequest(`no active tracking key ${req.params.id}`);
+      keyring.invalidate();
+      return reply.code(204).send();
+    },
+  );
+
+  app.get<{ Querystring: { field?: string; from?: string; to?: string } }>(
+    "/api/v1/tracking/stats",
+    {
+      schema: {
+        tags: ["stats"],
+        summary: "Opens and clicks of tracking links per value of a metadata field (e.g. campaign_id), people and machines apart",
+        security,
+        querystring: {
+          type: "object",
+          additionalProperties: false,
+          properties: { field: { type: "string", maxLength: 128 }, from: { type: "string" }, to: { type: "string" } },
+        },
+      },
+      onRequest: statsRead,
+    },
+    async (req) => {
+      let from: number | undefined, to: number | undefined;
+      try {
+        to = parseTime(req.query.to, "to") ?? Date.now();
+        from = parseTime(req.query.from, "from") ?? to - 30 * 86_400_000;
+      } catch (e) {
+        if (e instanceof TimeError) throw badRequest(e.message, { field: e.field });
+        throw e;
+      }
+      const field = req.query.field;
+      type Row = { opens: number; clicks: number; machine_opens: number; machine_clicks: number; openers: Set<string>; clickers: Set<string> };
+      const groups = new Map<string, Row>();
+      const row = (k: string) => {
+        let g = groups.get(k);
+        if (!g) groups.set(k, (g = { opens: 0, clicks: 0, machine_opens: 0, machine_clicks: 0, openers: new Set(), clickers: new Set() }));
+        return g;
+      };
+      // the tracking events of the range, page by page (they are not rolled up: their metadata is free-form)
+      for (let after = 0; ;) {
+        const page = await deps.store.listEvents({ project_id: req.principal.projectId, source: "tracking", from, to, after_id: after, limit: 5000 });
+        for (const e of page) {
+          const data = e.data ? (JSON.parse(e.data) as { metadata?: Record<string, unknown> }) : {};
+          const v = field ? data.metadata?.[field] : "";
+          const g = row(v === undefined || v === null ? "(none)" : typeof v === "string" ? v : JSON.stringify(v));
+          const open = e.name === "open";
+          if (e.is_bot) {
+            if (open) g.machine_opens++;
+            else g.machine_clicks++;
+          } else if (open) {
+            g.opens++;
+            if (e.visitor) g.openers.add(e.visitor);
+          } else {
+            g.clicks++;
+            if (e.visitor) g.clickers.add(e.visitor);
+          }
+        }
+        if (page.length < 5000) break;
+        after = page[page.length - 1]!.id;
+      }
+      const values = [...groups.entries()]
+        .map(([value, g]) => ({
+          value,
+          opens: g.opens,
+          unique_opens: g.openers.size,
+          clicks: g.clicks,
+          unique_clicks: g.clickers.size,
+          machine_opens: g.machine_opens,
+          machine_clicks: g.machine_clicks,
+        }))
+        .sort((a, b) => b.opens + b.clicks - (a.opens + a.clicks));
+      return { field: field ?? null, from: new Date(from).toISOString(), to: new Date(to).toISOString(), values };
+    },
+  );
+}
