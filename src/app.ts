@@ -26,7 +26,7 @@ import { o7trackerRoutes } from "./dialects/o7tracker.js";
 import { dashboardRoutes } from "./web/routes.js";
 import { startWebhooks } from "./webhooks/service.js";
 import { webhookRoutes } from "./webhooks/routes.js";
-import { trackingRoutes } from "./tracking/server/routes.js";
+import { createTrackingHandler, trackingRoutes, type TrackingRouteDeps } from "./tracking/server/routes.js";
 import { TrackingKeyring } from "./tracking/server/keyring.js";
 import { createMetrics, type Metrics } from "./ops/metrics.js";
 import { opsRoutes, VERSION } from "./ops/routes.js";
@@ -143,19 +143,45 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
   });
 
   /** Link domains go to the redirect hot path; every other host to the API, docs and (later) the dashboard. */
+  const trackingDeps: TrackingRouteDeps = {
+    config,
+    auth,
+    store,
+    writer,
+    salt,
+    trust,
+    geoip,
+    keyring: services.keyring,
+    log: fastify.log,
+    // a token that names a webhook URL: pytracking's body, queued durably like every delivery
+    onTracked: (projectId, url, payload) => webhooks.dispatcher.enqueueDirect({ projectId, url, payload, format: "pytracking" }),
+  };
+  const tracking = createTrackingHandler(trackingDeps);
+
   function dispatch(req: IncomingMessage, res: ServerResponse, api: (req: IncomingMessage, res: ServerResponse) => void) {
     const host = requestHost(req, trust);
     const cached = resolver.cachedDomain(host);
     if (cached) return void redirect(req, res, cached).catch((err) => fail(res, err));
-    if (cached === null) return api(req, res);
+    if (cached === null) {
+      // tracking links and pixels: a hot path too, outside the web framework
+      if (req.url?.startsWith("/t/")) return trackOrApi(req, res, api);
+      return api(req, res);
+    }
     resolver
       .domain(host)
       .then(
-        (d) => (d ? redirect(req, res, d) : api(req, res)),
+        (d) => (d ? redirect(req, res, d) : req.url?.startsWith("/t/") ? trackOrApi(req, res, api) : api(req, res)),
         // the database is away and this host is not cached: the API answers (/healthz says what is down, the rest 503)
         (err) => (err instanceof StoreUnavailable ? api(req, res) : fail(res, err)),
       )
       .catch((err) => fail(res, err));
+  }
+
+  function trackOrApi(req: IncomingMessage, res: ServerResponse, api: (req: IncomingMessage, res: ServerResponse) => void) {
+    tracking(req, res).then(
+      (handled) => handled || api(req, res),
+      (err) => fail(res, err),
+    );
   }
 
   function fail(res: ServerResponse, err: unknown) {
@@ -263,21 +289,7 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
     await webhookRoutes(api, { auth, webhooks });
     await eventRoutes(api, services);
   });
-  await fastify.register(async (api) => {
-    await trackingRoutes(api, {
-      config,
-      auth,
-      store,
-      writer,
-      salt,
-      trust,
-      geoip,
-      keyring: services.keyring,
-      log: fastify.log,
-      // a token that names a webhook URL: pytracking's body, queued durably like every delivery
-      onTracked: (projectId, url, payload) => webhooks.dispatcher.enqueueDirect({ projectId, url, payload, format: "pytracking" }),
-    });
-  });
+  await fastify.register(async (api) => trackingRoutes(api, trackingDeps));
   await dashboardRoutes(fastify);
 
   for (const d of config.dialects) {

@@ -1,4 +1,5 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import { requireScope } from "../../auth/hooks.js";
 import type { AuthService } from "../../auth/service.js";
 import type { Config } from "../../config.js";
@@ -74,36 +75,50 @@ function publicKey(k: TrackingKey) {
   };
 }
 
-/**
- * Stateless tracking: /t/c/{token} (302 to the tracked URL) and /t/o/{token} (the pixel), each recorded as an event of
- * source "tracking" with the token's metadata; the API that mints the URLs, the project's keys, and stats per metadata
- * field. Tokens that do not verify answer 404, never 5xx.
- */
-export async function trackingRoutes(app: FastifyInstance, deps: TrackingRouteDeps) {
+/** The /t/c/ and /t/o/ requests, outside the web framework (like the redirect hot path); false when the path is not one. */
+export function createTrackingHandler(deps: TrackingRouteDeps) {
   const { config, writer, keyring } = deps;
-  const write = requireScope(deps.auth, "links:write");
-  const admin = requireScope(deps.auth, "admin");
-  const statsRead = requireScope(deps.auth, "stats:read");
-  const security = [{ bearer: [] }];
-  const tags = ["tracking"];
 
-  function baseUrl(req: FastifyRequest): string {
-    return config.publicUrl?.replace(/\/+$/, "") ?? `${req.protocol}://${req.host}`;
+  function send(res: ServerResponse, status: number, headers: Record<string, string | number>, body: string | Buffer = "") {
+    headers["content-length"] = Buffer.byteLength(body);
+    res.writeHead(status, headers);
+    res.end(body);
   }
 
-  async function track(kind: "click" | "open", req: FastifyRequest<{ Params: { token: string } }>, reply: FastifyReply) {
-    const decoded = await keyring.decode(kind, req.params.token);
+  return async function handle(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    const url = req.url ?? "";
+    const kind = url.startsWith("/t/c/") ? "click" : url.startsWith("/t/o/") ? "open" : null;
+    if (!kind) return false;
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      send(
+        res,
+        405,
+        { allow: "GET, HEAD", "content-type": "application/problem+json" },
+        JSON.stringify(problem(405, "method-not-allowed", "use GET")),
+      );
+      return true;
+    }
+    const q = url.indexOf("?");
+    let token = url.slice(5, q >= 0 ? q : undefined);
+    try {
+      token = decodeURIComponent(token);
+    } catch {
+      /* left as it is: it will not verify */
+    }
+    const decoded = token.length > 8192 ? null : await keyring.decode(kind, token);
     if (!decoded || (kind === "click" && typeof decoded.result.trackedUrl !== "string")) {
-      return reply
-        .code(404)
-        .header("cache-control", "no-store")
-        .type("application/problem+json")
-        .send(problem(404, "not-found", "this tracking link is not valid (tampered, expired, or signed with a key that was revoked)"));
+      send(
+        res,
+        404,
+        { "cache-control": "no-store", "content-type": "application/problem+json" },
+        JSON.stringify(problem(404, "not-found", "this tracking link is not valid (tampered, expired, or signed with a key that was revoked)")),
+      );
+      return true;
     }
     const now = Date.now();
     const ua = req.headers["user-agent"]?.slice(0, 512);
     const info = parseUa(ua);
-    const ip = clientIp(req.raw, deps.trust);
+    const ip = clientIp(req, deps.trust);
     const machine = machineOf(kind, ua, ip, req.headers);
     const s = deps.salt.get(now);
     const r = decoded.result;
@@ -135,11 +150,13 @@ export async function trackingRoutes(app: FastifyInstance, deps: TrackingRouteDe
       await writer.write(event);
     } catch (err) {
       deps.log.error({ err }, "tracking event not stored; answered 503");
-      return reply
-        .code(503)
-        .header("retry-after", "1")
-        .type("application/problem+json")
-        .send(problem(503, "storage-unavailable", "try again in a moment"));
+      send(
+        res,
+        503,
+        { "retry-after": 1, "content-type": "application/problem+json" },
+        JSON.stringify(problem(503, "storage-unavailable", "try again in a moment")),
+      );
+      return true;
     }
     if (r.webhookUrl && deps.onTracked) {
       const payload: Record<string, unknown> = {
@@ -152,17 +169,28 @@ export async function trackingRoutes(app: FastifyInstance, deps: TrackingRouteDe
       if (r.trackedUrl) payload.tracked_url = r.trackedUrl;
       await deps.onTracked(decoded.projectId, String(r.webhookUrl), payload).catch((err) => deps.log.error({ err }, "tracking webhook not queued"));
     }
-    if (kind === "click")
-      return reply
-        .code(302)
-        .headers({ location: asciiUrl(String(r.trackedUrl)), ...NO_CACHE })
-        .send();
-    return reply.code(200).headers(NO_CACHE).type(PIXEL.mimeType).send(PIXEL.bytes);
-  }
+    if (kind === "click") send(res, 302, { location: asciiUrl(String(r.trackedUrl)), ...NO_CACHE });
+    else send(res, 200, { ...NO_CACHE, "content-type": PIXEL.mimeType }, req.method === "HEAD" ? "" : PIXEL.bytes);
+    return true;
+  };
+}
 
-  const tokenParams = { type: "object", required: ["token"], properties: { token: { type: "string", maxLength: 8192 } } } as const;
-  app.get<{ Params: { token: string } }>("/t/c/:token", { schema: { hide: true, params: tokenParams } }, (req, reply) => track("click", req, reply));
-  app.get<{ Params: { token: string } }>("/t/o/:token", { schema: { hide: true, params: tokenParams } }, (req, reply) => track("open", req, reply));
+/**
+ * Stateless tracking: /t/c/{token} (302 to the tracked URL) and /t/o/{token} (the pixel), each recorded as an event of
+ * source "tracking" with the token's metadata (served by createTrackingHandler, before the web framework); here the
+ * API that mints the URLs, the project's keys, and stats per metadata field.
+ */
+export async function trackingRoutes(app: FastifyInstance, deps: TrackingRouteDeps) {
+  const { config, keyring } = deps;
+  const write = requireScope(deps.auth, "links:write");
+  const admin = requireScope(deps.auth, "admin");
+  const statsRead = requireScope(deps.auth, "stats:read");
+  const security = [{ bearer: [] }];
+  const tags = ["tracking"];
+
+  function baseUrl(req: FastifyRequest): string {
+    return config.publicUrl?.replace(/\/+$/, "") ?? `${req.protocol}://${req.host}`;
+  }
 
   app.post<{ Body: LinkBody & { items?: LinkBody[] } }>(
     "/api/v1/tracking/links",
