@@ -24,6 +24,8 @@ import { CampaignService } from "./campaigns/service.js";
 import { campaignRoutes } from "./campaigns/routes.js";
 import { o7trackerRoutes } from "./dialects/o7tracker.js";
 import { dashboardRoutes } from "./web/routes.js";
+import { IngestService } from "./events/ingest.js";
+import { ingestRoutes } from "./events/ingest-routes.js";
 import { startWebhooks } from "./webhooks/service.js";
 import { webhookRoutes } from "./webhooks/routes.js";
 import { createTrackingHandler, trackingRoutes, type TrackingRouteDeps } from "./tracking/server/routes.js";
@@ -40,6 +42,7 @@ export interface Services {
   domains: DomainService;
   links: LinkService;
   campaigns: CampaignService;
+  ingest: IngestService;
   keyring: TrackingKeyring;
   resolver: LinkResolver;
   stats: StatsService;
@@ -72,6 +75,7 @@ export function buildServices(store: Store, writerOptions: WriterOptions = {}, t
     auth,
     links: new LinkService(store, domains, resolver, (id) => writer.pendingClicks(id)),
     campaigns: new CampaignService(store, resolver),
+    ingest: new IngestService(store, writer),
     keyring: new TrackingKeyring(store, trackingUnsignedHosts, async () => (await auth.ensureDefaultProject()).id),
     stats: new StatsService(store, writer),
     writer,
@@ -287,6 +291,7 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
     await linkRoutes(api, services);
     await campaignRoutes(api, services);
     await webhookRoutes(api, { auth, webhooks });
+    await ingestRoutes(api, { config, auth, store, ingest: services.ingest, trust, geoip });
     await eventRoutes(api, services);
   });
   await fastify.register(async (api) => trackingRoutes(api, trackingDeps));
@@ -341,6 +346,7 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
       return (closing ??= (async () => {
         clearInterval(poll);
         await fastify.close();
+        await services.ingest.close();
         await writer.close();
         await webhooks.stop();
         await store.close();

@@ -145,6 +145,43 @@ project
     }),
   );
 
+const appCmd = program.command("app").description("apps: front ends that send events with a public ingest key (Microticks' consumers)");
+appCmd
+  .command("create <name>")
+  .description("create an app and print its ingest key")
+  .option("--project <project>", "project name or id (default: default)")
+  .option("--idle-timeout <seconds>", "sessions stop after this many seconds without events", "1800")
+  .action((name: string, o: { project?: string; idleTimeout: string }) =>
+    withStore(async (store) => {
+      const secs = Number(o.idleTimeout);
+      if (!Number.isInteger(secs)) throw new AppError(400, "usage", "--idle-timeout must be a whole number of seconds");
+      const a = await buildServices(store).ingest.createApp(await projectId(store, o.project), name, secs * 1000);
+      process.stdout.write(`Created new consumer "${a.name}"\nConsumer key: ${a.key}\n`);
+    })(),
+  );
+appCmd
+  .command("list")
+  .option("--project <project>")
+  .action((o: { project?: string }) =>
+    withStore(async (store) => {
+      for (const a of await store.listApps(await projectId(store, o.project)))
+        process.stdout.write(`${a.id}\t${a.name}\t${a.key}\t${a.disabled_at ? "disabled" : "enabled"}\n`);
+    })(),
+  );
+appCmd
+  .command("disable <app>")
+  .description("disable an app's ingest key (by id or name)")
+  .option("--project <project>")
+  .action((ref: string, o: { project?: string }) =>
+    withStore(async (store) => {
+      const pid = await projectId(store, o.project);
+      const a = (await store.listApps(pid)).find((x) => String(x.id) === ref || x.name === ref);
+      if (!a) throw new AppError(404, "not-found", `no app ${JSON.stringify(ref)} in this project`);
+      await buildServices(store).ingest.setDisabled(pid, a.id, true);
+      process.stdout.write(`Disabled app ${a.name} (id ${a.id})\n`);
+    })(),
+  );
+
 const key = program.command("key").description("API keys");
 key
   .command("create")

@@ -46,6 +46,44 @@ export interface TrackingKey {
   revoked_at: number | null;
 }
 
+/** A front end that sends events: its public ingest key is safe to embed in a page. */
+export interface App {
+  id: number;
+  project_id: number;
+  name: string;
+  key: string;
+  idle_timeout_ms: number;
+  created_at: number;
+  disabled_at: number | null;
+}
+
+/** A session of an app's front end (Microticks' sessions): events carry its token. */
+export interface IngestSession {
+  id: number;
+  project_id: number;
+  app_id: number;
+  token: string;
+  visitor: string | null;
+  started_at: number;
+  client_started_at: number | null;
+  last_event_at: number;
+  stopped_at: number | null;
+  stop_reason: string | null;
+  event_count: number;
+  ip: string | null;
+  ua: string | null;
+}
+
+export interface SessionFilter {
+  project_id: number;
+  app_id?: number;
+  visitor?: string;
+  from?: number;
+  to?: number;
+  before_id?: number;
+  limit: number;
+}
+
 export const SCOPES = ["links:read", "links:write", "stats:read", "admin"] as const;
 export type Scope = (typeof SCOPES)[number];
 
@@ -189,6 +227,8 @@ export interface EventRow {
   country: string | null;
   /** the name of the targeting rule that chose the target (null: the link's own target) */
   rule: string | null;
+  /** the app (ingest key) that sent the event; null for clicks */
+  app_id?: number | null;
   data: string | null;
 }
 
@@ -256,6 +296,13 @@ export interface EventFilter {
   domain_id?: number;
   name?: string;
   source?: string;
+  app_id?: number;
+  session?: string;
+  visitor?: string;
+  ip?: string;
+  /** newest first (with before_id) instead of oldest first (with after_id) */
+  desc?: boolean;
+  before_id?: number;
   from?: number;
   to?: number;
   after_id?: number;
@@ -328,6 +375,20 @@ export interface Store {
   activeTrackingKeys(): Promise<TrackingKey[]>;
   revokeTrackingKey(projectId: number, id: number): Promise<boolean>;
   setMeta(key: string, value: string): Promise<void>;
+
+  createApp(a: Omit<App, "id" | "created_at" | "disabled_at">): Promise<App>;
+  getApp(projectId: number, id: number): Promise<App | null>;
+  getAppByKey(key: string): Promise<App | null>;
+  listApps(projectId: number): Promise<App[]>;
+  disableApp(projectId: number, id: number, disabled: boolean): Promise<App | null>;
+
+  createIngestSession(s: Omit<IngestSession, "id" | "stopped_at" | "stop_reason" | "event_count">): Promise<IngestSession>;
+  getIngestSession(token: string): Promise<IngestSession | null>;
+  /** false when it was stopped already */
+  stopIngestSession(token: string, at: number, reason: string): Promise<boolean>;
+  /** activity since the last call: the newest event time and how many events, per session token */
+  touchIngestSessions(updates: { token: string; last_event_at: number; events: number }[]): Promise<void>;
+  listIngestSessions(f: SessionFilter): Promise<IngestSession[]>;
 
   createSession(s: Session): Promise<void>;
   /** a session that has not expired, or null */

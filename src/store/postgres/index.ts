@@ -18,6 +18,9 @@ import {
   type EventRow,
   type Campaign,
   type Membership,
+  type App,
+  type IngestSession,
+  type SessionFilter,
   type Session,
   type TrackingKey,
   type Link,
@@ -105,6 +108,7 @@ const EVENT_COLUMNS = [
   ["country", "text"],
   ["rule", "text"],
   ["data", "text"],
+  ["app_id", "bigint"],
 ] as const satisfies readonly (readonly [keyof EventRow, string])[];
 
 const EVENT_NAMES = EVENT_COLUMNS.map(([c]) => c).join(", ");
@@ -423,6 +427,80 @@ export class PgStore implements Store {
     await this.q(`INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, [key, value]);
   }
 
+  async createApp(a: Omit<App, "id" | "created_at" | "disabled_at">): Promise<App> {
+    return (await this.one<App>(`INSERT INTO apps (project_id, name, key, idle_timeout_ms, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING *`, [
+      a.project_id,
+      a.name,
+      a.key,
+      a.idle_timeout_ms,
+      Date.now(),
+    ]))!;
+  }
+
+  async getApp(projectId: number, id: number): Promise<App | null> {
+    return (await this.one<App>(`SELECT * FROM apps WHERE project_id = $1 AND id = $2`, [projectId, id])) ?? null;
+  }
+
+  async getAppByKey(key: string): Promise<App | null> {
+    return (await this.one<App>(`SELECT * FROM apps WHERE key = $1`, [key])) ?? null;
+  }
+
+  async listApps(projectId: number): Promise<App[]> {
+    return this.q<App>(`SELECT * FROM apps WHERE project_id = $1 ORDER BY id`, [projectId]);
+  }
+
+  async disableApp(projectId: number, id: number, disabled: boolean): Promise<App | null> {
+    const r = await this.one<App>(`UPDATE apps SET disabled_at = $1 WHERE project_id = $2 AND id = $3 RETURNING *`, [
+      disabled ? Date.now() : null,
+      projectId,
+      id,
+    ]);
+    if (r) await this.changed();
+    return r ?? null;
+  }
+
+  async createIngestSession(x: Omit<IngestSession, "id" | "stopped_at" | "stop_reason" | "event_count">): Promise<IngestSession> {
+    return (await this.one<IngestSession>(
+      `INSERT INTO sessions_ingest (project_id, app_id, token, visitor, started_at, client_started_at, last_event_at, ip, ua)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *`,
+      [x.project_id, x.app_id, x.token, x.visitor, x.started_at, x.client_started_at, x.last_event_at, x.ip, x.ua],
+    ))!;
+  }
+
+  async getIngestSession(token: string): Promise<IngestSession | null> {
+    return (await this.one<IngestSession>(`SELECT * FROM sessions_ingest WHERE token = $1`, [token])) ?? null;
+  }
+
+  async stopIngestSession(token: string, at: number, reason: string): Promise<boolean> {
+    const r = await this.q(`UPDATE sessions_ingest SET stopped_at = $1, stop_reason = $2 WHERE token = $3 AND stopped_at IS NULL RETURNING id`, [
+      at,
+      reason,
+      token,
+    ]);
+    return r.length > 0;
+  }
+
+  async touchIngestSessions(updates: { token: string; last_event_at: number; events: number }[]): Promise<void> {
+    if (!updates.length) return;
+    await this.q(
+      `UPDATE sessions_ingest s SET last_event_at = GREATEST(s.last_event_at, u.t), event_count = s.event_count + u.n
+       FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS u(token, t, n) WHERE s.token = u.token`,
+      [updates.map((u) => u.token), updates.map((u) => u.last_event_at), updates.map((u) => u.events)],
+    );
+  }
+
+  async listIngestSessions(f: SessionFilter): Promise<IngestSession[]> {
+    const vals: unknown[] = [f.project_id];
+    const where = ["project_id = $1"];
+    const p = (v: unknown) => (vals.push(v), `$${vals.length}`);
+    if (f.app_id !== undefined) where.push(`app_id = ${p(f.app_id)}`);
+    if (f.visitor !== undefined) where.push(`visitor = ${p(f.visitor)}`);
+    if (f.from !== undefined) where.push(`started_at >= ${p(f.from)}`);
+    if (f.to !== undefined) where.push(`started_at < ${p(f.to)}`);
+    if (f.before_id !== undefined) where.push(`id < ${p(f.before_id)}`);
+    return this.q<IngestSession>(`SELECT * FROM sessions_ingest WHERE ${where.join(" AND ")} ORDER BY id DESC LIMIT ${p(f.limit)}`, vals);
+  }
+
   async createSession(x: Session): Promise<void> {
     await this.q(`INSERT INTO sessions (id_hash, user_id, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`, [
       x.id_hash,
@@ -703,7 +781,7 @@ export class PgStore implements Store {
     let i = 0;
     for (const b of batches)
       for (const e of b.events) {
-        for (let c = 0; c < EVENT_COLUMNS.length; c++) cols[c]![i] = e[EVENT_COLUMNS[c]![0]];
+        for (let c = 0; c < EVENT_COLUMNS.length; c++) cols[c]![i] = e[EVENT_COLUMNS[c]![0]] ?? null;
         batchOf[i++] = b.id;
       }
     const writer = await this.writer();
@@ -866,10 +944,15 @@ export class PgStore implements Store {
     if (f.domain_id !== undefined) where.push(`domain_id = ${p(f.domain_id)}`);
     if (f.name !== undefined) where.push(`name = ${p(f.name)}`);
     if (f.source !== undefined) where.push(`source = ${p(f.source)}`);
+    if (f.app_id !== undefined) where.push(`app_id = ${p(f.app_id)}`);
+    if (f.session !== undefined) where.push(`session = ${p(f.session)}`);
+    if (f.visitor !== undefined) where.push(`visitor = ${p(f.visitor)}`);
+    if (f.ip !== undefined) where.push(`ip = ${p(f.ip)}`);
+    if (f.before_id !== undefined) where.push(`id < ${p(f.before_id)}`);
     if (f.from !== undefined) where.push(`ts >= ${p(f.from)}`);
     if (f.to !== undefined) where.push(`ts < ${p(f.to)}`);
     if (f.after_id !== undefined) where.push(`id > ${p(f.after_id)}`);
-    return this.q<StoredEvent>(`SELECT * FROM events WHERE ${where.join(" AND ")} ORDER BY id LIMIT ${p(f.limit)}`, vals);
+    return this.q<StoredEvent>(`SELECT * FROM events WHERE ${where.join(" AND ")} ORDER BY id${f.desc ? " DESC" : ""} LIMIT ${p(f.limit)}`, vals);
   }
 
   async countEvents(projectId: number): Promise<number> {

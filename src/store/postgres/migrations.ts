@@ -286,4 +286,42 @@ CREATE TABLE webhook_attempts (
 CREATE INDEX webhook_attempts_delivery ON webhook_attempts (delivery_id, attempt);
 `,
   },
+  {
+    id: 6,
+    name: "apps, ingest sessions",
+    sql: `
+CREATE TABLE apps (
+  id bigserial PRIMARY KEY,
+  project_id bigint NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  name text NOT NULL,
+  key text NOT NULL UNIQUE,
+  idle_timeout_ms bigint NOT NULL DEFAULT 1800000,
+  created_at bigint NOT NULL,
+  disabled_at bigint
+);
+CREATE UNIQUE INDEX apps_project_name ON apps (project_id, name);
+
+CREATE TABLE sessions_ingest (
+  id bigserial PRIMARY KEY,
+  project_id bigint NOT NULL,
+  app_id bigint NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+  token text NOT NULL UNIQUE,
+  visitor text,
+  started_at bigint NOT NULL,
+  client_started_at bigint,
+  last_event_at bigint NOT NULL,
+  stopped_at bigint,
+  stop_reason text,
+  event_count bigint NOT NULL DEFAULT 0,
+  ip text,
+  ua text
+);
+CREATE INDEX sessions_ingest_app ON sessions_ingest (app_id, id);
+CREATE INDEX sessions_ingest_project ON sessions_ingest (project_id, id);
+
+ALTER TABLE events ADD COLUMN app_id bigint;
+CREATE INDEX events_app ON events (app_id, id) WHERE app_id IS NOT NULL;
+CREATE INDEX events_session ON events (session) WHERE session IS NOT NULL;
+`,
+  },
 ];

@@ -15,6 +15,9 @@ import {
   type EventFilter,
   type Campaign,
   type Membership,
+  type App,
+  type IngestSession,
+  type SessionFilter,
   type Session,
   type TrackingKey,
   type Link,
@@ -81,8 +84,8 @@ export class SqliteStore implements Store {
     return {
       insertEvent: db.prepare(
         `INSERT INTO events (project_id, ts, client_ts, name, visitor, session, link_id, domain_id, campaign_id, source, channel,
-           platform, ip, ua, referrer, browser, os, device, is_bot, country, rule, data)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           platform, ip, ua, referrer, browser, os, device, is_bot, country, rule, data, app_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       upsertRollup: db.prepare(
         `INSERT INTO rollups (scope, scope_id, dim, slot, bot, value, clicks) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -231,6 +234,75 @@ export class SqliteStore implements Store {
 
   async setMeta(key: string, value: string): Promise<void> {
     this.db.prepare(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT DO UPDATE SET value = excluded.value`).run(key, value);
+  }
+
+  async createApp(a: Omit<App, "id" | "created_at" | "disabled_at">): Promise<App> {
+    try {
+      const r = this.db
+        .prepare(`INSERT INTO apps (project_id, name, key, idle_timeout_ms, created_at) VALUES (?, ?, ?, ?, ?)`)
+        .run(a.project_id, a.name, a.key, a.idle_timeout_ms, Date.now());
+      return this.db.prepare(`SELECT * FROM apps WHERE id = ?`).get(r.lastInsertRowid) as App;
+    } catch (e) {
+      rethrow(e);
+    }
+  }
+
+  async getApp(projectId: number, id: number): Promise<App | null> {
+    return (this.db.prepare(`SELECT * FROM apps WHERE project_id = ? AND id = ?`).get(projectId, id) as App | undefined) ?? null;
+  }
+
+  async getAppByKey(key: string): Promise<App | null> {
+    return (this.db.prepare(`SELECT * FROM apps WHERE key = ?`).get(key) as App | undefined) ?? null;
+  }
+
+  async listApps(projectId: number): Promise<App[]> {
+    return this.db.prepare(`SELECT * FROM apps WHERE project_id = ? ORDER BY id`).all(projectId) as App[];
+  }
+
+  async disableApp(projectId: number, id: number, disabled: boolean): Promise<App | null> {
+    this.db.prepare(`UPDATE apps SET disabled_at = ? WHERE project_id = ? AND id = ?`).run(disabled ? Date.now() : null, projectId, id);
+    return this.getApp(projectId, id);
+  }
+
+  async createIngestSession(x: Omit<IngestSession, "id" | "stopped_at" | "stop_reason" | "event_count">): Promise<IngestSession> {
+    const r = this.db
+      .prepare(
+        `INSERT INTO sessions_ingest (project_id, app_id, token, visitor, started_at, client_started_at, last_event_at, ip, ua) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(x.project_id, x.app_id, x.token, x.visitor, x.started_at, x.client_started_at, x.last_event_at, x.ip, x.ua);
+    return this.db.prepare(`SELECT * FROM sessions_ingest WHERE id = ?`).get(r.lastInsertRowid) as IngestSession;
+  }
+
+  async getIngestSession(token: string): Promise<IngestSession | null> {
+    return (this.db.prepare(`SELECT * FROM sessions_ingest WHERE token = ?`).get(token) as IngestSession | undefined) ?? null;
+  }
+
+  async stopIngestSession(token: string, at: number, reason: string): Promise<boolean> {
+    return (
+      this.db.prepare(`UPDATE sessions_ingest SET stopped_at = ?, stop_reason = ? WHERE token = ? AND stopped_at IS NULL`).run(at, reason, token)
+        .changes > 0
+    );
+  }
+
+  async touchIngestSessions(updates: { token: string; last_event_at: number; events: number }[]): Promise<void> {
+    const st = this.db.prepare(`UPDATE sessions_ingest SET last_event_at = max(last_event_at, ?), event_count = event_count + ? WHERE token = ?`);
+    this.db.transaction(() => {
+      for (const u of updates) st.run(u.last_event_at, u.events, u.token);
+    })();
+  }
+
+  async listIngestSessions(f: SessionFilter): Promise<IngestSession[]> {
+    const where = ["project_id = ?"];
+    const vals: unknown[] = [f.project_id];
+    const add = (c: string, v: unknown) => (where.push(c), vals.push(v));
+    if (f.app_id !== undefined) add("app_id = ?", f.app_id);
+    if (f.visitor !== undefined) add("visitor = ?", f.visitor);
+    if (f.from !== undefined) add("started_at >= ?", f.from);
+    if (f.to !== undefined) add("started_at < ?", f.to);
+    if (f.before_id !== undefined) add("id < ?", f.before_id);
+    return this.db
+      .prepare(`SELECT * FROM sessions_ingest WHERE ${where.join(" AND ")} ORDER BY id DESC LIMIT ?`)
+      .all(...vals, f.limit) as IngestSession[];
   }
 
   async createSession(x: Session): Promise<void> {
@@ -487,6 +559,7 @@ export class SqliteStore implements Store {
           e.country,
           e.rule,
           e.data,
+          e.app_id ?? null,
         ).lastInsertRowid,
       );
     }
@@ -559,10 +632,17 @@ export class SqliteStore implements Store {
     if (f.domain_id !== undefined) add("domain_id = ?", f.domain_id);
     if (f.name !== undefined) add("name = ?", f.name);
     if (f.source !== undefined) add("source = ?", f.source);
+    if (f.app_id !== undefined) add("app_id = ?", f.app_id);
+    if (f.session !== undefined) add("session = ?", f.session);
+    if (f.visitor !== undefined) add("visitor = ?", f.visitor);
+    if (f.ip !== undefined) add("ip = ?", f.ip);
+    if (f.before_id !== undefined) add("id < ?", f.before_id);
     if (f.from !== undefined) add("ts >= ?", f.from);
     if (f.to !== undefined) add("ts < ?", f.to);
     if (f.after_id !== undefined) add("id > ?", f.after_id);
-    const rows = this.db.prepare(`SELECT * FROM events WHERE ${where.join(" AND ")} ORDER BY id LIMIT ?`).all(...vals, f.limit) as Row[];
+    const rows = this.db
+      .prepare(`SELECT * FROM events WHERE ${where.join(" AND ")} ORDER BY id${f.desc ? " DESC" : ""} LIMIT ?`)
+      .all(...vals, f.limit) as Row[];
     return rows.map(toEvent);
   }
 

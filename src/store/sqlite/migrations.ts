@@ -288,4 +288,42 @@ CREATE TABLE webhook_attempts (
 CREATE INDEX webhook_attempts_delivery ON webhook_attempts(delivery_id, attempt);
 `,
   },
+  {
+    id: 6,
+    name: "apps, ingest sessions",
+    sql: `
+CREATE TABLE apps (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  key TEXT NOT NULL UNIQUE,
+  idle_timeout_ms INTEGER NOT NULL DEFAULT 1800000,
+  created_at INTEGER NOT NULL,
+  disabled_at INTEGER
+);
+CREATE UNIQUE INDEX apps_project_name ON apps(project_id, name);
+
+CREATE TABLE sessions_ingest (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  project_id INTEGER NOT NULL,
+  app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+  token TEXT NOT NULL UNIQUE,
+  visitor TEXT,
+  started_at INTEGER NOT NULL,
+  client_started_at INTEGER,
+  last_event_at INTEGER NOT NULL,
+  stopped_at INTEGER,
+  stop_reason TEXT,
+  event_count INTEGER NOT NULL DEFAULT 0,
+  ip TEXT,
+  ua TEXT
+);
+CREATE INDEX sessions_ingest_app ON sessions_ingest(app_id, id);
+CREATE INDEX sessions_ingest_project ON sessions_ingest(project_id, id);
+
+ALTER TABLE events ADD COLUMN app_id INTEGER;
+CREATE INDEX events_app ON events(app_id, id) WHERE app_id IS NOT NULL;
+CREATE INDEX events_session ON events(session) WHERE session IS NOT NULL;
+`,
+  },
 ];

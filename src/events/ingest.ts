@@ -1,0 +1,274 @@
+import { randomBytes } from "node:crypto";
+import { LRUCache } from "lru-cache";
+import { AppError, badRequest, conflict, notFound } from "../errors.js";
+import { UniqueViolation, type App, type EventRow, type IngestSession, type Store } from "../store/port.js";
+import { parseTime, TimeError } from "../util/time.js";
+import type { UaInfo } from "./enrich.js";
+import type { EventWriter } from "./writer.js";
+
+export const DEFAULT_IDLE_TIMEOUT_MS = 30 * 60_000;
+export const MAX_BATCH = 1000;
+export const MAX_DATA_BYTES = 8192;
+const NAME_RE = /^[\p{L}\p{N}_][\p{L}\p{N} _.:/-]{0,63}$/u;
+
+/** What the request adds to every event: the client as the server saw it. */
+export interface RequestFacts {
+  ip: string | null;
+  ua: string | null;
+  referrer: string | null;
+  info: UaInfo;
+  country: string | null;
+}
+
+export interface IncomingEvent {
+  name?: unknown;
+  data?: unknown;
+  ts?: unknown;
+  visitor?: unknown;
+  session?: unknown;
+}
+
+export const sessionStopped = (how: string) =>
+  new AppError(410, "session-stopped", `this session ${how}; start a new one (POST /api/v1/sessions)`, { field: "session" });
+
+/** A fixed-window request counter per ingest key: a 429 beyond `perSecond` (bursts to twice that within the second). */
+class RateLimiter {
+  private windows = new Map<string, { second: number; n: number }>();
+  constructor(private readonly perSecond: number) {}
+  take(key: string, n = 1): number {
+    const second = Math.floor(Date.now() / 1000);
+    let w = this.windows.get(key);
+    if (!w || w.second !== second) {
+      if (this.windows.size > 100_000) this.windows.clear();
+      this.windows.set(key, (w = { second, n: 0 }));
+    }
+    w.n += n;
+    return w.n > this.perSecond ? 1 : 0;
+  }
+}
+
+/**
+ * Apps (public ingest keys), their sessions and their events. A session stops when its front end says so or after the
+ * app's idle time-out; events of a stopped session are refused (410). Activity is counted in memory and written to
+ * the sessions every second, so ingest costs one group commit, not a session update per request.
+ */
+export class IngestService {
+  private readonly apps = new LRUCache<string, { app: App | null }>({ max: 10_000, ttl: 5_000 });
+  private readonly sessions = new LRUCache<string, IngestSession>({ max: 100_000 });
+  private pending = new Map<string, { last_event_at: number; events: number }>();
+  private readonly limiter: RateLimiter;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly store: Store,
+    private readonly writer: EventWriter,
+    opts: { requestsPerSecondPerKey?: number } = {},
+  ) {
+    this.limiter = new RateLimiter(opts.requestsPerSecondPerKey ?? Number(process.env.CLICKTRAIL_INGEST_RATE_LIMIT ?? 1000));
+    this.timer = setInterval(() => void this.flush().catch(() => {}), 1000);
+    this.timer.unref();
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.flush();
+  }
+
+  /** Writes the sessions' activity counted since the last flush. */
+  async flush(): Promise<void> {
+    if (this.pending.size === 0) return;
+    const batch = this.pending;
+    this.pending = new Map();
+    await this.store.touchIngestSessions([...batch.entries()].map(([token, v]) => ({ token, ...v })));
+  }
+
+  // ---------------------------------------------------------------- apps
+
+  async createApp(projectId: number, name: string, idleTimeoutMs = DEFAULT_IDLE_TIMEOUT_MS): Promise<App> {
+    const n = name.trim();
+    if (!/^[\p{L}\p{N}][\p{L}\p{N} _.:()&+-]{0,127}$/u.test(n))
+      throw badRequest("name must be 1-128 letters, digits, spaces or _.:()&+- starting with a letter or digit", { field: "name" });
+    if (!Number.isInteger(idleTimeoutMs) || idleTimeoutMs < 1000 || idleTimeoutMs > 7 * 86_400_000)
+      throw badRequest("idle_timeout_ms must be between 1000 (1 s) and 604800000 (7 days)", { field: "idle_timeout_ms" });
+    try {
+      return await this.store.createApp({
+        project_id: projectId,
+        name: n,
+        key: "ik_" + randomBytes(18).toString("base64url"),
+        idle_timeout_ms: idleTimeoutMs,
+      });
+    } catch (e) {
+      if (e instanceof UniqueViolation) throw conflict(`an app named ${JSON.stringify(n)} already exists`, { field: "name" });
+      throw e;
+    }
+  }
+
+  async setDisabled(projectId: number, id: number, disabled: boolean): Promise<App> {
+    const a = await this.store.disableApp(projectId, id, disabled);
+    if (!a) throw notFound(`app ${id}`);
+    this.apps.clear();
+    return a;
+  }
+
+  /** The enabled app of an ingest key (and a rate-limit check), or a 401/403/429. */
+  async appOf(key: unknown, cost = 1): Promise<App> {
+    if (typeof key !== "string" || key === "")
+      throw new AppError(401, "unauthorized", "an ingest key is required: send key in the body or an X-Clicktrail-Key header", { field: "key" });
+    let hit = this.apps.get(key);
+    if (!hit) this.apps.set(key, (hit = { app: await this.store.getAppByKey(key) }));
+    if (!hit.app) throw new AppError(401, "unauthorized", "this ingest key is unknown", { field: "key" });
+    if (hit.app.disabled_at !== null) throw new AppError(403, "forbidden", "this ingest key is disabled", { field: "key" });
+    if (this.limiter.take(key, cost)) throw new AppError(429, "rate-limited", "too many requests for this ingest key; slow down", { retry_after: 1 });
+    return hit.app;
+  }
+
+  // ---------------------------------------------------------------- sessions
+
+  async startSession(app: App, body: { ts?: unknown; visitor?: unknown }, facts: RequestFacts): Promise<IngestSession> {
+    const now = Date.now();
+    const s = await this.store.createIngestSession({
+      project_id: app.project_id,
+      app_id: app.id,
+      token: randomBytes(16).toString("base64url"),
+      visitor: visitorOf(body.visitor, "visitor"),
+      started_at: now,
+      client_started_at: clientTime(body.ts, "ts"),
+      last_event_at: now,
+      ip: facts.ip,
+      ua: facts.ua,
+    });
+    this.sessions.set(s.token, s);
+    return s;
+  }
+
+  /** The live session of a token, or a 410 when it stopped (by its front end or by the idle time-out). */
+  async liveSession(app: App, token: unknown, now: number): Promise<IngestSession> {
+    if (typeof token !== "string" || token.length === 0 || token.length > 64)
+      throw badRequest("session must be a session token", { field: "session" });
+    let s = this.sessions.get(token);
+    if (!s) {
+      const found = await this.store.getIngestSession(token);
+      if (!found || found.app_id !== app.id)
+        throw new AppError(404, "not-found", "no session with this token for this ingest key", { field: "session" });
+      this.sessions.set(token, (s = found));
+    }
+    if (s.stopped_at !== null) throw sessionStopped("was stopped");
+    const last = Math.max(s.last_event_at, this.pending.get(token)?.last_event_at ?? 0);
+    if (now - last > this.idleOf(app)) {
+      await this.store.stopIngestSession(token, last + this.idleOf(app), "idle");
+      s.stopped_at = last + this.idleOf(app);
+      s.stop_reason = "idle";
+      throw sessionStopped("timed out (no events for longer than the app's idle time-out)");
+    }
+    return s;
+  }
+
+  private idleOf(app: App): number {
+    return app.idle_timeout_ms;
+  }
+
+  async stopSession(app: App, token: string): Promise<IngestSession> {
+    const s = await this.liveSession(app, token, Date.now());
+    if (!(await this.store.stopIngestSession(token, Date.now(), "client"))) throw conflict("this session was stopped already", { field: "session" });
+    s.stopped_at = Date.now();
+    s.stop_reason = "client";
+    return s;
+  }
+
+  // ---------------------------------------------------------------- events
+
+  /** Validates, records and commits events; resolves when every one is committed. */
+  async ingest(
+    app: App,
+    items: IncomingEvent[],
+    facts: RequestFacts,
+    base: { visitor?: unknown; session?: unknown } = {},
+    /** one event sent as the body itself: errors name its fields without an events[i] prefix */
+    single = false,
+  ): Promise<number> {
+    if (items.length === 0) throw badRequest("events must hold at least one event", { field: "events" });
+    if (items.length > MAX_BATCH) throw badRequest(`at most ${MAX_BATCH} events per request`, { field: "events" });
+    const now = Date.now();
+    const rows: EventRow[] = [];
+    const live = new Map<string, IngestSession>();
+    for (let i = 0; i < items.length; i++) {
+      const e = items[i]!;
+      const at = single ? "" : `events[${i}].`;
+      if (!e || typeof e !== "object" || Array.isArray(e)) throw badRequest(`${at || "event "}must be an object`, { field: `events[${i}]` });
+      if (typeof e.name !== "string" || !NAME_RE.test(e.name))
+        throw badRequest(`${at}name must be 1-64 letters, digits, spaces or _.:/- (e.g. "click", "signup")`, { field: `${at}name` });
+      let data: string | null = null;
+      if (e.data !== undefined && e.data !== null) {
+        let v = e.data;
+        if (typeof v === "string") {
+          // Microticks sent data as a JSON string
+          try {
+            v = JSON.parse(v);
+          } catch {
+            throw badRequest(`${at}data must be a JSON object (or a string holding one)`, { field: `${at}data` });
+          }
+        }
+        if (!v || typeof v !== "object" || Array.isArray(v)) throw badRequest(`${at}data must be a JSON object`, { field: `${at}data` });
+        data = JSON.stringify(v);
+        if (Buffer.byteLength(data) > MAX_DATA_BYTES) throw badRequest(`${at}data is larger than ${MAX_DATA_BYTES} bytes`, { field: `${at}data` });
+      }
+      const token = e.session ?? base.session;
+      let session: IngestSession | null = null;
+      if (token !== undefined && token !== null) {
+        session = live.get(token as string) ?? (await this.liveSession(app, token, now));
+        live.set(session.token, session);
+      }
+      rows.push({
+        project_id: app.project_id,
+        ts: now,
+        client_ts: clientTime(e.ts, `${at}ts`),
+        name: e.name,
+        visitor: visitorOf(e.visitor ?? base.visitor, `${at}visitor`) ?? session?.visitor ?? null,
+        session: session?.token ?? null,
+        link_id: null,
+        domain_id: null,
+        campaign_id: null,
+        source: "api",
+        channel: null,
+        platform: facts.info.platform || null,
+        ip: facts.ip,
+        ua: facts.ua,
+        referrer: facts.referrer,
+        browser: facts.info.browser || null,
+        os: facts.info.os || null,
+        device: facts.info.device || null,
+        is_bot: facts.info.bot && facts.ua !== null,
+        country: facts.country,
+        rule: null,
+        data,
+        app_id: app.id,
+      });
+    }
+    await Promise.all(rows.map((r) => this.writer.write(r)));
+    for (const r of rows) {
+      if (!r.session) continue;
+      const p = this.pending.get(r.session);
+      if (p) {
+        p.events++;
+        p.last_event_at = now;
+      } else this.pending.set(r.session, { last_event_at: now, events: 1 });
+    }
+    return rows.length;
+  }
+}
+
+function clientTime(v: unknown, field: string): number | null {
+  if (v === undefined || v === null || v === "") return null;
+  try {
+    return parseTime(v, field) ?? null;
+  } catch (e) {
+    if (e instanceof TimeError) throw badRequest(e.message, { field });
+    throw e;
+  }
+}
+
+function visitorOf(v: unknown, field: string): string | null {
+  if (v === undefined || v === null || v === "") return null;
+  if (typeof v !== "string" || v.length > 128) throw badRequest(`${field} must be a string of at most 128 characters`, { field });
+  return v;
+}
