@@ -23,6 +23,7 @@ import { linkRoutes } from "./links/routes.js";
 import { CampaignService } from "./campaigns/service.js";
 import { campaignRoutes } from "./campaigns/routes.js";
 import { o7trackerRoutes } from "./dialects/o7tracker.js";
+import { microticksRoutes } from "./dialects/microticks.js";
 import { dashboardRoutes } from "./web/routes.js";
 import { IngestService } from "./events/ingest.js";
 import { ingestRoutes } from "./events/ingest-routes.js";
@@ -300,6 +301,10 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
   for (const d of config.dialects) {
     await fastify.register(
       async (scope) => {
+        if (d.name === "microticks") {
+          await microticksRoutes(scope, { config, auth, store, ingest: services.ingest, trust });
+          return;
+        }
         const { fallback } = await o7trackerRoutes(scope, {
           config: config.o7tracker,
           mount: d.mount,

@@ -30,10 +30,12 @@ export interface Config {
   o7tracker: O7Config;
   /** hosts that unsigned (pytracking plain) click links may redirect to; empty = such links are refused */
   trackingUnsignedHosts: string[];
+  /** Microticks' MICROTICKS_KEY: when set, its GET /sessions and GET /events want ?key= */
+  microticksKey: string | undefined;
 }
 
 /** The dialects Clicktrail can serve (CLICKTRAIL_DIALECTS). */
-export const DIALECTS = ["o7tracker"] as const;
+export const DIALECTS = ["o7tracker", "microticks"] as const;
 export type DialectName = (typeof DIALECTS)[number];
 
 /** o7tracker's own variables (AUTH_USER, AUTH_PASSWORD, FALLBACK_URL), read unchanged, plus where its campaigns live. */
@@ -222,6 +224,7 @@ export function loadConfig(rawEnv: Env = process.env): Config {
     databasePool: int(env, "CLICKTRAIL_DATABASE_POOL", 10, 1, 1000),
     redisUrl,
     dialects: dialects(env),
+    microticksKey: env.MICROTICKS_KEY || undefined,
     trackingUnsignedHosts: (env.CLICKTRAIL_TRACKING_UNSIGNED_HOSTS ?? "")
       .split(",")
       .map((h) => h.trim().toLowerCase())

@@ -110,6 +110,13 @@ export class IngestService {
     return a;
   }
 
+  /** The app of an ingest key, enabled or not (null when unknown). */
+  async appByKey(key: string): Promise<App | null> {
+    let hit = this.apps.get(key);
+    if (!hit) this.apps.set(key, (hit = { app: await this.store.getAppByKey(key) }));
+    return hit.app;
+  }
+
   /** The enabled app of an ingest key (and a rate-limit check), or a 401/403/429. */
   async appOf(key: unknown, cost = 1): Promise<App> {
     if (typeof key !== "string" || key === "")
@@ -124,12 +131,18 @@ export class IngestService {
 
   // ---------------------------------------------------------------- sessions
 
-  async startSession(app: App, body: { ts?: unknown; visitor?: unknown }, facts: RequestFacts): Promise<IngestSession> {
+  async startSession(
+    app: App,
+    body: { ts?: unknown; visitor?: unknown },
+    facts: RequestFacts,
+    tokenFormat: "base64url" | "hex" = "base64url",
+  ): Promise<IngestSession> {
     const now = Date.now();
     const s = await this.store.createIngestSession({
       project_id: app.project_id,
       app_id: app.id,
-      token: randomBytes(16).toString("base64url"),
+      // hex: 32 characters, as Microticks' uuid4().hex tokens
+      token: randomBytes(16).toString(tokenFormat),
       visitor: visitorOf(body.visitor, "visitor"),
       started_at: now,
       client_started_at: clientTime(body.ts, "ts"),
@@ -161,6 +174,15 @@ export class IngestService {
       throw sessionStopped("timed out (no events for longer than the app's idle time-out)");
     }
     return s;
+  }
+
+  /** The app a session token belongs to (Microticks' clients send only the token), or null. */
+  async appOfSession(token: string): Promise<App | null> {
+    const s = this.sessions.get(token) ?? (await this.store.getIngestSession(token));
+    if (!s) return null;
+    this.sessions.set(token, s);
+    const apps = await this.store.listApps(s.project_id);
+    return apps.find((a) => a.id === s.app_id) ?? null;
   }
 
   private idleOf(app: App): number {
