@@ -1,7 +1,7 @@
 /** Apps, sessions and events from front ends, over real HTTP (SQLite, and PostgreSQL in the second round). */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { cli, req, startApp, tmpDir, type TestApp } from "./helpers.js";
+import { ADMIN_KEY, cli, req, startApp, tmpDir, type TestApp } from "./helpers.js";
 import { rmSync } from "node:fs";
 
 let t: TestApp;
@@ -163,4 +163,29 @@ test("CLI: clicktrail app create prints the consumer and its key like Microticks
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("live tail: new events arrive as Server-Sent Events", async () => {
+  const { request } = await import("node:http");
+  const u = new URL(`${t.base}/api/v1/events/stream?app=${appId}`);
+  const got: string[] = [];
+  const done = new Promise<void>((resolve, reject) => {
+    const r = request({ host: u.hostname, port: u.port, path: u.pathname + u.search, headers: { authorization: `Bearer ${ADMIN_KEY}` } }, (res) => {
+      assert.equal(res.headers["content-type"], "text/event-stream; charset=utf-8");
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => {
+        got.push(chunk);
+        if (got.join("").includes('"name":"live"')) {
+          r.destroy();
+          resolve();
+        }
+      });
+    });
+    r.on("error", (e) => (got.join("").includes('"name":"live"') ? resolve() : reject(e)));
+    r.end();
+  });
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal((await pub("POST", "/api/v1/events", { key, name: "live", data: { n: 1 } })).status, 201);
+  await Promise.race([done, new Promise((_, rej) => setTimeout(() => rej(new Error(`no event within 5 s: ${got.join("")}`)), 5000))]);
+  assert.match(got.join(""), /event: event\ndata: \{"id":\d+,.*"name":"live"/);
 });

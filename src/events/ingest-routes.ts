@@ -264,6 +264,11 @@ export async function ingestRoutes(app: FastifyInstance, deps: IngestRouteDeps) 
   );
 
   // ---------------------------------------------------------------- reading
+  /** open live tails: ended when the server stops, so a shutdown does not wait for their clients */
+  const streams = new Set<() => void>();
+  app.addHook("preClose", async () => {
+    for (const end of [...streams]) end();
+  });
   const listQuery = {
     type: "object",
     additionalProperties: false,
@@ -320,6 +325,67 @@ export async function ingestRoutes(app: FastifyInstance, deps: IngestRouteDeps) 
       const more = rows.length > limit;
       if (more) rows.pop();
       return { events: rows.map(publicEvent), next_cursor: more ? cursorOf(rows[rows.length - 1]!.id) : null };
+    },
+  );
+
+  app.get<{ Querystring: { app?: string; name?: string } }>(
+    "/api/v1/events/stream",
+    {
+      schema: {
+        tags: ["events"],
+        summary: "Live tail of new events as Server-Sent Events (one `event` message per event; a comment every 15 s keeps it open)",
+        security,
+        querystring: {
+          type: "object",
+          additionalProperties: false,
+          properties: { app: { type: "string", pattern: "^[0-9]{1,15}$" }, name: { type: "string", maxLength: 64 } },
+        },
+      },
+      onRequest: read,
+    },
+    async (req, reply) => {
+      const projectId = req.principal.projectId;
+      const appId = intParam(req.query.app, "app", 1, Number.MAX_SAFE_INTEGER);
+      const name = req.query.name;
+      let last = (await deps.store.listEvents({ project_id: projectId, desc: true, limit: 1 }))[0]?.id ?? 0;
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, {
+        "content-type": "text/event-stream; charset=utf-8",
+        "cache-control": "no-store",
+        connection: "keep-alive",
+        "x-accel-buffering": "no",
+      });
+      res.write(": connected\n\n");
+      let busy = false;
+      let idle = 0;
+      const tick = setInterval(async () => {
+        if (busy) return;
+        busy = true;
+        try {
+          const rows = await deps.store.listEvents({ project_id: projectId, app_id: appId, name, after_id: last, limit: 500 });
+          for (const e of rows) res.write(`id: ${e.id}\nevent: event\ndata: ${JSON.stringify(publicEvent(e))}\n\n`);
+          if (rows.length) {
+            last = rows[rows.length - 1]!.id;
+            idle = 0;
+          } else if (++idle % 30 === 0) res.write(": keep-alive\n\n");
+        } catch {
+          res.write(": the database is not reachable; retrying\n\n");
+        } finally {
+          busy = false;
+        }
+      }, 500);
+      tick.unref();
+      const end = () => {
+        clearInterval(tick);
+        streams.delete(end);
+        res.end();
+      };
+      streams.add(end);
+      req.raw.on("close", () => {
+        clearInterval(tick);
+        streams.delete(end);
+      });
     },
   );
 
