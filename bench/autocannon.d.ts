@@ -32,6 +32,8 @@ declare module "autocannon" {
     timeout?: number;
     pipelining?: number;
     headers?: Record<string, string>;
+    method?: string;
+    body?: string | Buffer;
     requests?: RequestSpec[];
     /** called once per connection, before it connects */
     setupClient?: (client: Client) => void;
