@@ -292,7 +292,7 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
     await linkRoutes(api, services);
     await campaignRoutes(api, services);
     await webhookRoutes(api, { auth, webhooks });
-    await ingestRoutes(api, { config, auth, store, ingest: services.ingest, trust, geoip });
+    await ingestRoutes(api, { config, auth, store, ingest: services.ingest, stats: services.stats, trust, geoip });
     await eventRoutes(api, services);
   });
   await fastify.register(async (api) => trackingRoutes(api, trackingDeps));

@@ -191,3 +191,22 @@ test("live tail: new events arrive as Server-Sent Events", async () => {
   await Promise.race([done, new Promise((_, rej) => setTimeout(() => rej(new Error(`no event within 5 s: ${got.join("")}`)), 5000))]);
   assert.match(got.join(""), /event: event\ndata: \{"id":\d+,.*"name":"live"/);
 });
+
+test("an app's events from the rollups: count, series and events by name", async () => {
+  const a = (await req(t.base, "POST", "/api/v1/apps", { body: { name: "Stats app" } })).json;
+  const s = await pub("POST", "/api/v1/sessions", { key: a.key, visitor: "u1" });
+  await pub("POST", "/api/v1/events", { key: a.key, session: s.json.token, events: [{ name: "tap" }, { name: "tap" }, { name: "swipe" }] });
+  const st = await req(t.base, "GET", `/api/v1/apps/${a.id}/stats`);
+  assert.equal(st.status, 200, st.body);
+  assert.equal(st.json.clicks, 3);
+  assert.equal(st.json.visitors, 1);
+  assert.deepEqual(st.json.breakdowns.name, [
+    { value: "tap", clicks: 2 },
+    { value: "swipe", clicks: 1 },
+  ]);
+  assert.equal(
+    st.json.series.reduce((n: number, p: { clicks: number }) => n + p.clicks, 0),
+    3,
+  );
+  assert.equal((await req(t.base, "GET", "/api/v1/apps/999999/stats")).status, 404);
+});

@@ -2,8 +2,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { requireScope } from "../auth/hooks.js";
 import type { AuthService } from "../auth/service.js";
 import type { Config } from "../config.js";
-import { AppError, badRequest } from "../errors.js";
-import { idParams, intParam } from "../schemas.js";
+import { AppError, badRequest, notFound } from "../errors.js";
+import { idParams, intParam, statsQuerySchema, statsResponse } from "../schemas.js";
+import type { StatsQuery, StatsService } from "./stats.js";
 import type { App, IngestSession, StoredEvent, Store } from "../store/port.js";
 import { clientIp, storedIp, type TrustFn } from "../util/net.js";
 import { iso, parseTime, TimeError } from "../util/time.js";
@@ -16,6 +17,7 @@ export interface IngestRouteDeps {
   auth: AuthService;
   store: Store;
   ingest: IngestService;
+  stats: StatsService;
   trust: TrustFn;
   geoip: GeoIp | null;
 }
@@ -261,6 +263,27 @@ export async function ingestRoutes(app: FastifyInstance, deps: IngestRouteDeps) 
     "/api/v1/apps/:id/enable",
     { schema: { tags: ["events"], summary: "Enable an app's ingest key again", security, params: idParams }, onRequest: admin },
     async (req) => publicApp(await ingest.setDisabled(req.principal.projectId, Number(req.params.id), false)),
+  );
+
+  app.get<{ Params: { id: string }; Querystring: StatsQuery }>(
+    "/api/v1/apps/:id/stats",
+    {
+      schema: {
+        tags: ["stats"],
+        summary: "An app's events from the rollups: count (as clicks), visitors, series, and breakdowns (name: events by name)",
+        security,
+        params: idParams,
+        querystring: statsQuerySchema,
+        response: { 200: statsResponse },
+      },
+      onRequest: read,
+    },
+    async (req) => {
+      const a = await deps.store.getApp(req.principal.projectId, Number(req.params.id));
+      if (!a) throw notFound(`app ${req.params.id}`);
+      await ingest.flush();
+      return deps.stats.stats("app", a.id, req.query);
+    },
   );
 
   // ---------------------------------------------------------------- reading

@@ -17,6 +17,8 @@ import { hash32, VisitorSketch } from "./sketch.js";
  * later sources add theirs here.
  */
 export function scopesOf(e: EventRow): [ScopeKind, number][] {
+  // front ends' events count per app (every name: the "name" breakdown tells them apart)
+  if (e.source === "api") return e.app_id ? [["app", e.app_id]] : [];
   if ((e.source !== "link" && e.source !== "campaign") || e.name !== "click") return [];
   if (e.link_id !== null) {
     const s: [ScopeKind, number][] = [
@@ -45,6 +47,7 @@ export function dimsOf(e: EventRow): Record<Dimension, string> {
     channel: e.channel ?? "",
     country: e.country ?? "",
     rule: e.rule ?? "",
+    name: e.name,
   };
 }
 

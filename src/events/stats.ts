@@ -24,6 +24,7 @@ const BREAKDOWN_NAMES: Record<Dimension, string> = {
   channel: "channel",
   country: "country",
   rule: "rule",
+  name: "name",
 };
 
 /** How a breakdown shows the empty value: no referrer is a direct visit, no rule is the link's own target. */

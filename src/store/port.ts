@@ -240,7 +240,7 @@ export interface StoredEvent extends EventRow {
  * A rollup scope: link, domain, project, campaign, the orphan-visit counters of a domain / project, and a campaign's
  * clicks on one platform (scope id: see campaignPlatformScope), which gives per-platform series and visitors.
  */
-export type ScopeKind = "link" | "domain" | "project" | "campaign" | "campaign_platform" | "orphan_domain" | "orphan_project";
+export type ScopeKind = "link" | "domain" | "project" | "campaign" | "campaign_platform" | "orphan_domain" | "orphan_project" | "app";
 
 /** The scope id of (campaign, platform): campaign id × 16 + the platform's index ("" is 15). */
 export function campaignPlatformScope(campaignId: number, platform: string): number {
@@ -248,7 +248,7 @@ export function campaignPlatformScope(campaignId: number, platform: string): num
   return campaignId * 16 + (i < 0 ? 15 : i);
 }
 
-export const DIMENSIONS = ["referrer_host", "browser", "os", "device", "platform", "channel", "country", "rule"] as const;
+export const DIMENSIONS = ["referrer_host", "browser", "os", "device", "platform", "channel", "country", "rule", "name"] as const;
 export type Dimension = (typeof DIMENSIONS)[number];
 
 /**
