@@ -119,6 +119,7 @@ export const CONFIG_VARIABLES = [
   ["CLICKTRAIL_WEBHOOK_RETRY_BASE_MS", "5000", "First retry delay of a failed delivery (then 30 s, 2 min, 10 min, 30 min, 1 h, every 3 h, ±20 %)"],
   ["CLICKTRAIL_WEBHOOK_MAX_AGE_MS", "86400000", "How long a delivery is retried before it is marked failed"],
   ["CLICKTRAIL_WEBHOOK_POLL_MS", "1000", "How often the delivery queue and the event log are read"],
+  ["CLICKTRAIL_INGEST_RATE_LIMIT", "1000", "Requests per second per ingest key on /api/v1/events and /api/v1/sessions (beyond: 429)"],
   ["CLICKTRAIL_CONFIG_FILE", "(none)", "Optional JSON file with the same keys (without the prefix, lower case); the environment wins"],
 ] as const;
 
