@@ -1,6 +1,7 @@
 /**
  * The dashboard in real Chromium (Debian's, via playwright-core): sign in, create a domain and a link, follow the short
- * URL, see the click on the link's page, import 1,000 links from CSV, create an API key; every page without a console
+ * URL, see the click on the link's page, import 1,000 links from CSV, create an API key, an app whose events arrive live,
+ * its sessions and its event charts; every page without a console
  * error, and a screenshot of each in test-results/dashboard/.
  */
 import { after, before, test } from "node:test";
@@ -50,12 +51,16 @@ after(async () => {
 
 const byTest = (id: string) => page.getByTestId(id);
 
-/** Loads a page (a full load, so its layout shift is measured from the start), waits for it, screenshots it. */
-async function visit(hash: string, shot: string, ready: string) {
+/**
+ * Loads a page (a full load, so its layout shift is measured from the start), waits for it, screenshots it. A page with
+ * a stream open (the live events) never goes network-idle: `idle: false` waits for its fetches to settle instead.
+ */
+async function visit(hash: string, shot: string, ready: string, idle = true) {
   await page.goto(`${t.base}/dashboard/#${hash}`);
   await page.reload();
   await byTest(ready).first().waitFor();
-  await page.waitForLoadState("networkidle");
+  if (idle) await page.waitForLoadState("networkidle");
+  else await page.waitForFunction(() => document.querySelectorAll('[aria-busy="true"]').length === 0, null, { timeout: 15_000 });
   await screenshot(page, shot);
   assert.deepEqual(errors, [], `console errors on ${hash}`);
   // "no layout shift while data loads": below 0.1, web.dev's threshold of a good cumulative layout shift
@@ -63,7 +68,7 @@ async function visit(hash: string, shot: string, ready: string) {
   assert.ok(cls < 0.1, `layout shift ${cls.toFixed(3)} on ${hash}`);
 }
 
-test("dashboard: sign in, domain, link, click, stats, CSV import, API key — without a console error", { skip }, async () => {
+test("dashboard: sign in, domain, link, click, stats, CSV import, API key, events — without a console error", { skip }, async () => {
   // the page is served with a strict CSP
   const html = await req(t.base, "GET", "/dashboard/", { key: null });
   assert.equal(html.status, 200);
@@ -139,6 +144,57 @@ test("dashboard: sign in, domain, link, click, stats, CSV import, API key — wi
   assert.match(token, /^ct_[A-Za-z0-9_-]{32}$/);
   await screenshot(page, "07-keys");
   assert.equal((await req(t.base, "GET", "/api/v1/links?limit=1", { key: token })).status, 200);
+
+  // an app (a front end's public ingest key), created through the form, with its embed snippet
+  await visit("/apps", "11-apps", "app-form");
+  await byTest("app-name").fill("Web shop");
+  await byTest("app-submit").click();
+  await byTest("app-row").first().waitFor();
+  const appKey = (await byTest("app-key").first().textContent())?.trim() ?? "";
+  assert.match(appKey, /^ik_[A-Za-z0-9_-]{24}$/);
+  const appId = Number(await byTest("app-row").first().getAttribute("data-app-id"));
+  assert.ok(appId > 0);
+  assert.match((await byTest("new-app-snippet").textContent()) ?? "", new RegExp(`/tracker\\.js" data-key="${appKey}" defer></script>$`));
+  await screenshot(page, "11-apps");
+
+  // live events: two events sent while the page is open arrive over Server-Sent Events, newest on top
+  await visit("/events", "12-events", "live-events", false);
+  await page.waitForFunction(() => document.querySelector('[data-testid="live-state"]')?.textContent === "Live", null, { timeout: 15_000 });
+  const sent = await req(t.base, "POST", "/api/v1/events", { key: null, body: { key: appKey, events: [{ name: "tap" }, { name: "tap" }] } });
+  assert.equal(sent.status, 201);
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="live-event-row"]').length === 2, null, { timeout: 15_000 });
+  assert.deepEqual(await byTest("live-event-row").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-name"))), ["tap", "tap"]);
+  // paused, a new event waits; resumed, it shows
+  await byTest("events-pause").click();
+  assert.equal((await req(t.base, "POST", "/api/v1/events", { key: null, body: { key: appKey, name: "scroll" } })).status, 201);
+  await page.waitForFunction(() => /1 new/.test(document.querySelector('[data-testid="live-state"]')?.textContent ?? ""), null, { timeout: 15_000 });
+  assert.equal(await byTest("live-event-row").count(), 2);
+  await byTest("events-pause").click();
+  await page.waitForFunction(() => document.querySelector('[data-testid="live-event-row"]')?.getAttribute("data-name") === "scroll", null, {
+    timeout: 15_000,
+  });
+  await screenshot(page, "12-events");
+  assert.deepEqual(errors, [], "console errors on the live events");
+
+  // a session with one event: listed with its count, its events shown on a click
+  const started = await req(t.base, "POST", "/api/v1/sessions", { key: null, body: { key: appKey } });
+  assert.equal(started.status, 201);
+  const sessionToken = started.json.token as string;
+  assert.equal((await req(t.base, "POST", "/api/v1/events", { key: null, body: { key: appKey, name: "open", session: sessionToken } })).status, 201);
+  await visit("/sessions", "13-sessions", "session-row");
+  const row = page.locator(`[data-testid="session-row"][data-token="${sessionToken}"]`);
+  assert.equal((await row.getByTestId("session-count").textContent())?.trim(), "1");
+  assert.equal((await row.getByTestId("session-stop").textContent())?.trim(), "Open");
+  await row.getByTestId("session-open").click();
+  await page.locator('[data-testid="session-event-row"][data-name="open"]').waitFor();
+  await screenshot(page, "13-sessions");
+
+  // the app's page charts its events: 2 taps, a scroll and an open
+  await visit(`/apps/${appId}`, "14-app-page", "app-stats");
+  await page.waitForFunction(() => document.querySelector('[data-testid="total-clicks"]')?.textContent?.trim() === "4", null, { timeout: 15_000 });
+  await page.locator('[data-testid="breakdown-name"] td', { hasText: "tap" }).first().waitFor();
+  await screenshot(page, "14-app-page");
+  assert.deepEqual(errors, [], "console errors on the app's page");
 
   // the remaining pages load cleanly
   await visit("/campaigns", "08-campaigns", "campaign-form");

@@ -127,6 +127,51 @@ export interface BulkResult {
   results: { index: number; status: number; link?: Link; error?: Problem }[];
 }
 
+/** A front end that sends events with its public ingest key. */
+export interface TrackedApp {
+  id: number;
+  name: string;
+  key: string;
+  idle_timeout_ms: number;
+  created_at: string;
+  disabled_at: string | null;
+}
+
+export interface TrackedEvent {
+  id: number;
+  ts: string;
+  client_ts: string | null;
+  name: string;
+  app_id: number | null;
+  session: string | null;
+  visitor: string | null;
+  source: string | null;
+  data: unknown;
+  ip: string | null;
+  user_agent: string | null;
+  referrer?: string | null;
+  browser: string | null;
+  os: string | null;
+  device: string | null;
+  is_bot: boolean | number;
+  country: string | null;
+}
+
+export interface TrackedSession {
+  id: number;
+  app_id: number;
+  token: string;
+  visitor: string | null;
+  started_at: string;
+  client_started_at: string | null;
+  last_event_at: string;
+  stopped_at: string | null;
+  /** "client" (stopped by the front end), "idle" (its idle time-out), null while open */
+  stop_reason: string | null;
+  duration_ms: number;
+  event_count: number;
+}
+
 export interface Health {
   status: string;
   version: string;

@@ -3,13 +3,16 @@ import { useCallback, useEffect, useMemo, useRef, useState } from "preact/hooks"
 import { getSession, onUnauthorized, setCsrfToken, setProjectId, signOut, type ApiError, type Session } from "./api";
 import { CopyButton, ErrorBox } from "./components/ui";
 import { toApiError } from "./hooks";
+import { AppPage, AppsPage } from "./pages/Apps";
 import { CampaignPage, CampaignsPage } from "./pages/Campaigns";
 import { DomainsPage } from "./pages/Domains";
+import { EventsPage } from "./pages/Events";
 import { ImportPage } from "./pages/Import";
 import { KeysPage } from "./pages/Keys";
 import { LinkFormPage } from "./pages/LinkForm";
 import { LinkPage } from "./pages/LinkPage";
 import { LinksPage } from "./pages/Links";
+import { SessionsPage } from "./pages/Sessions";
 import { SettingsPage } from "./pages/Settings";
 import { SignInPage } from "./pages/SignIn";
 import { currentRoute, navigate, useRoute, type Route } from "./router";
@@ -31,6 +34,10 @@ function pageFor(route: Route): Page {
   if ((m = p.match(/^\/links\/(\d+)\/edit$/))) return { title: "Edit link", section: "links", node: <LinkFormPage id={Number(m[1])} key={m[1]} /> };
   if (p === "/campaigns") return { title: "Campaigns", section: "campaigns", node: <CampaignsPage /> };
   if ((m = p.match(/^\/campaigns\/(\d+)$/))) return { title: "Campaign", section: "campaigns", node: <CampaignPage id={Number(m[1])} key={m[1]} /> };
+  if (p === "/apps") return { title: "Apps", section: "events", node: <AppsPage /> };
+  if ((m = p.match(/^\/apps\/(\d+)$/))) return { title: "App", section: "events", node: <AppPage id={Number(m[1])} key={m[1]} /> };
+  if (p === "/events") return { title: "Events", section: "events", node: <EventsPage query={route.query} /> };
+  if (p === "/sessions") return { title: "Sessions", section: "events", node: <SessionsPage query={route.query} /> };
   if (p === "/domains") return { title: "Domains", section: "domains", node: <DomainsPage /> };
   if (p === "/keys") return { title: "API keys", section: "keys", node: <KeysPage /> };
   if (p === "/settings") return { title: "Settings", section: "settings", node: <SettingsPage /> };
@@ -48,9 +55,10 @@ function pageFor(route: Route): Page {
   };
 }
 
-const NAV: [section: string, label: string][] = [
+const NAV: [section: string, label: string, path?: string][] = [
   ["links", "Links"],
   ["campaigns", "Campaigns"],
+  ["events", "Events", "/apps"],
   ["domains", "Domains"],
   ["keys", "API keys"],
   ["settings", "Settings"],
@@ -150,7 +158,7 @@ export function App() {
     setProjectState(id);
     setFlash(undefined);
     // an id in the address belongs to the old project
-    if (/\/\d+/.test(route.path)) navigate("/" + page.section);
+    if (/\/\d+/.test(route.path)) navigate(NAV.find(([s]) => s === page.section)?.[2] ?? "/" + page.section);
   };
 
   const doSignOut = async () => {
@@ -182,9 +190,9 @@ export function App() {
         </a>
         <nav aria-label="Main">
           <ul>
-            {NAV.map(([section, label]) => (
+            {NAV.map(([section, label, path]) => (
               <li key={section}>
-                <a href={`#/${section}`} aria-current={page.section === section ? "page" : undefined} data-testid={`nav-${section}`}>
+                <a href={`#${path ?? "/" + section}`} aria-current={page.section === section ? "page" : undefined} data-testid={`nav-${section}`}>
                   {label}
                 </a>
               </li>

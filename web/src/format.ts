@@ -110,3 +110,45 @@ export function fromLocalInput(v: string): string | null {
   const d = new Date(v);
   return Number.isNaN(d.getTime()) ? null : d.toISOString();
 }
+
+const timeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "short", timeStyle: "medium" });
+
+/** An event's instant, to the second. */
+export function fmtTime(iso: string | null | undefined): string {
+  if (!iso) return "–";
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? iso : timeFormat.format(d);
+}
+
+const unitFormats = new Map<string, Intl.NumberFormat>();
+function unitFormat(unit: string): Intl.NumberFormat {
+  let f = unitFormats.get(unit);
+  if (!f) {
+    f = new Intl.NumberFormat(undefined, { style: "unit", unit, unitDisplay: "narrow", maximumFractionDigits: 0 });
+    unitFormats.set(unit, f);
+  }
+  return f;
+}
+
+/** A duration, its two largest units: "1h 5m", "42s", "850ms" (in the browser's locale). */
+export function fmtDuration(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined || !Number.isFinite(ms)) return "–";
+  if (ms < 1000) return unitFormat("millisecond").format(Math.max(0, Math.round(ms)));
+  const s = Math.floor(ms / 1000);
+  const parts: [number, string][] = [
+    [Math.floor(s / 86400), "day"],
+    [Math.floor((s % 86400) / 3600), "hour"],
+    [Math.floor((s % 3600) / 60), "minute"],
+    [s % 60, "second"],
+  ];
+  const first = parts.findIndex(([n]) => n > 0);
+  return parts
+    .slice(first, first + 2)
+    .filter(([n], i) => i === 0 || n > 0)
+    .map(([n, u]) => unitFormat(u).format(n))
+    .join(" ");
+}
+
+const plurals = new Intl.PluralRules("en-US");
+/** "1 event", "1,234 events" (the words are English, the number in the browser's locale). */
+export const fmtCount = (n: number, one: string, other = one + "s") => `${fmtNumber(n)} ${plurals.select(n) === "one" ? one : other}`;

@@ -15,7 +15,15 @@ let uPlotModule: Promise<typeof uPlot> | undefined;
 const loadUPlot = () => (uPlotModule ??= import("uplot").then((m) => m.default));
 
 /** Clicks per bucket (uPlot, a canvas), in the stats' time zone; a table of the same numbers for screen readers and keyboards. */
-export function ClicksChart(props: { series: { t: string; clicks: number }[] | undefined; interval: Interval; tz: string; loading: boolean }) {
+export function ClicksChart(props: {
+  series: { t: string; clicks: number }[] | undefined;
+  interval: Interval;
+  tz: string;
+  loading: boolean;
+  /** what is counted: "Clicks" (the default) or "Events" */
+  label?: string;
+}) {
+  const unit = props.label ?? "Clicks";
   const box = useRef<HTMLDivElement>(null);
   const { series, interval, tz } = props;
 
@@ -91,7 +99,7 @@ export function ClicksChart(props: { series: { t: string; clicks: number }[] | u
         series: [
           { label: "Time", value: (_u, v) => (v === null ? "–" : fmt.full.format(v * 1000)) },
           {
-            label: "Clicks",
+            label: unit,
             stroke: accent,
             fill,
             width: bars ? 1 : 2,
@@ -129,16 +137,18 @@ export function ClicksChart(props: { series: { t: string; clicks: number }[] | u
       };
       return new UPlot(opts, [xs, ys], el);
     }
-  }, [series, interval, tz, fmt]);
+  }, [series, interval, tz, fmt, unit]);
 
   const empty = series && series.every((p) => p.clicks === 0);
   return (
     <figure class="chart" data-testid="clicks-chart" aria-busy={props.loading}>
-      <figcaption class="sr-only">Clicks per {interval}</figcaption>
+      <figcaption class="sr-only">
+        {unit} per {interval}
+      </figcaption>
       <div class={`chart-canvas${props.loading ? " loading" : ""}`}>
         {!series && <span class="skeleton chart-skeleton" aria-hidden="true" />}
         <div class="chart-plot" ref={box} aria-hidden="true" />
-        {empty && !props.loading && <p class="chart-empty muted">No clicks in this range.</p>}
+        {empty && !props.loading && <p class="chart-empty muted">No {unit.toLowerCase()} in this range.</p>}
       </div>
       {/* always there, so that its line is not added when the numbers arrive */}
       <details class="chart-table">
@@ -150,7 +160,7 @@ export function ClicksChart(props: { series: { t: string; clicks: number }[] | u
                 <tr>
                   <th scope="col">{interval === "hour" ? "Hour" : interval === "day" ? "Day" : "Week of"}</th>
                   <th scope="col" class="num">
-                    Clicks
+                    {unit}
                   </th>
                 </tr>
               </thead>

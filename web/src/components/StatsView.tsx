@@ -31,8 +31,23 @@ function initialRange(): Range {
 
 let zoneList: string[] | undefined;
 
-/** Controls (interval, range, time zone), totals, the chart and the breakdowns of a link's or a campaign's stats. */
-export function StatsView(props: { endpoint: string; platforms?: boolean }) {
+/** An app's events: events by name first; the link-only dimensions (platform, channel, rule) left out. */
+const EVENT_BREAKDOWNS: [key: string, title: string, column: string][] = [
+  ["name", "Events by name", "Event"],
+  ["browser", "Browsers", "Browser"],
+  ["os", "Operating systems", "Operating system"],
+  ["device", "Devices", "Device"],
+  ["country", "Countries", "Country"],
+  ["referrer", "Referrers", "Referrer"],
+];
+
+/**
+ * Controls (interval, range, time zone), totals, the chart and the breakdowns of a link's, a campaign's or an app's stats
+ * (`events`: the API's `clicks` count an app's events).
+ */
+export function StatsView(props: { endpoint: string; platforms?: boolean; events?: boolean; testid?: string }) {
+  const unit = props.events ? "Events" : "Clicks";
+  const unitLower = unit.toLowerCase();
   const [range, setRange] = useState<Range>(initialRange);
   const [draftTz, setDraftTz] = useState(range.tz);
   const [localError, setLocalError] = useState<{ field: string; message: string } | undefined>(undefined);
@@ -68,8 +83,8 @@ export function StatsView(props: { endpoint: string; platforms?: boolean }) {
   const data = stats.data;
 
   return (
-    <section class="stats" aria-labelledby="stats-heading">
-      <h2 id="stats-heading">Clicks</h2>
+    <section class="stats" aria-labelledby="stats-heading" data-testid={props.testid}>
+      <h2 id="stats-heading">{unit}</h2>
       <form
         class="stats-controls"
         data-testid="stats-form"
@@ -147,7 +162,7 @@ export function StatsView(props: { endpoint: string; platforms?: boolean }) {
 
       <dl class="totals" aria-busy={stats.loading}>
         <div>
-          <dt>Clicks</dt>
+          <dt>{unit}</dt>
           <dd data-testid="total-clicks">{data ? fmtNumber(data.clicks) : <span class="skeleton num-skeleton" />}</dd>
         </div>
         <div>
@@ -155,13 +170,13 @@ export function StatsView(props: { endpoint: string; platforms?: boolean }) {
           <dd data-testid="total-visitors">{data ? fmtNumber(data.visitors) : <span class="skeleton num-skeleton" />}</dd>
         </div>
         <div class="bots">
-          <dt>Bot clicks</dt>
+          <dt>Bot {unitLower}</dt>
           <dd data-testid="bot-clicks">{data ? fmtNumber(data.bot_clicks ?? 0) : <span class="skeleton num-skeleton" />}</dd>
-          <dd class="hint">not counted in clicks</dd>
+          <dd class="hint">not counted in {unitLower}</dd>
         </div>
       </dl>
 
-      <ClicksChart series={data?.series} interval={data?.interval ?? range.interval} tz={data?.tz ?? range.tz} loading={stats.loading} />
+      <ClicksChart label={unit} series={data?.series} interval={data?.interval ?? range.interval} tz={data?.tz ?? range.tz} loading={stats.loading} />
 
       {props.platforms && (
         <section class="breakdown wide" aria-labelledby="platforms-heading" data-testid="platforms">
@@ -172,10 +187,10 @@ export function StatsView(props: { endpoint: string; platforms?: boolean }) {
 
       <div class="breakdowns">
         {/* with the platforms table above (clicks and visitors), the platform breakdown would say the same again */}
-        {BREAKDOWNS.filter(([key]) => !(props.platforms && key === "platform")).map(([key, title, column]) => (
+        {(props.events ? EVENT_BREAKDOWNS : BREAKDOWNS.filter(([key]) => !(props.platforms && key === "platform"))).map(([key, title, column]) => (
           <section class="breakdown" key={key} aria-labelledby={`bd-${key}`} data-testid={`breakdown-${key}`}>
             <h3 id={`bd-${key}`}>{title}</h3>
-            <BreakdownTable rows={data?.breakdowns?.[key]} total={data?.clicks ?? 0} label={column} />
+            <BreakdownTable rows={data?.breakdowns?.[key]} total={data?.clicks ?? 0} label={column} unit={unit} />
           </section>
         ))}
       </div>
@@ -192,16 +207,16 @@ function Bar(props: { value: number; max: number }) {
   );
 }
 
-function BreakdownTable(props: { rows: { value: string; clicks: number }[] | undefined; total: number; label: string }) {
+function BreakdownTable(props: { rows: { value: string; clicks: number }[] | undefined; total: number; label: string; unit: string }) {
   const max = useMemo(() => Math.max(0, ...(props.rows ?? []).map((r) => r.clicks)), [props.rows]);
-  if (props.rows && props.rows.length === 0) return <p class="muted empty">No clicks.</p>;
+  if (props.rows && props.rows.length === 0) return <p class="muted empty">No {props.unit.toLowerCase()}.</p>;
   return (
     <table class="bars">
       <thead>
         <tr>
           <th scope="col">{props.label}</th>
           <th scope="col" class="num">
-            Clicks
+            {props.unit}
           </th>
           <th scope="col" class="num">
             Share
