@@ -116,6 +116,7 @@ export async function ingestRoutes(app: FastifyInstance, deps: IngestRouteDeps) 
     });
     pub.addHook("onSend", async (req, reply, payload) => {
       reply.header("access-control-allow-origin", req.headers.origin ?? "*");
+      reply.header("access-control-expose-headers", "Retry-After");
       reply.header("vary", "Origin");
       reply.header("cache-control", "no-store");
       return payload;
