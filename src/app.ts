@@ -27,6 +27,7 @@ import { microticksRoutes } from "./dialects/microticks.js";
 import { dashboardRoutes } from "./web/routes.js";
 import { IngestService } from "./events/ingest.js";
 import { ingestRoutes } from "./events/ingest-routes.js";
+import { createRawIngest } from "./events/ingest-raw.js";
 import { startWebhooks } from "./webhooks/service.js";
 import { webhookRoutes } from "./webhooks/routes.js";
 import { createTrackingHandler, trackingRoutes, type TrackingRouteDeps } from "./tracking/server/routes.js";
@@ -162,24 +163,30 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
     onTracked: (projectId, url, payload) => webhooks.dispatcher.enqueueDirect({ projectId, url, payload, format: "pytracking" }),
   };
   const tracking = createTrackingHandler(trackingDeps);
+  const rawIngest = createRawIngest({ config, ingest: services.ingest, trust, geoip, log: fastify.log });
 
   function dispatch(req: IncomingMessage, res: ServerResponse, api: (req: IncomingMessage, res: ServerResponse) => void) {
     const host = requestHost(req, trust);
     const cached = resolver.cachedDomain(host);
     if (cached) return void redirect(req, res, cached).catch((err) => fail(res, err));
-    if (cached === null) {
-      // tracking links and pixels: a hot path too, outside the web framework
-      if (req.url?.startsWith("/t/")) return trackOrApi(req, res, api);
-      return api(req, res);
-    }
+    if (cached === null) return hostPaths(req, res, api);
     resolver
       .domain(host)
       .then(
-        (d) => (d ? redirect(req, res, d) : req.url?.startsWith("/t/") ? trackOrApi(req, res, api) : api(req, res)),
+        (d) => (d ? redirect(req, res, d) : hostPaths(req, res, api)),
         // the database is away and this host is not cached: the API answers (/healthz says what is down, the rest 503)
         (err) => (err instanceof StoreUnavailable ? api(req, res) : fail(res, err)),
       )
       .catch((err) => fail(res, err));
+  }
+
+  /** The API host: its hot paths (tracking links and pixels, event ingest) outside the web framework, the rest to it. */
+  function hostPaths(req: IncomingMessage, res: ServerResponse, api: (req: IncomingMessage, res: ServerResponse) => void) {
+    const url = req.url ?? "";
+    if (url.startsWith("/t/")) return trackOrApi(req, res, api);
+    if (req.method === "POST" && (url === "/api/v1/events" || url.startsWith("/api/v1/events?")))
+      return void rawIngest(req, res).catch((err) => fail(res, err));
+    return api(req, res);
   }
 
   function trackOrApi(req: IncomingMessage, res: ServerResponse, api: (req: IncomingMessage, res: ServerResponse) => void) {

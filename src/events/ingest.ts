@@ -266,7 +266,7 @@ export class IngestService {
         app_id: app.id,
       });
     }
-    await Promise.all(rows.map((r) => this.writer.write(r)));
+    await (rows.length === 1 ? this.writer.write(rows[0]!) : this.writer.writeMany(rows));
     for (const r of rows) {
       if (!r.session) continue;
       const p = this.pending.get(r.session);
