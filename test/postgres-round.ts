@@ -20,6 +20,8 @@ const API_SUITES = [
   "api-session",
   "tracking-server",
   "webhooks",
+  "api-ingest",
+  "microticks",
 ].map((n) => path.join(here, `${n}.test.js`));
 const SCALE_OUT = readdirSync(path.join(here, "postgres"))
   .filter((f) => f.endsWith(".test.js"))
