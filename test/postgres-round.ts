@@ -22,6 +22,7 @@ const API_SUITES = [
   "webhooks",
   "api-ingest",
   "microticks",
+  "tracking-webhook",
 ].map((n) => path.join(here, `${n}.test.js`));
 const SCALE_OUT = readdirSync(path.join(here, "postgres"))
   .filter((f) => f.endsWith(".test.js"))
