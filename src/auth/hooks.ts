@@ -20,7 +20,10 @@ export function requireScope(auth: AuthService, scope: Scope) {
         const v = req.headers[name];
         return Array.isArray(v) ? v[0] : v;
       };
-      const p = await auth.sessions!.principal(sessionToken, req.method, header("x-csrf-token"), header("x-project-id"));
+      // an EventSource cannot send headers: on GET the project may come in the query (?project=)
+      const queryProject = req.method === "GET" ? (req.query as { project?: unknown } | undefined)?.project : undefined;
+      const project = header("x-project-id") ?? (typeof queryProject === "string" ? queryProject : undefined);
+      const p = await auth.sessions!.principal(sessionToken, req.method, header("x-csrf-token"), project);
       if (p) {
         if (!p.scopes.has(scope) && !p.scopes.has("admin"))
           throw new AppError(403, "forbidden", `your role in this project does not allow ${scope}`, { required_scope: scope });

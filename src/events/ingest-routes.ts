@@ -362,7 +362,15 @@ export async function ingestRoutes(app: FastifyInstance, deps: IngestRouteDeps) 
         querystring: {
           type: "object",
           additionalProperties: false,
-          properties: { app: { type: "string", pattern: "^[0-9]{1,15}$" }, name: { type: "string", maxLength: 64 } },
+          properties: {
+            app: { type: "string", pattern: "^[0-9]{1,15}$" },
+            name: { type: "string", maxLength: 64 },
+            project: {
+              type: "string",
+              pattern: "^[0-9]{1,15}$",
+              description: "the project (dashboard sessions; an EventSource cannot send X-Project-Id)",
+            },
+          },
         },
       },
       onRequest: read,

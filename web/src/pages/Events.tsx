@@ -180,7 +180,7 @@ const LIVE_TEXT: Record<Live, string> = {
 };
 
 /** The live tail (Server-Sent Events): newest first, at most LIVE_CAP rows; paused, new events wait in a buffer. */
-function useLiveEvents(appId: string, name: string, paused: boolean) {
+function useLiveEvents(appId: string, name: string, paused: boolean, projectId: string) {
   const [rows, setRows] = useState<TrackedEvent[]>([]);
   const [state, setState] = useState<Live>("connecting");
   const [waiting, setWaiting] = useState(0);
@@ -208,6 +208,8 @@ function useLiveEvents(appId: string, name: string, paused: boolean) {
     pending.current = [];
     setWaiting(0);
     const qs = new URLSearchParams();
+    // EventSource cannot send X-Project-Id: the project goes in the query
+    qs.set("project", projectId);
     if (appId) qs.set("app", appId);
     if (name) qs.set("name", name);
     const search = qs.toString();
@@ -232,7 +234,7 @@ function useLiveEvents(appId: string, name: string, paused: boolean) {
       window.clearTimeout(flushTimer.current);
       flushTimer.current = undefined;
     };
-  }, [appId, name, flush]);
+  }, [appId, name, flush, projectId]);
 
   return { rows, state, waiting, clear: () => setRows([]) };
 }
@@ -251,14 +253,13 @@ export function EventsPage(props: { query: URLSearchParams }) {
   useEffect(() => setDraft({ app: appId, name, visitor, session }), [appId, name, visitor, session]);
 
   const [paused, setPaused] = useState(false);
-  const live = useLiveEvents(appId, name, paused);
+  const live = useLiveEvents(appId, name, paused, String(ctx.project.id));
   const history = useEventPages({ app: appId, name, visitor, session }, [appId, name, visitor, session, ctx.project.id]);
 
   const apply = (e: Event) => {
     e.preventDefault();
     navigate("/events", { app: draft.app, name: draft.name.trim(), visitor: draft.visitor.trim(), session: draft.session.trim() });
   };
-  const otherProject = String(ctx.session.project_id) !== String(ctx.project.id);
 
   return (
     <>
@@ -354,11 +355,6 @@ export function EventsPage(props: { query: URLSearchParams }) {
           New events as they are recorded{appId || name ? ", filtered by app and name" : ""}; the newest {fmtNumber(LIVE_CAP)} are kept.
           {(visitor || session) && " The visitor and session filters apply to the history below."}
         </p>
-        {otherProject && (
-          <p class="alert info" role="status">
-            The live tail follows your default project; switch to it to see this project's events live.
-          </p>
-        )}
         <div class="live-box">
           <EventsTable
             events={live.rows}
