@@ -95,7 +95,7 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.bodyLimit,
     // tracking tokens carry their URL and metadata: path parameters are long
-    maxParamLength: 8192,
+    routerOptions: { maxParamLength: 8192 },
     trustProxy: config.trustedProxies.length ? config.trustedProxies : false,
     requestIdHeader: "x-request-id",
     genReqId: () => randomUUID(),
