@@ -202,6 +202,31 @@ export async function startClicktrail(dataDir: string, env: Record<string, strin
   return { proc, base, port, output: () => out };
 }
 
+/**
+ * A bare node:http server (the baseline of a ratio) from a script that prints "PORT <n>" when listening: its child
+ * process and its URL.
+ */
+export async function startBare(source: string): Promise<{ proc: ChildProcess; url: string; stop: () => Promise<void> }> {
+  const proc = spawnChild(process.execPath, ["-e", source], { stdio: ["ignore", "pipe", "inherit"] });
+  const port = await new Promise<number>((resolve, reject) => {
+    let buf = "";
+    proc.stdout!.on("data", (d) => {
+      buf += d;
+      const m = /PORT (\d+)/.exec(buf);
+      if (m) resolve(Number(m[1]));
+    });
+    proc.once("exit", (code) => reject(new Error(`bare server exited with ${code}`)));
+  });
+  return {
+    proc,
+    url: `http://127.0.0.1:${port}`,
+    stop: async () => {
+      proc.kill("SIGTERM");
+      await waitExit(proc, 5000);
+    },
+  };
+}
+
 // ---------------------------------------------------------------- HTTP
 
 export const keepAlive = new Agent({ keepAlive: true, maxSockets: 1 });

@@ -20,7 +20,7 @@ import {
   log,
   parseFlags,
   runMain,
-  spawnChild,
+  startBare,
   startClicktrail,
   table,
   tempDir,
@@ -83,19 +83,10 @@ async function main() {
   const single = JSON.stringify({ key, ...event(1) });
   const batch = (n: number) => JSON.stringify({ key, events: Array.from({ length: n }, (_, i) => event(i)) });
 
-  const bareProc = spawnChild(process.execPath, ["-e", BARE], { stdio: ["ignore", "pipe", "inherit"] });
-  const barePort = await new Promise<number>((resolve) => {
-    let buf = "";
-    bareProc.stdout!.on("data", (d) => {
-      buf += d;
-      const m = /PORT (\d+)/.exec(buf);
-      if (m) resolve(Number(m[1]));
-    });
-  });
+  const bare = await startBare(BARE);
   log(`[single] bare node:http, then Clicktrail (${connections} connections, ${duration} s each)`);
-  const a = await cannon(`http://127.0.0.1:${barePort}`, single, connections);
-  bareProc.kill("SIGTERM");
-  await waitExit(bareProc, 5000);
+  const a = await cannon(bare.url, single, connections);
+  await bare.stop();
   const b = await cannon(srv.base, single, connections);
   let acknowledged = b["2xx"];
   const rows: string[][] = [

@@ -30,7 +30,7 @@ import {
   promValue,
   runMain,
   sleep,
-  spawnChild,
+  startBare,
   startClicktrail,
   summariseCpuProfile,
   table,
@@ -180,21 +180,11 @@ process.on("SIGTERM", () => process.exit(0));
 `;
 
 async function bare(slugs: string[]): Promise<Phase> {
-  const p = spawnChild(process.execPath, ["-e", BARE], { stdio: ["ignore", "pipe", "inherit"] });
-  const port = await new Promise<number>((resolve, reject) => {
-    let buf = "";
-    p.stdout!.on("data", (d) => {
-      buf += d;
-      const m = /PORT (\d+)/.exec(buf);
-      if (m) resolve(Number(m[1]));
-    });
-    p.once("exit", (code) => reject(new Error(`bare server exited with ${code}`)));
-  });
+  const server = await startBare(BARE);
   try {
-    return await load("a) bare node:http 302", `http://127.0.0.1:${port}`, p.pid, linkRequests(slugs, HOST));
+    return await load("a) bare node:http 302", server.url, server.proc.pid, linkRequests(slugs, HOST));
   } finally {
-    p.kill("SIGTERM");
-    await waitExit(p, 5000);
+    await server.stop();
   }
 }
 

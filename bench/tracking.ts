@@ -19,7 +19,7 @@ import {
   log,
   parseFlags,
   runMain,
-  spawnChild,
+  startBare,
   startClicktrail,
   table,
   tempDir,
@@ -96,16 +96,8 @@ async function main() {
   const probe = await http(srv.base, "GET", clicks[0]!, { headers: { "user-agent": BROWSER_UA } });
   if (probe.status !== 302) throw new Error(`GET ${clicks[0]}: ${probe.status}`);
 
-  const bareProc = spawnChild(process.execPath, ["-e", BARE], { stdio: ["ignore", "pipe", "inherit"] });
-  const barePort = await new Promise<number>((resolve) => {
-    let buf = "";
-    bareProc.stdout!.on("data", (d) => {
-      buf += d;
-      const m = /PORT (\d+)/.exec(buf);
-      if (m) resolve(Number(m[1]));
-    });
-  });
-  const bareUrl = `http://127.0.0.1:${barePort}`;
+  const bare = await startBare(BARE);
+  const bareUrl = bare.url;
   const rows: string[][] = [];
   const ratios: number[] = [];
   for (const [kind, paths] of [
@@ -124,8 +116,7 @@ async function main() {
       rows.push([kind, who, fmtInt(r.requests.average), fmtMs(r.latency.p50), fmtMs(r.latency.p99), fmtInt(r.non2xx - r["3xx"]), fmtInt(r.errors)]);
     rows.push([kind, "ratio", ratio.toFixed(2), "", "", "", ""]);
   }
-  bareProc.kill("SIGTERM");
-  await waitExit(bareProc, 5000);
+  await bare.stop();
   srv.proc.kill("SIGTERM");
   await waitExit(srv.proc, 30_000);
   log("\n" + table(["kind", "server", "req/s", "p50 ms", "p99 ms", "errors (4xx/5xx)", "socket errors"], rows));

@@ -4,10 +4,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { AuthService } from "../auth/service.js";
 import type { Config } from "../config.js";
 import { AppError } from "../errors.js";
-import { parseUa } from "../events/enrich.js";
-import type { IngestService, RequestFacts } from "../events/ingest.js";
+import { requestFacts, type IngestService, type RequestFacts } from "../events/ingest.js";
 import type { IngestSession, StoredEvent, Store } from "../store/port.js";
-import { clientIp, storedIp, type TrustFn } from "../util/net.js";
+import type { TrustFn } from "../util/net.js";
 
 /**
  * The Microticks dialect: its form-encoded POST /sessions, /sessions/stop and /events, and GET /sessions and /events
@@ -77,17 +76,7 @@ export async function microticksRoutes(app: FastifyInstance, deps: MicroticksDep
     reply.code(200).header("access-control-allow-methods", "GET, HEAD, POST, OPTIONS").header("access-control-allow-headers", "content-type").send(),
   );
 
-  const facts = (req: FastifyRequest): RequestFacts => {
-    const ua = req.headers["user-agent"]?.slice(0, 512) ?? null;
-    const ip = clientIp(req.raw, deps.trust);
-    return {
-      ip: storedIp(ip, deps.config.ipMode),
-      ua,
-      referrer: req.headers.referer?.slice(0, 2048) ?? null,
-      info: parseUa(ua ?? undefined),
-      country: null,
-    };
-  };
+  const facts = (req: FastifyRequest): RequestFacts => requestFacts(req.raw, deps.config.ipMode, deps.trust, null);
 
   function field(req: FastifyRequest, name: string): string | undefined {
     const v = (req.body as Record<string, unknown> | undefined)?.[name];

@@ -1,10 +1,9 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Config } from "../config.js";
 import { AppError, problem } from "../errors.js";
-import { clientIp, storedIp, type TrustFn } from "../util/net.js";
-import { parseUa } from "./enrich.js";
+import type { TrustFn } from "../util/net.js";
 import type { GeoIp } from "./geoip.js";
-import type { IncomingEvent, IngestService } from "./ingest.js";
+import { requestFacts, type IncomingEvent, type IngestService } from "./ingest.js";
 
 export interface RawIngestDeps {
   config: Config;
@@ -78,15 +77,7 @@ export function createRawIngest(deps: RawIngestDeps) {
       if (body.events !== undefined && !Array.isArray(body.events))
         throw new AppError(400, "validation", "events must be a list of events", { field: "events" });
       const a = await ingest.appOf(body.key ?? req.headers["x-clicktrail-key"]);
-      const ua = req.headers["user-agent"]?.slice(0, 512) ?? null;
-      const ip = clientIp(req, deps.trust);
-      const facts = {
-        ip: storedIp(ip, config.ipMode),
-        ua,
-        referrer: req.headers.referer?.slice(0, 2048) ?? null,
-        info: parseUa(ua ?? undefined),
-        country: deps.geoip?.country(ip) ?? null,
-      };
+      const facts = requestFacts(req, config.ipMode, deps.trust, deps.geoip);
       const batch = body.events as IncomingEvent[] | undefined;
       const n = await ingest.ingest(a, batch ?? [body], facts, batch ? { visitor: body.visitor, session: body.session } : {}, !batch);
       send(res, req, 201, { accepted: n });

@@ -6,11 +6,10 @@ import { AppError, badRequest, notFound } from "../errors.js";
 import { idParams, intParam, statsQuerySchema, statsResponse } from "../schemas.js";
 import type { StatsQuery, StatsService } from "./stats.js";
 import type { App, IngestSession, StoredEvent, Store } from "../store/port.js";
-import { clientIp, storedIp, type TrustFn } from "../util/net.js";
+import type { TrustFn } from "../util/net.js";
 import { iso, parseTime, TimeError } from "../util/time.js";
-import { parseUa } from "./enrich.js";
 import type { GeoIp } from "./geoip.js";
-import type { IncomingEvent, IngestService, RequestFacts } from "./ingest.js";
+import { requestFacts, type IncomingEvent, type IngestService, type RequestFacts } from "./ingest.js";
 
 export interface IngestRouteDeps {
   config: Config;
@@ -92,17 +91,7 @@ export async function ingestRoutes(app: FastifyInstance, deps: IngestRouteDeps) 
   const read = requireScope(deps.auth, "stats:read");
   const security = [{ bearer: [] }];
 
-  const facts = (req: FastifyRequest): RequestFacts => {
-    const ua = req.headers["user-agent"]?.slice(0, 512) ?? null;
-    const ip = clientIp(req.raw, deps.trust);
-    return {
-      ip: storedIp(ip, config.ipMode),
-      ua,
-      referrer: req.headers.referer?.slice(0, 2048) ?? null,
-      info: parseUa(ua ?? undefined),
-      country: deps.geoip?.country(ip) ?? null,
-    };
-  };
+  const facts = (req: FastifyRequest): RequestFacts => requestFacts(req.raw, config.ipMode, deps.trust, deps.geoip);
 
   // ---------------------------------------------------------------- ingest (public keys, any origin)
   await app.register(async (pub) => {

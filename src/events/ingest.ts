@@ -3,7 +3,11 @@ import { LRUCache } from "lru-cache";
 import { AppError, badRequest, conflict, notFound } from "../errors.js";
 import { UniqueViolation, type App, type EventRow, type IngestSession, type Store } from "../store/port.js";
 import { parseTime, TimeError } from "../util/time.js";
-import type { UaInfo } from "./enrich.js";
+import type { IncomingMessage } from "node:http";
+import type { IpMode } from "../config.js";
+import { clientIp, storedIp, type TrustFn } from "../util/net.js";
+import { parseUa, type UaInfo } from "./enrich.js";
+import type { GeoIp } from "./geoip.js";
 import type { EventWriter } from "./writer.js";
 
 export const DEFAULT_IDLE_TIMEOUT_MS = 30 * 60_000;
@@ -18,6 +22,19 @@ export interface RequestFacts {
   referrer: string | null;
   info: UaInfo;
   country: string | null;
+}
+
+/** The facts of a request (user agent and referrer bounded as for clicks, the address as configured to be kept). */
+export function requestFacts(req: IncomingMessage, ipMode: IpMode, trust: TrustFn, geoip: GeoIp | null): RequestFacts {
+  const ua = req.headers["user-agent"]?.slice(0, 512) ?? null;
+  const ip = clientIp(req, trust);
+  return {
+    ip: storedIp(ip, ipMode),
+    ua,
+    referrer: req.headers.referer?.slice(0, 2048) ?? null,
+    info: parseUa(ua ?? undefined),
+    country: geoip?.country(ip) ?? null,
+  };
 }
 
 export interface IncomingEvent {
