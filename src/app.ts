@@ -34,9 +34,17 @@ import { createTrackingHandler, trackingRoutes, type TrackingRouteDeps } from ".
 import { TrackingKeyring } from "./tracking/server/keyring.js";
 import { createMetrics, type Metrics } from "./ops/metrics.js";
 import { opsRoutes, VERSION } from "./ops/routes.js";
+import { hiitrackRoutes } from "./dialects/hiitrack.js";
+import { Analytics } from "./funnels/source.js";
+import { analyticsStoreFor } from "./funnels/store.js";
+import { VisitorService } from "./visitors/service.js";
+import { visitorRoutes } from "./visitors/routes.js";
+import { FunnelService } from "./funnels/service.js";
+import { funnelRoutes } from "./funnels/routes.js";
 import { problemSchema } from "./schemas.js";
 import { StoreUnavailable, type Store } from "./store/port.js";
 import { requestHost, trustFunction } from "./util/net.js";
+import { TimeError } from "./util/time.js";
 
 export interface Services {
   store: Store;
@@ -50,6 +58,10 @@ export interface Services {
   stats: StatsService;
   writer: EventWriter;
   metrics: Metrics;
+  /** each project's events, merges and properties in memory: funnels, event reports, visitor pages */
+  analytics: Analytics;
+  visitors: VisitorService;
+  funnels: FunnelService;
 }
 
 export interface ClicktrailApp {
@@ -69,7 +81,12 @@ export function buildServices(store: Store, writerOptions: WriterOptions = {}, t
   const domains = new DomainService(store, resolver);
   const auth = new AuthService(store);
   auth.sessions = new SessionService(store);
+  const analyticsStore = analyticsStoreFor(store);
+  const analytics = new Analytics(analyticsStore, store.engine);
   return {
+    analytics,
+    visitors: new VisitorService(analyticsStore, analytics),
+    funnels: new FunnelService(analyticsStore, analytics),
     store,
     metrics,
     resolver,
@@ -217,6 +234,12 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
         .type("application/problem+json")
         .send(problem(503, "database-unavailable", "the database cannot be reached right now; retry in a few seconds"));
     }
+    if (err instanceof TimeError) {
+      return reply
+        .code(400)
+        .type("application/problem+json")
+        .send(problem(400, "invalid-request", err.message, { field: err.field }));
+    }
     if (err instanceof AppError) {
       return reply
         .code(err.status)
@@ -301,6 +324,8 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
     await webhookRoutes(api, { auth, webhooks });
     await ingestRoutes(api, { config, auth, store, ingest: services.ingest, stats: services.stats, trust, geoip });
     await eventRoutes(api, services);
+    await visitorRoutes(api, services);
+    await funnelRoutes(api, services);
   });
   await fastify.register(async (api) => trackingRoutes(api, trackingDeps));
   await dashboardRoutes(fastify);
@@ -310,6 +335,10 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
       async (scope) => {
         if (d.name === "microticks") {
           await microticksRoutes(scope, { config, auth, store, ingest: services.ingest, trust });
+          return;
+        }
+        if (d.name === "hiitrack") {
+          await hiitrackRoutes(scope, { store, writer, analytics: services.analytics, visitors: services.visitors });
           return;
         }
         const { fallback } = await o7trackerRoutes(scope, {

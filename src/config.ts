@@ -35,7 +35,7 @@ export interface Config {
 }
 
 /** The dialects Clicktrail can serve (CLICKTRAIL_DIALECTS). */
-export const DIALECTS = ["o7tracker", "microticks"] as const;
+export const DIALECTS = ["o7tracker", "microticks", "hiitrack"] as const;
 export type DialectName = (typeof DIALECTS)[number];
 
 /** o7tracker's own variables (AUTH_USER, AUTH_PASSWORD, FALLBACK_URL), read unchanged, plus where its campaigns live. */

@@ -187,7 +187,7 @@ key
   .command("create")
   .description("create an API key (printed once)")
   .option("--project <project>", "project name or id (default: default)")
-  .requiredOption("--scopes <scopes>", "comma-separated: links:read, links:write, stats:read, admin")
+  .requiredOption("--scopes <scopes>", "comma-separated: links:read, links:write, stats:read, events:write, funnels:write, admin")
   .option("--name <name>", "a label", "cli")
   .action((o: { project?: string; scopes: string; name: string }) =>
     withStore(async (store) => {

@@ -23,6 +23,7 @@ const API_SUITES = [
   "api-ingest",
   "microticks",
   "tracking-webhook",
+  "api-funnels",
 ].map((n) => path.join(here, `${n}.test.js`));
 const SCALE_OUT = readdirSync(path.join(here, "postgres"))
   .filter((f) => f.endsWith(".test.js"))

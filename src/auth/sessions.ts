@@ -14,7 +14,9 @@ const MAX_FAILURES_PER_IP = 20;
 
 /** What a role may do in its project: owners and admins everything, members links and stats. */
 export function scopesOfRole(role: string): Set<Scope> {
-  return role === "owner" || role === "admin" ? new Set<Scope>(["admin"]) : new Set<Scope>(["links:read", "links:write", "stats:read"]);
+  return role === "owner" || role === "admin"
+    ? new Set<Scope>(["admin"])
+    : new Set<Scope>(["links:read", "links:write", "stats:read", "events:write", "funnels:write"]);
 }
 
 export interface SignedIn {

@@ -32,104 +32,9 @@
 //   missing). The best attempt is chosen over all attempts, then the visitor is counted in its value's group. Groups
 //   are keyed by JSON (1 and "1" differ) and sorted by visitors at step 0 descending, then by key.
 
-export interface RawEvent {
-  visitor: string;
-  ts: number;
-  name: string;
-  data?: Record<string, unknown> | null;
-}
+import { buildEventTable, EventTable, type RawEvent } from "./table.js";
 
-export interface EventTable {
-  /** number of events */
-  length: number;
-  /** per event, sorted by (visitor, ts, input order): index into visitorIds */
-  visitor: Uint32Array;
-  ts: Float64Array;
-  /** index into names */
-  name: Uint32Array;
-  /** the original data object of each event (same order), or null */
-  data: (Record<string, unknown> | null)[];
-  names: string[];
-  visitorIds: string[];
-  /** events of visitor v are [offsets[v], offsets[v + 1]) */
-  offsets: Uint32Array;
-  nameIndex: Map<string, number>;
-}
-
-export function buildEventTable(events: Iterable<RawEvent>): EventTable {
-  const nameIndex = new Map<string, number>();
-  const names: string[] = [];
-  const visitorIndex = new Map<string, number>();
-  const visitorIds: string[] = [];
-  let cap = 1024;
-  let vis = new Uint32Array(cap);
-  let tss = new Float64Array(cap);
-  let nms = new Uint32Array(cap);
-  const datas: (Record<string, unknown> | null)[] = [];
-  let n = 0;
-  for (const e of events) {
-    if (n === cap) {
-      cap *= 2;
-      const v2 = new Uint32Array(cap);
-      v2.set(vis);
-      vis = v2;
-      const t2 = new Float64Array(cap);
-      t2.set(tss);
-      tss = t2;
-      const n2 = new Uint32Array(cap);
-      n2.set(nms);
-      nms = n2;
-    }
-    let vi = visitorIndex.get(e.visitor);
-    if (vi === undefined) {
-      vi = visitorIds.length;
-      visitorIndex.set(e.visitor, vi);
-      visitorIds.push(e.visitor);
-    }
-    let ni = nameIndex.get(e.name);
-    if (ni === undefined) {
-      ni = names.length;
-      nameIndex.set(e.name, ni);
-      names.push(e.name);
-    }
-    vis[n] = vi;
-    tss[n] = e.ts;
-    nms[n] = ni;
-    datas.push(e.data ?? null);
-    n++;
-  }
-  // counting sort by visitor (stable), then a stable sort by ts inside each visitor (usually already sorted)
-  const nv = visitorIds.length;
-  const offsets = new Uint32Array(nv + 1);
-  for (let i = 0; i < n; i++) offsets[vis[i] + 1]++;
-  for (let v = 0; v < nv; v++) offsets[v + 1] += offsets[v];
-  const fill = offsets.slice(0, nv);
-  const perm = new Uint32Array(n);
-  for (let i = 0; i < n; i++) perm[fill[vis[i]]++] = i;
-  for (let v = 0; v < nv; v++) {
-    const a = offsets[v];
-    const b = offsets[v + 1];
-    let sorted = true;
-    for (let i = a + 1; i < b; i++) if (tss[perm[i]] < tss[perm[i - 1]]) sorted = false;
-    if (!sorted) {
-      const sub = Array.from(perm.subarray(a, b));
-      sub.sort((x, y) => tss[x] - tss[y] || x - y);
-      perm.set(sub, a);
-    }
-  }
-  const visitor = new Uint32Array(n);
-  const ts = new Float64Array(n);
-  const name = new Uint32Array(n);
-  const data: (Record<string, unknown> | null)[] = new Array(n);
-  for (let i = 0; i < n; i++) {
-    const p = perm[i];
-    visitor[i] = vis[p];
-    ts[i] = tss[p];
-    name[i] = nms[p];
-    data[i] = datas[p];
-  }
-  return { length: n, visitor, ts, name, data, names, visitorIds, offsets, nameIndex };
-}
+export { buildEventTable, EventTable, type RawEvent };
 
 export type OrderMode = "ordered" | "strict" | "any";
 
@@ -146,7 +51,13 @@ export interface FunnelSpec {
   exclusions?: { name: string; between?: [number, number] }[];
   from?: number;
   to?: number;
-  breakdown?: { kind: "data"; field: string };
+  /**
+   * Groups visitors by a field of the attributed event's data, or by values a callback gives for (visitor, the
+   * attributed event's ts), e.g. a visitor property at that time (a visitor with several values is in each group).
+   */
+  breakdown?: { kind: "data"; field: string } | { kind: "values"; valuesOf: (visitor: number, ts: number) => readonly unknown[] };
+  /** which event of the best attempt a breakdown reads: its first step (default) or the last step it reached */
+  attribution?: "first" | "last";
   dropoff_sample?: number;
 }
 
@@ -167,10 +78,14 @@ export interface FunnelResult {
 
 export const MAX_STEPS = 31;
 
+/** Visitors covered by the table's sorted rows (visitors first seen in the unsorted tail come later). */
+export const sortedVisitors = (t: EventTable) => t.offsets.length - 1;
+
 /** The outcome of one visitor's best attempt. */
 interface Best {
   reached: number; // number of steps reached (0 = no valid attempt)
   start: number; // position (table index) of the start event
+  last: number; // position of the event of the last step reached
   times: number[]; // completion ts per reached step
 }
 
@@ -188,7 +103,7 @@ function stepMasks(table: EventTable, steps: FunnelStep[]): Uint32Array {
     const ks = byName.get(table.name[i]);
     if (!ks) continue;
     let m = 0;
-    for (const k of ks) if (matchesWhere(table.data[i], steps[k].where)) m |= 1 << k;
+    for (const k of ks) if (matchesWhere(table.data(i), steps[k].where)) m |= 1 << k;
     masks[i] = m;
   }
   return masks;
@@ -240,16 +155,16 @@ export function runFunnel(table: EventTable, spec: FunnelSpec): FunnelResult {
   // count of exclusion events of exclusion x strictly between positions p < q
   const exclBetween = (x: number, p: number, q: number) => (q - 1 > p ? exclPrefix[x][q] - exclPrefix[x][p + 1] : 0);
 
-  const bests: Best[] = new Array(table.visitorIds.length);
+  const bests: Best[] = new Array(sortedVisitors(table));
   const pos = new Int32Array(S);
   const tms: number[] = new Array(S);
   // scratch for "next position >= p matching step k" in ordered mode, sized lazily
   let next = new Int32Array(0);
-  for (let v = 0; v < table.visitorIds.length; v++) {
+  for (let v = 0; v < sortedVisitors(table); v++) {
     const a = table.offsets[v];
     const b = table.offsets[v + 1];
     const n = b - a;
-    let best: Best = { reached: 0, start: -1, times: [] };
+    let best: Best = { reached: 0, start: -1, last: -1, times: [] };
     if (spec.order === "ordered") {
       if (next.length < S * (n + 1)) next = new Int32Array(S * (n + 1) * 2);
       for (let k = 0; k < S; k++) next[k * (n + 1) + n] = -1;
@@ -294,7 +209,7 @@ export function runFunnel(table: EventTable, spec: FunnelSpec): FunnelResult {
           }
         }
       }
-      if (reached > best.reached) best = { reached, start: s, times: tms.slice(0, reached) };
+      if (reached > best.reached) best = { reached, start: s, last: pos[reached - 1], times: tms.slice(0, reached) };
     }
     bests[v] = best;
   }
@@ -302,17 +217,26 @@ export function runFunnel(table: EventTable, spec: FunnelSpec): FunnelResult {
   const sample = spec.dropoff_sample ?? 10;
   const result: FunnelResult = { steps: summarize(table, spec, bests, null, sample) };
   if (spec.breakdown) {
-    const field = spec.breakdown.field;
+    const bd = spec.breakdown;
     const groups = new Map<string, { value: unknown; members: Set<number> }>();
-    for (let v = 0; v < bests.length; v++) {
-      const bst = bests[v];
-      if (bst.reached === 0) continue;
-      const d = table.data[bst.start];
-      const value = d && Object.prototype.hasOwnProperty.call(d, field) ? d[field] : null;
+    const join = (v: number, value: unknown) => {
       const key = JSON.stringify(value) ?? "null";
       let g = groups.get(key);
       if (!g) groups.set(key, (g = { value: value === undefined ? null : value, members: new Set() }));
       g.members.add(v);
+    };
+    for (let v = 0; v < bests.length; v++) {
+      const bst = bests[v];
+      if (bst.reached === 0) continue;
+      const at = spec.attribution === "last" ? bst.last : bst.start;
+      if (bd.kind === "data") {
+        const d = table.data(at);
+        join(v, d && Object.prototype.hasOwnProperty.call(d, bd.field) ? d[bd.field] : null);
+      } else {
+        const values = bd.valuesOf(v, table.ts[at]);
+        if (values.length === 0) join(v, null);
+        for (const value of values) join(v, value);
+      }
     }
     const list = [...groups.entries()].map(([key, g]) => ({ key, value: g.value, steps: summarize(table, spec, bests, g.members, sample) }));
     list.sort((x, y) => y.steps[0].visitors - x.steps[0].visitors || (x.key < y.key ? -1 : x.key > y.key ? 1 : 0));
@@ -419,7 +343,7 @@ export function hiitrackFunnel(table: EventTable, names: string[], opts: { prope
   const uniq = new Array<number>(S).fill(0);
   const seg = new Map<string, { value: unknown; total: number[]; uniq: number[] }>();
   const per = new Array<number>(S);
-  for (let v = 0; v < table.visitorIds.length; v++) {
+  for (let v = 0; v < sortedVisitors(table); v++) {
     const a = table.offsets[v];
     const b = table.offsets[v + 1];
     per.fill(0);

@@ -84,7 +84,7 @@ export interface SessionFilter {
   limit: number;
 }
 
-export const SCOPES = ["links:read", "links:write", "stats:read", "admin"] as const;
+export const SCOPES = ["links:read", "links:write", "stats:read", "events:write", "funnels:write", "admin"] as const;
 export type Scope = (typeof SCOPES)[number];
 
 export interface ApiKey {

@@ -75,7 +75,7 @@ export function isConnectionError(e: unknown): boolean {
   );
 }
 
-function mapError(e: unknown): never {
+export function mapError(e: unknown): never {
   if (e instanceof StoreUnavailable || e instanceof UniqueViolation) throw e;
   if (e && typeof e === "object" && (e as { code?: unknown }).code === "23505") throw new UniqueViolation((e as Error).message);
   if (isConnectionError(e)) throw new StoreUnavailable(`the database is unreachable (${(e as Error).message})`);

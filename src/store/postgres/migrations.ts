@@ -324,4 +324,55 @@ CREATE INDEX events_app ON events (app_id, id) WHERE app_id IS NOT NULL;
 CREATE INDEX events_session ON events (session) WHERE session IS NOT NULL;
 `,
   },
+  {
+    id: 7,
+    name: "visitors, properties, saved funnels, HiiTrack accounts",
+    sql: `
+CREATE TABLE visitor_aliases (
+  id bigserial PRIMARY KEY,
+  project_id bigint NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  alias text NOT NULL,
+  visitor text NOT NULL,
+  created_at bigint NOT NULL
+);
+CREATE UNIQUE INDEX visitor_aliases_alias ON visitor_aliases (project_id, alias);
+
+CREATE TABLE visitor_properties (
+  id bigserial PRIMARY KEY,
+  project_id bigint NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  visitor text NOT NULL,
+  name text NOT NULL,
+  op text NOT NULL,
+  value text,
+  ts bigint NOT NULL
+);
+CREATE INDEX visitor_properties_project ON visitor_properties (project_id, id);
+CREATE INDEX visitor_properties_visitor ON visitor_properties (project_id, visitor, id);
+
+CREATE TABLE funnels (
+  id bigserial PRIMARY KEY,
+  project_id bigint NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  name text NOT NULL,
+  description text,
+  query jsonb NOT NULL,
+  created_at bigint NOT NULL,
+  updated_at bigint NOT NULL
+);
+CREATE UNIQUE INDEX funnels_project_name ON funnels (project_id, name);
+
+CREATE TABLE hiitrack_users (
+  name text PRIMARY KEY,
+  hash text NOT NULL,
+  created_at bigint NOT NULL
+);
+CREATE TABLE hiitrack_buckets (
+  user_name text NOT NULL REFERENCES hiitrack_users(name) ON DELETE CASCADE,
+  name text NOT NULL,
+  project_id bigint NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  description text,
+  created_at bigint NOT NULL,
+  PRIMARY KEY (user_name, name)
+);
+`,
+  },
 ];

@@ -326,4 +326,61 @@ CREATE INDEX events_app ON events(app_id, id) WHERE app_id IS NOT NULL;
 CREATE INDEX events_session ON events(session) WHERE session IS NOT NULL;
 `,
   },
+  {
+    id: 7,
+    name: "visitors, properties, saved funnels, HiiTrack accounts",
+    sql: `
+-- identify: events of alias count as the visitor's. Rows are never changed (a visitor's root is found by following
+-- the chain), so readers catch up by id.
+CREATE TABLE visitor_aliases (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  alias TEXT NOT NULL,
+  visitor TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX visitor_aliases_alias ON visitor_aliases(project_id, alias);
+
+-- visitor properties with their history: set (replaces every value), add (one more value), unset (one value, or all
+-- when value is NULL)
+CREATE TABLE visitor_properties (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  visitor TEXT NOT NULL,
+  name TEXT NOT NULL,
+  op TEXT NOT NULL,
+  value TEXT,
+  ts INTEGER NOT NULL
+);
+CREATE INDEX visitor_properties_project ON visitor_properties(project_id, id);
+CREATE INDEX visitor_properties_visitor ON visitor_properties(project_id, visitor, id);
+
+CREATE TABLE funnels (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  description TEXT,
+  query TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX funnels_project_name ON funnels(project_id, name);
+
+-- the HiiTrack dialect's accounts: a user (sha1 of "user:password", as HiiTrack stores it) and its buckets, each a
+-- Clicktrail project
+CREATE TABLE hiitrack_users (
+  name TEXT PRIMARY KEY,
+  hash TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE hiitrack_buckets (
+  user_name TEXT NOT NULL REFERENCES hiitrack_users(name) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  description TEXT,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (user_name, name)
+);
+`,
+  },
 ];

@@ -127,7 +127,9 @@ export function createTrackingHandler(deps: TrackingRouteDeps) {
       ts: now,
       client_ts: null,
       name: kind,
-      visitor: hashedVisitor(typeof s === "string" ? s : await s, decoded.projectId, ip, ua ?? ""),
+      // a token may name its recipient (metadata.visitor, e.g. the user id an email went to): then the open and the click
+      // are that visitor's, and a funnel can follow them to what the same id does in the product
+      visitor: visitorOfMetadata(decoded.result.metadata) ?? hashedVisitor(typeof s === "string" ? s : await s, decoded.projectId, ip, ua ?? ""),
       session: null,
       link_id: null,
       domain_id: null,
@@ -361,4 +363,11 @@ export async function trackingRoutes(app: FastifyInstance, deps: TrackingRouteDe
       return { field: field ?? null, from: new Date(from).toISOString(), to: new Date(to).toISOString(), values };
     },
   );
+}
+
+/** The visitor id a token's metadata names (`visitor`: a string of 1 to 200 characters, or a number), if any. */
+function visitorOfMetadata(metadata: unknown): string | null {
+  const v = metadata && typeof metadata === "object" ? (metadata as { visitor?: unknown }).visitor : undefined;
+  if (typeof v === "number" && Number.isFinite(v)) return String(v);
+  return typeof v === "string" && v.length > 0 && v.length <= 200 ? v : null;
 }

@@ -8,7 +8,9 @@ import { useApp } from "../state";
 const SCOPES: [scope: string, what: string][] = [
   ["links:read", "read domains, links and campaigns"],
   ["links:write", "create, change and delete them"],
-  ["stats:read", "read stats and export clicks"],
+  ["stats:read", "read stats, funnels, visitors; export clicks"],
+  ["events:write", "identify visitors and set their properties"],
+  ["funnels:write", "save, change and delete funnels"],
   ["admin", "everything, including API keys"],
 ];
 

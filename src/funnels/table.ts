@@ -1,0 +1,227 @@
+// The compact event table the funnel engine and the event reports read: one row per event in typed-array columns,
+// grouped by visitor and, within a visitor, in time order (ts, then arrival order). Strings (event names, visitor ids,
+// sources) and event data (by its JSON text) are interned, so 10 million events take about 30 bytes each.
+//
+// A table is also appendable: rows pushed after the last sort sit in a tail that readers do not see until `sorted()`
+// makes a new grouped table of everything (a stable counting sort by visitor, so the grouped prefix stays in order and
+// only visitors with new rows are checked for time order). The arrays of the new table become the table to append to,
+// so steady state holds one copy of the data; a sort holds two for a moment.
+
+export interface RawEvent {
+  visitor: string;
+  ts: number;
+  name: string;
+  data?: Record<string, unknown> | null;
+  source?: string;
+  id?: number;
+}
+
+const NO_DATA = 0;
+
+export class EventTable {
+  /** rows readers may use: grouped by visitor, time-ordered inside each */
+  length = 0;
+  /** rows stored (length plus the unsorted tail) */
+  stored = 0;
+  visitor: Uint32Array;
+  ts: Float64Array;
+  /** index into names */
+  name: Uint32Array;
+  /** index into dataValues (0: no data) */
+  dataIdx: Uint32Array;
+  /** index into sources */
+  source: Uint8Array;
+  /** the event's id in the log (0 when unknown) */
+  id: Float64Array;
+  /** events of visitor v are [offsets[v], offsets[v + 1]) of the sorted rows */
+  offsets = new Uint32Array(1);
+
+  names: string[] = [];
+  nameIndex = new Map<string, number>();
+  visitorIds: string[] = [];
+  visitorIndex = new Map<string, number>();
+  sources: string[] = [];
+  private sourceIndex = new Map<string, number>();
+  private dataTexts: (string | null)[] = [null];
+  private dataParsed: (Record<string, unknown> | null | undefined)[] = [null];
+  private dataIndex = new Map<string, number>();
+
+  constructor(capacity = 1024) {
+    this.visitor = new Uint32Array(capacity);
+    this.ts = new Float64Array(capacity);
+    this.name = new Uint32Array(capacity);
+    this.dataIdx = new Uint32Array(capacity);
+    this.source = new Uint8Array(capacity);
+    this.id = new Float64Array(capacity);
+  }
+
+  /** The data object of row i (parsed once per distinct JSON text), or null. */
+  data(i: number): Record<string, unknown> | null {
+    const d = this.dataIdx[i];
+    if (d === NO_DATA) return null;
+    let v = this.dataParsed[d];
+    if (v === undefined) {
+      try {
+        const parsed: unknown = JSON.parse(this.dataTexts[d]!);
+        v = parsed && typeof parsed === "object" && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : null;
+      } catch {
+        v = null;
+      }
+      this.dataParsed[d] = v;
+    }
+    return v;
+  }
+
+  visitorOf(id: string): number {
+    let v = this.visitorIndex.get(id);
+    if (v === undefined) {
+      v = this.visitorIds.length;
+      this.visitorIndex.set(id, v);
+      this.visitorIds.push(id);
+    }
+    return v;
+  }
+
+  nameOf(name: string): number {
+    let n = this.nameIndex.get(name);
+    if (n === undefined) {
+      n = this.names.length;
+      this.nameIndex.set(name, n);
+      this.names.push(name);
+    }
+    return n;
+  }
+
+  private sourceOf(source: string): number {
+    let s = this.sourceIndex.get(source);
+    if (s === undefined) {
+      s = this.sources.length;
+      if (s > 255)
+        s = 255; // more than 255 distinct sources: the rest share the last slot
+      else {
+        this.sourceIndex.set(source, s);
+        this.sources.push(source);
+      }
+    }
+    return s;
+  }
+
+  private dataOf(text: string | null): number {
+    if (text === null || text === "null") return NO_DATA;
+    let d = this.dataIndex.get(text);
+    if (d === undefined) {
+      d = this.dataTexts.length;
+      this.dataIndex.set(text, d);
+      this.dataTexts.push(text);
+      this.dataParsed.push(undefined);
+    }
+    return d;
+  }
+
+  /** Appends one row to the tail (visible after `sorted()`); data is JSON text or an object. */
+  push(visitor: string | number, ts: number, name: string, data: string | Record<string, unknown> | null, source = "", id = 0): void {
+    if (this.stored === this.visitor.length) this.grow(this.stored * 2 || 1024);
+    const i = this.stored++;
+    this.visitor[i] = typeof visitor === "number" ? visitor : this.visitorOf(visitor);
+    this.ts[i] = ts;
+    this.name[i] = this.nameOf(name);
+    this.dataIdx[i] = this.dataOf(data === null || typeof data === "string" ? data : JSON.stringify(data));
+    this.source[i] = this.sourceOf(source);
+    this.id[i] = id;
+  }
+
+  private grow(cap: number): void {
+    const grow = <T extends Uint32Array | Float64Array | Uint8Array>(a: T, make: (n: number) => T): T => {
+      const b = make(cap);
+      b.set(a.subarray(0, this.stored));
+      return b;
+    };
+    this.visitor = grow(this.visitor, (n) => new Uint32Array(n));
+    this.ts = grow(this.ts, (n) => new Float64Array(n));
+    this.name = grow(this.name, (n) => new Uint32Array(n));
+    this.dataIdx = grow(this.dataIdx, (n) => new Uint32Array(n));
+    this.source = grow(this.source, (n) => new Uint8Array(n));
+    this.id = grow(this.id, (n) => new Float64Array(n));
+  }
+
+  /** True when rows were pushed since the last sort. */
+  get dirty(): boolean {
+    return this.stored !== this.length;
+  }
+
+  /**
+   * Groups every stored row by visitor (after `remap`, which maps a visitor index to the index its rows now belong to,
+   * e.g. an alias to the visitor it was merged into), time-ordered within each visitor, into new arrays with room to
+   * append. The dictionaries are shared with the new table.
+   */
+  sorted(remap?: Uint32Array): EventTable {
+    const n = this.stored;
+    const nv = this.visitorIds.length;
+    const vis = this.visitor;
+    if (remap) for (let i = 0; i < n; i++) vis[i] = remap[vis[i]];
+    const offsets = new Uint32Array(nv + 1);
+    for (let i = 0; i < n; i++) offsets[vis[i] + 1]++;
+    for (let v = 0; v < nv; v++) offsets[v + 1] += offsets[v];
+    const fill = offsets.slice(0, nv);
+    const perm = new Uint32Array(n);
+    for (let i = 0; i < n; i++) perm[fill[vis[i]]++] = i;
+    const ts = this.ts;
+    for (let v = 0; v < nv; v++) {
+      const a = offsets[v];
+      const b = offsets[v + 1];
+      let inOrder = true;
+      for (let i = a + 1; i < b && inOrder; i++) if (ts[perm[i]] < ts[perm[i - 1]]) inOrder = false;
+      if (!inOrder) {
+        const sub = Array.from(perm.subarray(a, b));
+        sub.sort((x, y) => ts[x] - ts[y] || x - y);
+        perm.set(sub, a);
+      }
+    }
+    const cap = Math.max(1024, Math.ceil(n * 1.25));
+    const t = new EventTable(0);
+    t.visitor = new Uint32Array(cap);
+    t.ts = new Float64Array(cap);
+    t.name = new Uint32Array(cap);
+    t.dataIdx = new Uint32Array(cap);
+    t.source = new Uint8Array(cap);
+    t.id = new Float64Array(cap);
+    for (let i = 0; i < n; i++) {
+      const p = perm[i];
+      t.visitor[i] = vis[p];
+      t.ts[i] = ts[p];
+      t.name[i] = this.name[p];
+      t.dataIdx[i] = this.dataIdx[p];
+      t.source[i] = this.source[p];
+      t.id[i] = this.id[p];
+    }
+    t.length = t.stored = n;
+    t.offsets = offsets;
+    t.names = this.names;
+    t.nameIndex = this.nameIndex;
+    t.visitorIds = this.visitorIds;
+    t.visitorIndex = this.visitorIndex;
+    t.sources = this.sources;
+    t.sourceIndex = this.sourceIndex;
+    t.dataTexts = this.dataTexts;
+    t.dataParsed = this.dataParsed;
+    t.dataIndex = this.dataIndex;
+    return t;
+  }
+
+  /** Visitors known to the table (including those whose rows were merged into another). */
+  get visitorCount(): number {
+    return this.visitorIds.length;
+  }
+
+  /** Bytes held by the columns, for /metrics and the benchmark. */
+  get bytes(): number {
+    return this.visitor.length * (4 + 8 + 4 + 4 + 1 + 8) + this.offsets.byteLength;
+  }
+}
+
+/** A sorted table of the given events (tests and ad-hoc use). */
+export function buildEventTable(events: Iterable<RawEvent>): EventTable {
+  const t = new EventTable();
+  for (const e of events) t.push(e.visitor, e.ts, e.name, e.data ?? null, e.source ?? "", e.id ?? 0);
+  return t.sorted();
+}
