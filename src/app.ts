@@ -46,6 +46,9 @@ import { StoreUnavailable, type Store } from "./store/port.js";
 import { requestHost, trustFunction } from "./util/net.js";
 import { TimeError } from "./util/time.js";
 
+/** Paths the API serves on any host (so they answer while the database is away and a host cannot be looked up). */
+const API_PATHS = ["/api", "/healthz", "/metrics", "/docs", "/openapi.json", "/dashboard", "/tracker.js", "/examples"];
+
 export interface Services {
   store: Store;
   auth: AuthService;
@@ -191,10 +194,20 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
       .domain(host)
       .then(
         (d) => (d ? redirect(req, res, d) : hostPaths(req, res, api)),
-        // the database is away and this host is not cached: the API answers (/healthz says what is down, the rest 503)
-        (err) => (err instanceof StoreUnavailable ? api(req, res) : fail(res, err)),
+        // the database is away and this host is not cached: the API's own paths and the hot paths that do not need the
+        // host answer (/healthz says what is down; tracking and ingest spool or answer 503); anything else may be a
+        // link of this host, so it is a 503 to retry, never a 404
+        (err) => (err instanceof StoreUnavailable ? unresolvedHost(req, res, api) : fail(res, err)),
       )
       .catch((err) => fail(res, err));
+  }
+
+  function unresolvedHost(req: IncomingMessage, res: ServerResponse, api: (req: IncomingMessage, res: ServerResponse) => void) {
+    const url = req.url ?? "";
+    if (url.startsWith("/t/") || url.startsWith("/api/v1/events")) return hostPaths(req, res, api);
+    if (API_PATHS.some((p) => url === p || url.startsWith(`${p}/`) || url.startsWith(`${p}?`))) return api(req, res);
+    res.writeHead(503, { "Content-Type": "application/problem+json", "Retry-After": "2" });
+    res.end(JSON.stringify(problem(503, "database-unavailable", "the database cannot be reached right now, so this link cannot be looked up; retry in a few seconds")));
   }
 
   /** The API host: its hot paths (tracking links and pixels, event ingest) outside the web framework, the rest to it. */

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Config } from "../config.js";
 import { AppError, problem } from "../errors.js";
+import { MAX_JSON_DEPTH, tooDeep } from "../util/json.js";
 import type { TrustFn } from "../util/net.js";
 import type { GeoIp } from "./geoip.js";
 import { requestFacts, type IncomingEvent, type IngestService } from "./ingest.js";
@@ -26,6 +27,7 @@ export function createRawIngest(deps: RawIngestDeps) {
     const h: Record<string, string | number> = {
       "content-type": status >= 400 ? "application/problem+json" : "application/json; charset=utf-8",
       "content-length": Buffer.byteLength(text),
+      "x-content-type-options": "nosniff",
       ...extra,
     };
     // CORS headers for browsers only (a request from a page carries Origin): fewer bytes per answer for servers
@@ -46,8 +48,10 @@ export function createRawIngest(deps: RawIngestDeps) {
       req.on("data", (c: Buffer) => {
         size += c.length;
         if (size > config.bodyLimit) {
+          // read no more, but answer the 413 before the connection closes (destroying the request here dropped it unanswered)
+          req.removeAllListeners("data");
+          req.pause();
           reject(new AppError(413, "body-too-large", `the body is larger than ${config.bodyLimit} bytes`));
-          req.destroy();
           return;
         }
         chunks.push(c);
@@ -73,7 +77,12 @@ export function createRawIngest(deps: RawIngestDeps) {
       } catch (e) {
         throw new AppError(400, "invalid-request", `the body is not valid JSON: ${(e as Error).message}`);
       }
-      if (!body || typeof body !== "object" || Array.isArray(body)) throw new AppError(400, "validation", "the body must be a JSON object");
+      if (!body || typeof body !== "object" || Array.isArray(body)) throw new AppError(400, "validation", "the body must be a JSON object", { field: "" });
+      const deep = tooDeep(body);
+      if (deep !== null)
+        throw new AppError(400, "validation", `${deep.split(".").slice(0, 4).join(".")}… nests deeper than ${MAX_JSON_DEPTH} levels`, {
+          field: deep.split(".").slice(0, 4).join("."),
+        });
       if (body.events !== undefined && !Array.isArray(body.events))
         throw new AppError(400, "validation", "events must be a list of events", { field: "events" });
       const a = await ingest.appOf(body.key ?? req.headers["x-clicktrail-key"]);
@@ -83,7 +92,9 @@ export function createRawIngest(deps: RawIngestDeps) {
       send(res, req, 201, { accepted: n });
     } catch (err) {
       if (err instanceof AppError) {
-        send(res, req, err.status, problem(err.status, err.type, err.message, err.extra), err.status === 429 ? { "retry-after": "1" } : {});
+        const retry = err.status === 429 || err.status === 503 ? "1" : err.status === 507 ? "10" : null;
+        const extra: Record<string, string> = retry ? { "retry-after": retry } : err.status === 413 ? { connection: "close" } : {};
+        send(res, req, err.status, problem(err.status, err.type, err.message, err.extra), extra);
         return;
       }
       deps.log.error({ err }, "events not stored; answered 503");

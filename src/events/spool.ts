@@ -1,5 +1,18 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  fstatSync,
+  fsyncSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
 import path from "node:path";
+import { AppError } from "../errors.js";
 import type { EventRow } from "../store/port.js";
 
 export interface SpooledBatch {
@@ -18,6 +31,8 @@ export class Spool {
   /** batches in replay-* files, and in current.ndjson */
   private replayCount = 0;
   private currentCount = 0;
+  /** a failed append left a partial line that could not be cut off: the next one starts with a newline */
+  private cut = false;
 
   constructor(private readonly dir: string) {
     mkdirSync(dir, { recursive: true });
@@ -35,10 +50,31 @@ export class Spool {
     return this.replayCount + this.currentCount;
   }
 
+  /**
+   * Appends one batch and fsyncs it. On failure (a full disk) nothing of it stays in the file: a partial line would
+   * glue itself to the next batch's line, and that batch, acknowledged, would be unreadable at replay.
+   */
   append(batch: SpooledBatch): void {
     this.fd ??= openSync(path.join(this.dir, "current.ndjson"), "a");
-    writeSync(this.fd, JSON.stringify(batch) + "\n");
-    fsyncSync(this.fd);
+    const fd = this.fd;
+    const line = Buffer.from((this.cut ? "\n" : "") + JSON.stringify(batch) + "\n");
+    const before = fstatSync(fd).size;
+    try {
+      for (let off = 0; off < line.length;) off += writeSync(fd, line, off);
+      fsyncSync(fd);
+    } catch (err) {
+      try {
+        ftruncateSync(fd, before);
+      } catch {
+        /* the line stays cut short: read() skips it, and the next append starts on a line of its own */
+        this.cut = true;
+      }
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ENOSPC" || code === "EDQUOT")
+        throw new AppError(507, "storage-full", "the database is unreachable and the disk of this instance's spool is full; try again later");
+      throw err;
+    }
+    this.cut = false;
     this.currentCount++;
   }
 

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { AppError } from "../errors.js";
 import { StoreUnavailable, WriterRetired, type EventRow, type RollupOp, type Store } from "../store/port.js";
 import type { Metrics } from "../ops/metrics.js";
 import { RollupBuffer, type TakenRollups } from "./rollup.js";
@@ -263,7 +264,8 @@ export class EventWriter {
       this.acknowledge(events, waiters, start);
     } catch (err) {
       this.metrics.writerFailures.inc();
-      const e = new WriterUnavailable(`could not store the event: ${(err as Error).message}`);
+      // a cause the client should hear (507 storage-full: the disk is full) goes out as it is; anything else is a 503
+      const e = err instanceof AppError ? err : new WriterUnavailable(`could not store the event: ${(err as Error).message}`);
       for (const w of waiters) w(e);
     }
   }

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Config } from "../config.js";
-import { problem } from "../errors.js";
+import { AppError, problem } from "../errors.js";
 import type { EventWriter } from "../events/writer.js";
 import { hashedVisitor, parseUa } from "../events/enrich.js";
 import type { DailySalt } from "../events/salt.js";
@@ -47,6 +47,8 @@ export function createRedirectHandler(deps: RedirectDeps) {
 
   function send(res: ServerResponse, status: number, headers: Record<string, string | number>, body = "") {
     headers["Content-Length"] = Buffer.byteLength(body);
+    // an answer with a body is read as the type it says, never sniffed (a redirect has none: no bytes spent there)
+    if (body !== "") headers["X-Content-Type-Options"] = "nosniff";
     res.writeHead(status, headers);
     res.end(body);
   }
@@ -60,12 +62,18 @@ export function createRedirectHandler(deps: RedirectDeps) {
 
   function unavailable(res: ServerResponse, err: unknown) {
     counters.error.inc();
-    deps.log.error({ err }, "click not stored; answered 503");
+    // a known cause (a full disk: 507 storage-full) is named; the rest is a 503
+    const known = err instanceof AppError && err.status >= 500 ? err : null;
+    deps.log.error({ err: known ? known.message : err }, `click not stored; answered ${known?.status ?? 503}`);
     send(
       res,
-      503,
-      { "Content-Type": "application/problem+json", "Retry-After": 1 },
-      JSON.stringify(problem(503, "storage-unavailable", "the click could not be recorded; try again in a moment")),
+      known?.status ?? 503,
+      { "Content-Type": "application/problem+json", "Retry-After": known?.status === 507 ? 10 : 1 },
+      JSON.stringify(
+        known
+          ? problem(known.status, known.type, `the click could not be recorded: ${known.message}`)
+          : problem(503, "storage-unavailable", "the click could not be recorded; try again in a moment"),
+      ),
     );
   }
 
@@ -76,6 +84,7 @@ export function createRedirectHandler(deps: RedirectDeps) {
       "Content-Type": "text/html; charset=utf-8",
       "Content-Length": Buffer.byteLength(body),
       "Cache-Control": "private, max-age=0",
+      "X-Content-Type-Options": "nosniff",
     });
     res.end(head ? undefined : body);
   }

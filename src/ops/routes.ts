@@ -19,7 +19,8 @@ export async function opsRoutes(app: FastifyInstance, deps: { store: Store; writ
     // the change channel (Redis or LISTEN): while down, caches are bypassed, so this instance is slower but correct
     const extra = deps.store.status?.() ?? {};
     Object.assign(checks, extra);
-    const degraded = !ok || Object.values(extra).includes("down") || deps.writer.spooled > 0;
+    // "down", "down: why", "full: why" (SQLite: the disk is full, writes are refused with 507 until space is freed)
+    const degraded = !ok || Object.values(extra).some((v) => /^(down|full)\b/.test(v)) || deps.writer.spooled > 0;
     return reply.code(ok ? 200 : 503).send({
       status: degraded ? "degraded" : "ok",
       version: VERSION,

@@ -2,6 +2,7 @@ import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { MIGRATIONS } from "./migrations.js";
+import { AppError } from "../../errors.js";
 import { LINK_COLUMNS, LINK_SELECT, linkFieldValue, linkOrder, linkValues, toCampaign, toLink, type Row } from "../rows.js";
 import {
   DIMENSIONS,
@@ -49,6 +50,75 @@ function rethrow(e: unknown): never {
   throw e;
 }
 
+/**
+ * A full disk or a failing file, as the API should say it: 507 storage-full (problem+json naming the cause) instead of
+ * an anonymous 500. Everything else goes on unchanged.
+ */
+function storageError(e: unknown, onFull: () => void): unknown {
+  const code = e && typeof e === "object" && "code" in e ? String((e as { code: unknown }).code) : "";
+  if (code === "SQLITE_FULL") {
+    onFull();
+    return new AppError(507, "storage-full", "the server's disk is full: nothing can be stored until space is freed; try again later");
+  }
+  if (code.startsWith("SQLITE_IOERR"))
+    return new AppError(503, "storage-unavailable", `the database file cannot be read or written right now (${code}); try again later`);
+  return e;
+}
+
+/**
+ * The database handle with every statement's errors mapped by storageError: SQL runs in many places of the adapter,
+ * and a full disk can fail any write (or the commit of a transaction).
+ */
+function guardedDatabase(db: Database.Database, onFull: () => void): Database.Database {
+  const map = (e: unknown) => storageError(e, onFull);
+  const wrapTx = (tx: Database.Transaction<(...a: unknown[]) => unknown>) => {
+    const call =
+      (f: (...a: unknown[]) => unknown) =>
+      (...a: unknown[]) => {
+        try {
+          return f(...a);
+        } catch (e) {
+          throw map(e);
+        }
+      };
+    return Object.assign(call(tx), {
+      default: call(tx.default),
+      deferred: call(tx.deferred),
+      immediate: call(tx.immediate),
+      exclusive: call(tx.exclusive),
+    });
+  };
+  const guard = <T extends object>(target: T, wrapResult: (prop: PropertyKey, r: unknown) => unknown): T => {
+    const methods = new Map<PropertyKey, unknown>();
+    const proxy: T = new Proxy(target, {
+      get(t, prop) {
+        const v = Reflect.get(t, prop, t) as unknown;
+        if (typeof v !== "function") return v;
+        let m = methods.get(prop);
+        if (!m) {
+          m = (...args: unknown[]) => {
+            let r: unknown;
+            try {
+              r = (v as (...a: unknown[]) => unknown).apply(t, args);
+            } catch (e) {
+              throw map(e);
+            }
+            return r === t ? proxy : wrapResult(prop, r);
+          };
+          methods.set(prop, m);
+        }
+        return m;
+      },
+    });
+    return proxy;
+  };
+  return guard(db, (prop, r) => {
+    if (prop === "prepare") return guard(r as Database.Statement, (_p, x) => x);
+    if (prop === "transaction") return wrapTx(r as Database.Transaction<(...a: unknown[]) => unknown>);
+    return r;
+  });
+}
+
 function toKey(r: Row | undefined): ApiKey | null {
   if (!r) return null;
   return { ...(r as unknown as ApiKey), scopes: JSON.parse(r.scopes as string) };
@@ -64,8 +134,11 @@ export class SqliteStore implements Store {
   private lastDataVersion = 0;
   private prepared?: ReturnType<SqliteStore["prepareAll"]>;
 
+  /** when a write last failed for lack of disk space (0: since then one succeeded), for /healthz */
+  private fullAt = 0;
+
   constructor(opts: SqliteOptions) {
-    this.db = new Database(opts.file);
+    this.db = guardedDatabase(new Database(opts.file), () => (this.fullAt = Date.now()));
     this.db.pragma("journal_mode = WAL");
     this.db.pragma(`synchronous = ${opts.synchronous ?? "FULL"}`);
     this.db.pragma("foreign_keys = ON");
@@ -568,7 +641,13 @@ export class SqliteStore implements Store {
   private appendTxn?: (events: EventRow[]) => number;
 
   async appendEvents(events: EventRow[]): Promise<number> {
-    return (this.appendTxn ??= this.db.transaction(this.appendTx))(events);
+    const id = (this.appendTxn ??= this.db.transaction(this.appendTx))(events);
+    this.fullAt = 0;
+    return id;
+  }
+
+  status(): Record<string, string> {
+    return this.fullAt ? { disk: `full: no write has succeeded since ${new Date(this.fullAt).toISOString()}` } : {};
   }
 
   async scanEvents(afterId: number, uptoId: number | null, limit: number): Promise<StoredEvent[]> {

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { requireScope } from "../../auth/hooks.js";
 import type { AuthService } from "../../auth/service.js";
 import type { Config } from "../../config.js";
-import { badRequest, problem } from "../../errors.js";
+import { AppError, badRequest, notFound, problem } from "../../errors.js";
 import { hashedVisitor, parseUa } from "../../events/enrich.js";
 import type { GeoIp } from "../../events/geoip.js";
 import type { DailySalt } from "../../events/salt.js";
@@ -81,6 +81,7 @@ export function createTrackingHandler(deps: TrackingRouteDeps) {
 
   function send(res: ServerResponse, status: number, headers: Record<string, string | number>, body: string | Buffer = "") {
     headers["content-length"] = Buffer.byteLength(body);
+    if (body !== "") headers["x-content-type-options"] = "nosniff";
     res.writeHead(status, headers);
     res.end(body);
   }
@@ -151,12 +152,18 @@ export function createTrackingHandler(deps: TrackingRouteDeps) {
     try {
       await writer.write(event);
     } catch (err) {
-      deps.log.error({ err }, "tracking event not stored; answered 503");
+      // a known cause (a full disk: 507 storage-full) is named; the rest is a 503
+      const known = err instanceof AppError && err.status >= 500 ? err : null;
+      deps.log.error({ err: known ? known.message : err }, `tracking event not stored; answered ${known?.status ?? 503}`);
       send(
         res,
-        503,
-        { "retry-after": 1, "content-type": "application/problem+json" },
-        JSON.stringify(problem(503, "storage-unavailable", "try again in a moment")),
+        known?.status ?? 503,
+        { "retry-after": known?.status === 507 ? 10 : 1, "content-type": "application/problem+json" },
+        JSON.stringify(
+          known
+            ? problem(known.status, known.type, `the ${kind} could not be recorded: ${known.message}`)
+            : problem(503, "storage-unavailable", `the ${kind} could not be recorded; try again in a moment`),
+        ),
       );
       return true;
     }
@@ -289,7 +296,8 @@ export async function trackingRoutes(app: FastifyInstance, deps: TrackingRouteDe
     { schema: { tags, summary: "Revoke a tracking key: links it signed stop working", security, params: idParams }, onRequest: admin },
     async (req, reply) => {
       if (!(await deps.store.revokeTrackingKey(req.principal.projectId, Number(req.params.id))))
-        throw badRequest(`no active tracking key ${req.params.id}`);
+        // like every other object: an id that is not (or no longer) this project's is a 404
+        throw notFound(`active tracking key ${req.params.id}`);
       keyring.invalidate();
       return reply.code(204).send();
     },
