@@ -1,9 +1,9 @@
 /** Small helpers shared by the benchmarks: flags, child processes, loopback HTTP, percentiles, tables. */
 import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, request as httpRequest } from "node:http";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import os, { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -401,4 +401,419 @@ export function runMain(main: () => Promise<void>) {
       process.exit(1);
     },
   );
+}
+
+// ---------------------------------------------------------------- structured results (bench/report.ts)
+
+/**
+ * One figure of a benchmark, as `npm run bench` (bench/report.ts) puts it in its table and in docs/performance.md.
+ *
+ * - `value` in `unit` (e.g. "req/s", "ms", "events/s", "MB");
+ * - `baseline`: the bare `node:http` figure measured in the same run, in the same unit, when the figure has one
+ *   (or another same-run reference, e.g. GET /healthz for latencies; say which in `baselineName`);
+ * - `ratio`: value / baseline (for latencies: how many times slower than the baseline);
+ * - `goal`: the issue's goal in words, e.g. "ratio ≥ 0.75" or "p99 ≤ 100 ms", and `met` whether this run met it.
+ */
+export interface BenchFigure {
+  name: string;
+  value: number;
+  unit: string;
+  baseline?: number;
+  baselineName?: string;
+  ratio?: number;
+  goal?: string;
+  met?: boolean;
+  /** where the goal comes from, e.g. "issue 2" */
+  issue?: number;
+  note?: string;
+}
+
+/** What a benchmark's exported `run(opts)` resolves to. */
+export interface BenchResult {
+  /** the benchmark, e.g. "redirect", "ingest", "funnel" */
+  bench: string;
+  /** the load generator used, when the benchmark drives HTTP load */
+  tool?: LoadTool;
+  figures: BenchFigure[];
+  /** short remarks for the report (scaled-down sizes, skipped parts, client CPU saturation, …) */
+  notes?: string[];
+}
+
+/**
+ * The options every benchmark's `run(opts)` accepts besides its own flags (which it takes by the flag names of its
+ * `--help`, as strings or numbers). `short: true` is what `npm run bench` passes: finish within a minute or two
+ * (shorter load phases, smaller data sets; name the size used in the figure or a note).
+ *
+ * Contract for a benchmark module (bench/<name>.ts): export `run(opts: BenchRunOptions): Promise<BenchResult>`, print
+ * what it prints standalone while it runs, and only parse argv / call runMain when executed directly (`isMain`), so
+ * importing it from bench/report.ts runs nothing.
+ */
+export interface BenchRunOptions {
+  short?: boolean;
+  tool?: LoadTool;
+  [flag: string]: string | number | boolean | undefined;
+}
+
+/** True when the module at `importMetaUrl` is the script node was started with (not imported). */
+export function isMain(importMetaUrl: string): boolean {
+  return !!process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(importMetaUrl);
+}
+
+/** Merges run() options over a flag spec's defaults (every value as a string, as parseFlags gives them). */
+export function withDefaults<S extends FlagSpec>(spec: S, opts: BenchRunOptions): { [K in keyof S]: string } {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(spec)) out[k] = opts[k] === undefined ? v.default : String(opts[k]);
+  return out as { [K in keyof S]: string };
+}
+
+// ---------------------------------------------------------------- load generation: wrk or autocannon
+
+export type LoadTool = "wrk" | "autocannon";
+
+/** wrk when it is on PATH (a C load generator: a fraction of autocannon's CPU), else autocannon. */
+export function defaultLoadTool(): LoadTool {
+  const env = process.env.CLICKTRAIL_BENCH_TOOL;
+  if (env === "wrk" || env === "autocannon") return env;
+  return hasWrk() ? "wrk" : "autocannon";
+}
+
+let wrkPath: string | null | undefined;
+
+export function hasWrk(): boolean {
+  if (wrkPath === undefined) {
+    wrkPath = null;
+    for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
+      const p = path.join(dir || ".", "wrk");
+      try {
+        accessSync(p, constants.X_OK);
+        wrkPath = p;
+        break;
+      } catch {
+        /* not here */
+      }
+    }
+  }
+  return wrkPath !== null;
+}
+
+export function toolFlag(v: string): LoadTool {
+  if (v === "" || v === "auto") return defaultLoadTool();
+  if (v !== "wrk" && v !== "autocannon") fatal(`--tool must be wrk, autocannon or auto, got ${JSON.stringify(v)}`);
+  if (v === "wrk" && !hasWrk()) fatal("--tool wrk: wrk is not on PATH (apt-get install wrk)");
+  return v;
+}
+
+export interface LoadRequest {
+  method?: string;
+  path: string;
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+export interface LoadOptions {
+  url: string;
+  connections: number;
+  /** seconds */
+  duration: number;
+  /** the requests, taken in turn (pre-built random lists: randomness without per-request client work) */
+  requests: LoadRequest[];
+  /** autocannon: each connection's own list (defaults to `requests`) */
+  perClient?: () => LoadRequest[];
+  tool: LoadTool;
+  timeoutSec?: number;
+  /** wrk threads (default 1: on a 2-core machine one wrk thread drives > 100,000 req/s and leaves a core to the server) */
+  threads?: number;
+  /** the server's pid, to report its CPU use during the load */
+  serverPid?: number;
+}
+
+export interface LoadResult {
+  tool: LoadTool;
+  seconds: number;
+  /** completed responses per second */
+  rps: number;
+  /** completed responses */
+  requests: number;
+  /** responses with a 2xx or 3xx status */
+  ok: number;
+  /** split of `ok` where the tool tells (autocannon); wrk only counts non-2xx/3xx */
+  s2xx: number | null;
+  s3xx: number | null;
+  /** responses with another status (1xx, 4xx, 5xx) */
+  bad: number;
+  /** socket errors and timeouts */
+  errors: number;
+  p50: number;
+  p99: number;
+  max: number;
+  /** CPU of the load generator and of the server, in cores (1 = one core busy) */
+  clientCpu: number | null;
+  serverCpu: number | null;
+}
+
+/** Runs one bounded load phase against `url` with the chosen tool. */
+export async function runLoad(o: LoadOptions): Promise<LoadResult> {
+  const s0 = procCpuSeconds(o.serverPid);
+  const t0 = process.hrtime.bigint();
+  const r = o.tool === "wrk" ? await runWrk(o) : await runAutocannon(o);
+  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+  const s1 = procCpuSeconds(o.serverPid);
+  r.serverCpu = s0 !== null && s1 !== null ? (s1 - s0) / wall : null;
+  return r;
+}
+
+async function runAutocannon(o: LoadOptions): Promise<LoadResult> {
+  const { default: autocannon } = await import("autocannon");
+  const spec = (r: LoadRequest) => ({ method: r.method ?? "GET", path: r.path, headers: r.headers, body: r.body });
+  const c0 = process.cpuUsage();
+  const t0 = process.hrtime.bigint();
+  let stop = () => {};
+  const res = await new Promise<import("autocannon").Result>((resolve, reject) => {
+    const inst = autocannon(
+      {
+        url: o.url,
+        connections: o.connections,
+        duration: o.duration,
+        timeout: o.timeoutSec ?? 10,
+        requests: o.requests.map(spec),
+        setupClient: o.perClient ? (c) => c.setRequests(o.perClient!().map(spec)) : undefined,
+      },
+      (err, result) => (err ? reject(err) : resolve(result)),
+    );
+    // autocannon keeps running if we crash: stop it with us
+    stop = () => inst.stop();
+    process.once("exit", stop);
+  });
+  process.removeListener("exit", stop);
+  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+  const c = process.cpuUsage(c0);
+  return {
+    tool: "autocannon",
+    seconds: res.duration,
+    rps: res.requests.average,
+    requests: res.requests.total,
+    ok: res["2xx"] + res["3xx"],
+    s2xx: res["2xx"],
+    s3xx: res["3xx"],
+    bad: res["1xx"] + res["4xx"] + res["5xx"],
+    errors: res.errors + res.timeouts,
+    p50: res.latency.p50,
+    p99: res.latency.p99,
+    max: res.latency.max,
+    clientCpu: (c.user + c.system) / 1e6 / wall,
+    serverCpu: null,
+  };
+}
+
+/** A Lua string literal for any bytes (decimal escapes for everything outside printable ASCII). */
+function luaString(s: string): string {
+  let out = '"';
+  for (const b of Buffer.from(s, "utf8")) {
+    if (b === 0x22 || b === 0x5c) out += "\\" + String.fromCharCode(b);
+    else if (b >= 0x20 && b < 0x7f) out += String.fromCharCode(b);
+    else out += "\\" + String(b).padStart(3, "0");
+  }
+  return out + '"';
+}
+
+/** The raw HTTP/1.1 request wrk sends (Host from the URL unless the request sets one). */
+function rawRequest(r: LoadRequest, defaultHost: string): string {
+  const headers: [string, string][] = [];
+  let host = defaultHost;
+  for (const [k, v] of Object.entries(r.headers ?? {})) {
+    if (k.toLowerCase() === "host") host = v;
+    else if (k.toLowerCase() !== "content-length") headers.push([k, v]);
+  }
+  const body = r.body ?? "";
+  let s = `${r.method ?? "GET"} ${r.path} HTTP/1.1\r\nHost: ${host}\r\n`;
+  for (const [k, v] of headers) s += `${k}: ${v}\r\n`;
+  if (body || (r.method && r.method !== "GET" && r.method !== "HEAD")) s += `Content-Length: ${Buffer.byteLength(body)}\r\n`;
+  return s + "\r\n" + body;
+}
+
+const WRK_DONE = `
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('WRKJSON {"requests":%d,"duration_us":%d,"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d,"p50":%d,"p99":%d,"max":%d}\\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(99), latency.max))
+end
+`;
+
+async function runWrk(o: LoadOptions): Promise<LoadResult> {
+  const u = new URL(o.url);
+  const defaultHost = u.host;
+  const dir = tempDir("clicktrail-wrk-");
+  const script = path.join(dir, "load.lua");
+  // one list per run; each wrk thread starts at its own random offset and takes the requests in turn
+  const reqs = (o.perClient ? [...o.requests, ...o.perClient(), ...o.perClient(), ...o.perClient()] : o.requests).map((r) =>
+    luaString(rawRequest(r, defaultHost)),
+  );
+  const lua =
+    reqs.length === 1
+      ? `local req = ${reqs[0]}\nfunction request() return req end\n${WRK_DONE}`
+      : `local reqs = {\n${reqs.join(",\n")}\n}\nlocal n = #reqs\nlocal i = 0\n` +
+        `function init(args) math.randomseed(os.time() + math.floor(os.clock() * 1e6)); i = math.random(n) - 1 end\n` +
+        `function request() i = i % n + 1; return reqs[i] end\n${WRK_DONE}`;
+  writeFileSync(script, lua);
+  const threads = Math.min(o.threads ?? 1, o.connections);
+  const args = [
+    "-t",
+    String(threads),
+    "-c",
+    String(o.connections),
+    "-d",
+    `${o.duration}s`,
+    "--timeout",
+    `${o.timeoutSec ?? 10}s`,
+    "-s",
+    script,
+    o.url,
+  ];
+  // bash's `times` after wrk: the CPU wrk used (user and system), exactly
+  const cmd = `${shellQuote(wrkPath!)} ${args.map(shellQuote).join(" ")}; rc=$?; times >&2; exit $rc`;
+  const p = spawnChild("bash", ["-c", cmd], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  let err = "";
+  p.stdout!.on("data", (d) => (out += d));
+  p.stderr!.on("data", (d) => (err += d));
+  const ex = await waitExit(p, (o.duration + 60) * 1000);
+  rmSync(dir, { recursive: true, force: true });
+  tempDirs.delete(dir);
+  const m = /WRKJSON (\{.*\})/.exec(out);
+  if (ex.code !== 0 || !m) throw new Error(`wrk failed (${ex.code ?? ex.signal}):\n${out}\n${err}`);
+  const w = JSON.parse(m[1]!) as Record<string, number>;
+  const t = [...err.matchAll(/(\d+)m([\d.]+)s\s+(\d+)m([\d.]+)s/g)].pop();
+  const seconds = w.duration_us! / 1e6;
+  const cpu = t ? Number(t[1]) * 60 + Number(t[2]) + Number(t[3]) * 60 + Number(t[4]) : null;
+  const bad = w.status!;
+  return {
+    tool: "wrk",
+    seconds,
+    rps: w.requests! / seconds,
+    requests: w.requests!,
+    ok: w.requests! - bad,
+    s2xx: null,
+    s3xx: null,
+    bad,
+    errors: w.connect! + w.read! + w.write! + w.timeout!,
+    p50: w.p50! / 1000,
+    p99: w.p99! / 1000,
+    max: w.max! / 1000,
+    clientCpu: cpu === null ? null : cpu / seconds,
+    serverCpu: null,
+  };
+}
+
+function shellQuote(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+export const fmtCpu = (c: number | null) => (c === null ? "-" : `${Math.round(c * 100)}%`);
+
+// ---------------------------------------------------------------- PostgreSQL and the event log
+
+/** A database of its own on the PostgreSQL server at `pgUrl`, dropped by `drop()`. */
+export async function benchDatabase(pgUrl: string): Promise<{ url: string; drop: () => Promise<void> }> {
+  const { default: pg } = await import("pg");
+  const name = `ct_bench_${Math.random().toString(16).slice(2, 12)}`;
+  const admin = async (sql: string) => {
+    const c = new pg.Client({ connectionString: pgUrl, connectionTimeoutMillis: 3000 });
+    await c.connect();
+    try {
+      await c.query(sql);
+    } finally {
+      await c.end();
+    }
+  };
+  try {
+    await admin(`CREATE DATABASE ${name}`);
+  } catch (e) {
+    throw new Error(`cannot create a benchmark database on ${pgUrl}: ${(e as Error).message} (start PostgreSQL or pass --pg-url)`, { cause: e });
+  }
+  const u = new URL(pgUrl);
+  u.pathname = `/${name}`;
+  return { url: u.toString(), drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+}
+
+/** Whether PostgreSQL answers at `pgUrl` (for optional PostgreSQL rows of the report). */
+export async function postgresReachable(pgUrl: string): Promise<boolean> {
+  const { default: pg } = await import("pg");
+  const c = new pg.Client({ connectionString: pgUrl, connectionTimeoutMillis: 2000 });
+  try {
+    await c.connect();
+    await c.end();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Counts rows of the event log with a SQL query answering one row `{n}`: SQLite file in `dataDir`, or PostgreSQL. */
+export async function countEvents(dataDir: string, databaseUrl: string | null, sql: string): Promise<number> {
+  if (databaseUrl) {
+    const { default: pg } = await import("pg");
+    const c = new pg.Client({ connectionString: databaseUrl });
+    await c.connect();
+    try {
+      return Number((await c.query(sql)).rows[0].n);
+    } finally {
+      await c.end();
+    }
+  }
+  const { default: Database } = await import("better-sqlite3");
+  const sdb = new Database(path.join(dataDir, "clicktrail.db"), { readonly: true });
+  try {
+    return Number((sdb.prepare(sql).get() as { n: number }).n);
+  } finally {
+    sdb.close();
+  }
+}
+
+// ---------------------------------------------------------------- processes and the machine
+
+/** Resident memory of a process in bytes (VmRSS), from /proc; null where /proc is missing. */
+export function procRssBytes(pid: number | undefined): number | null {
+  if (!pid) return null;
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+export interface Machine {
+  cpu: string;
+  cores: number;
+  ramGB: number;
+  node: string;
+  os: string;
+}
+
+export function machine(): Machine {
+  const cpus = os.cpus();
+  let distro = "";
+  try {
+    distro = /PRETTY_NAME="?([^"\n]+)"?/.exec(readFileSync("/etc/os-release", "utf8"))?.[1] ?? "";
+  } catch {
+    /* not Linux */
+  }
+  return {
+    cpu: cpus[0]?.model.trim() ?? "unknown",
+    cores: cpus.length,
+    ramGB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    node: process.version,
+    os: `${os.type()} ${os.release()} ${os.arch()}${distro ? ` (${distro})` : ""}`,
+  };
+}
+
+/**
+ * A benchmark's standalone entry: when `importMetaUrl` is the script node started, parse argv against `spec` and run
+ * `run` under runMain (cleanup, exit code). Imported (by bench/report.ts), it does nothing.
+ */
+export function cliMain(importMetaUrl: string, spec: FlagSpec, usage: string, run: (opts: BenchRunOptions) => Promise<unknown>) {
+  if (!isMain(importMetaUrl)) return;
+  const flags: BenchRunOptions = { ...parseFlags(process.argv.slice(2), spec, usage) };
+  runMain(async () => void (await run(flags)));
 }

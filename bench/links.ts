@@ -9,6 +9,7 @@
 import {
   ADMIN_KEY,
   BROWSER_UA,
+  cliMain,
   fatal,
   fmtInt,
   fmtMs,
@@ -17,36 +18,30 @@ import {
   intFlag,
   keepAlive,
   log,
-  parseFlags,
   percentile,
-  runMain,
   startClicktrail,
   table,
   tempDir,
   waitExit,
+  withDefaults,
+  type BenchResult,
+  type BenchRunOptions,
 } from "./common.js";
 
 /** the dashboard's table must stay interactive: every listing under this at p99 */
 const GOAL_P99_MS = 100;
 
-const flags = parseFlags(
-  process.argv.slice(2),
-  {
-    links: { default: "100000", help: "links to create" },
-    samples: { default: "30", help: "timed requests per query" },
-    clicks: { default: "2000", help: "clicks spread over the first links (so sorting by clicks has something to sort)" },
-    "database-url": { default: "", help: "postgres://… to run on PostgreSQL (an empty database of your own)" },
-  },
-  "Link listing benchmark: the dashboard's table queries at N links vs /healthz.",
-);
-const nLinks = intFlag(flags.links, "links");
-const samples = intFlag(flags.samples, "samples");
-const nClicks = intFlag(flags.clicks, "clicks", 0);
-installCleanup();
+const FLAGS = {
+  links: { default: "100000", help: "links to create" },
+  samples: { default: "30", help: "timed requests per query" },
+  clicks: { default: "2000", help: "clicks spread over the first links (so sorting by clicks has something to sort)" },
+  "database-url": { default: "", help: "postgres://… to run on PostgreSQL (an empty database of your own)" },
+};
+const USAGE = "Link listing benchmark: the dashboard's table queries at N links vs /healthz.";
 
 const HOSTS = ["go.a.test", "go.b.test"];
 
-async function time(base: string, path: string): Promise<number[]> {
+async function time(base: string, path: string, samples: number): Promise<number[]> {
   const out: number[] = [];
   for (let i = 0; i < samples + 3; i++) {
     const t0 = process.hrtime.bigint();
@@ -69,7 +64,13 @@ async function cursorAt(base: string, query: string, depth: number): Promise<str
   return cursor;
 }
 
-async function main() {
+/** Runs the benchmark with `opts` (flag names of --help) over the defaults; prints as it goes; the figures. */
+export async function run(opts: BenchRunOptions = {}): Promise<BenchResult> {
+  const flags = withDefaults(FLAGS, opts.short ? { samples: 20, ...opts } : opts);
+  const nLinks = intFlag(flags.links, "links");
+  const samples = intFlag(flags.samples, "samples");
+  const nClicks = intFlag(flags.clicks, "clicks", 0);
+  installCleanup();
   const dir = tempDir("clicktrail-bench-links-");
   const env: Record<string, string> = flags["database-url"] ? { CLICKTRAIL_DATABASE_URL: flags["database-url"] } : {};
   const srv = await startClicktrail(dir, env);
@@ -116,18 +117,37 @@ async function main() {
   const rows: string[][] = [];
   let base = 0;
   let worst = 0;
+  let worstName = "";
+  let baseP99 = 0;
   for (const [name, path] of queries) {
-    const t = await time(srv.base, path);
+    const t = await time(srv.base, path, samples);
     const p50 = percentile(t, 50);
     const p99 = percentile(t, 99);
-    if (!base) base = p50;
-    else worst = Math.max(worst, p99);
+    if (!base) [base, baseP99] = [p50, p99];
+    else if (p99 > worst) [worst, worstName] = [p99, name];
     rows.push([name, fmtMs(p50), fmtMs(p99), base ? (p50 / base).toFixed(1) + "x" : "-"]);
   }
   log("\n" + table(["query", "p50 ms", "p99 ms", "p50 vs /healthz"], rows));
   log(`\ngoal: every listing p99 <= ${GOAL_P99_MS} ms at ${fmtInt(nLinks)} links: ${fmtMs(worst)} ms ${worst <= GOAL_P99_MS ? "PASS" : "MISS"}`);
   srv.proc.kill("SIGTERM");
   await waitExit(srv.proc, 30_000);
+  const db = flags["database-url"] ? "PostgreSQL" : "SQLite";
+  return {
+    bench: "links",
+    figures: [
+      {
+        name: `link listing at ${fmtInt(nLinks)} links, ${db}: worst p99 (${worstName})`,
+        value: worst,
+        unit: "ms",
+        baseline: baseP99,
+        baselineName: "GET /healthz p99",
+        ratio: worst / baseP99,
+        goal: `p99 ≤ ${GOAL_P99_MS} ms`,
+        met: worst <= GOAL_P99_MS,
+        issue: 5,
+      },
+    ],
+  };
 }
 
-runMain(main);
+cliMain(import.meta.url, FLAGS, USAGE, run);

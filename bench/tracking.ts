@@ -4,46 +4,46 @@
  * encode / decode operations per second (compact signed, compact encrypted, pytracking Fernet, pytracking plain).
  *
  *   npm run bench:tracking
- *   node dist/bench/tracking.js --duration 10 --connections 64 --tokens 1000
+ *   node dist/bench/tracking.js --duration 10 --connections 64 --tokens 1000 [--tool wrk|autocannon]
  */
-import autocannon, { type Result } from "autocannon";
 import { randomBytes } from "node:crypto";
 import {
   ADMIN_KEY,
   BROWSER_UA,
+  cliMain,
+  fmtCpu,
   fmtInt,
   fmtMs,
   http,
   installCleanup,
   intFlag,
   log,
-  parseFlags,
-  runMain,
+  runLoad,
   startBare,
   startClicktrail,
   table,
   tempDir,
+  toolFlag,
   waitExit,
+  withDefaults,
+  type BenchFigure,
+  type BenchResult,
+  type BenchRunOptions,
+  type LoadResult,
+  type LoadTool,
 } from "./common.js";
 import { getClickTrackingResult, getClickTrackingUrl, type TrackingConfig } from "../src/tracking/index.js";
 
 const GOAL_RATIO = 0.7;
 
-const flags = parseFlags(
-  process.argv.slice(2),
-  {
-    duration: { default: "10", help: "seconds of measured load per server and kind" },
-    connections: { default: "64", help: "concurrent keep-alive connections" },
-    tokens: { default: "1000", help: "distinct tracking links hit at random" },
-    ops: { default: "20000", help: "library operations per measurement" },
-  },
-  "Tracking benchmark: /t/c and /t/o vs bare node:http, and library encode/decode operations per second.",
-);
-const duration = intFlag(flags.duration, "duration");
-const connections = intFlag(flags.connections, "connections");
-const nTokens = intFlag(flags.tokens, "tokens");
-const nOps = intFlag(flags.ops, "ops");
-installCleanup();
+const FLAGS = {
+  duration: { default: "10", help: "seconds of measured load per server and kind" },
+  connections: { default: "64", help: "concurrent keep-alive connections" },
+  tokens: { default: "1000", help: "distinct tracking links hit at random" },
+  ops: { default: "20000", help: "library operations per measurement" },
+  tool: { default: "auto", help: "load generator: wrk, autocannon, or auto (wrk when it is on PATH)" },
+};
+const USAGE = "Tracking benchmark: /t/c and /t/o vs bare node:http, and library encode/decode operations per second.";
 
 const BARE = `
 const http = require("node:http");
@@ -57,25 +57,28 @@ s.listen(0, "127.0.0.1", () => process.stdout.write("PORT " + s.address().port +
 process.on("SIGTERM", () => process.exit(0));
 `;
 
-function cannon(url: string, paths: string[]): Promise<Result> {
+function cannon(url: string, paths: string[], o: { connections: number; duration: number; tool: LoadTool }, pid?: number): Promise<LoadResult> {
   const list = () =>
     Array.from({ length: 1024 }, () => ({ method: "GET", path: paths[(Math.random() * paths.length) | 0]!, headers: { "user-agent": BROWSER_UA } }));
-  return new Promise((resolve, reject) => {
-    const inst = autocannon({ url, connections, duration, timeout: 10, requests: list(), setupClient: (c) => c.setRequests(list()) }, (err, res) =>
-      err ? reject(err) : resolve(res),
-    );
-    process.once("exit", () => inst.stop());
-  });
+  return runLoad({ url, ...o, timeoutSec: 10, requests: list(), perClient: list, serverPid: pid });
 }
 
-function opsPerSecond(fn: () => void): number {
+function opsPerSecond(fn: () => void, nOps: number): number {
   for (let i = 0; i < 1000; i++) fn();
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < nOps; i++) fn();
   return nOps / (Number(process.hrtime.bigint() - t0) / 1e9);
 }
 
-async function main() {
+/** Runs the benchmark with `opts` (flag names of --help) over the defaults; prints as it goes; the figures. */
+export async function run(opts: BenchRunOptions = {}): Promise<BenchResult> {
+  const flags = withDefaults(FLAGS, opts.short ? { duration: 5, ops: 5000, ...opts } : opts);
+  const duration = intFlag(flags.duration, "duration");
+  const connections = intFlag(flags.connections, "connections");
+  const nTokens = intFlag(flags.tokens, "tokens");
+  const nOps = intFlag(flags.ops, "ops");
+  const tool = toolFlag(flags.tool);
+  installCleanup();
   log(`Tracking benchmark: ${duration} s per phase, ${connections} connections, ${fmtInt(nTokens)} tracking links, 127.0.0.1`);
   const srv = await startClicktrail(tempDir("clicktrail-bench-tracking-"));
   const clicks: string[] = [];
@@ -100,26 +103,37 @@ async function main() {
   const bareUrl = bare.url;
   const rows: string[][] = [];
   const ratios: number[] = [];
+  const figures: BenchFigure[] = [];
   for (const [kind, paths] of [
     ["click /t/c", clicks],
     ["open /t/o", opens],
   ] as const) {
-    log(`[${kind}] bare node:http, then Clicktrail`);
-    const a = await cannon(bareUrl, paths);
-    const b = await cannon(srv.base, paths);
-    const ratio = b.requests.average / a.requests.average;
+    log(`[${kind}] bare node:http, then Clicktrail (${tool})`);
+    const a = await cannon(bareUrl, paths, { connections, duration, tool }, bare.proc.pid);
+    const b = await cannon(srv.base, paths, { connections, duration, tool }, srv.proc.pid);
+    const ratio = b.rps / a.rps;
     ratios.push(ratio);
+    figures.push({
+      name: `tracking ${kind} (${connections} conn.)`,
+      value: b.rps,
+      unit: "req/s",
+      baseline: a.rps,
+      ratio,
+      goal: `ratio ≥ ${GOAL_RATIO}`,
+      met: ratio >= GOAL_RATIO,
+      issue: 6,
+    });
     for (const [who, r] of [
       ["bare node:http", a],
       ["Clicktrail", b],
     ] as const)
-      rows.push([kind, who, fmtInt(r.requests.average), fmtMs(r.latency.p50), fmtMs(r.latency.p99), fmtInt(r.non2xx - r["3xx"]), fmtInt(r.errors)]);
-    rows.push([kind, "ratio", ratio.toFixed(2), "", "", "", ""]);
+      rows.push([kind, who, fmtInt(r.rps), fmtMs(r.p50), fmtMs(r.p99), fmtInt(r.bad), fmtInt(r.errors), fmtCpu(r.serverCpu), fmtCpu(r.clientCpu)]);
+    rows.push([kind, "ratio", ratio.toFixed(2), "", "", "", "", "", ""]);
   }
   await bare.stop();
   srv.proc.kill("SIGTERM");
   await waitExit(srv.proc, 30_000);
-  log("\n" + table(["kind", "server", "req/s", "p50 ms", "p99 ms", "errors (4xx/5xx)", "socket errors"], rows));
+  log("\n" + table(["kind", "server", "req/s", "p50 ms", "p99 ms", "errors (4xx/5xx)", "socket errors", "server CPU", "client CPU"], rows));
 
   // the library on its own
   const key = randomBytes(32).toString("base64url");
@@ -134,13 +148,18 @@ async function main() {
   const meta = { campaign_id: "spring-2026", customer_id: 123456 };
   for (const [name, c] of configs) {
     const url = getClickTrackingUrl("https://example.com/product/42?utm_source=mail", meta, c);
-    const enc = opsPerSecond(() => getClickTrackingUrl("https://example.com/product/42?utm_source=mail", meta, c));
-    const dec = opsPerSecond(() => getClickTrackingResult(url, c));
+    const enc = opsPerSecond(() => getClickTrackingUrl("https://example.com/product/42?utm_source=mail", meta, c), nOps);
+    const dec = opsPerSecond(() => getClickTrackingResult(url, c), nOps);
+    if (name === "clicktrail signed" || name === "pytracking Fernet") {
+      figures.push({ name: `tracking library: ${name} encode`, value: enc, unit: "ops/s", issue: 6 });
+      figures.push({ name: `tracking library: ${name} decode`, value: dec, unit: "ops/s", issue: 6 });
+    }
     lib.push([name, fmtInt(enc), fmtInt(dec), String(url.length)]);
   }
   log("\n" + table(["library", "encode ops/s", "decode ops/s", "URL length"], lib));
   const worst = Math.min(...ratios);
   log(`\ngoal: ratio >= ${GOAL_RATIO}: ${worst.toFixed(2)} ${worst >= GOAL_RATIO ? "PASS" : "MISS"}`);
+  return { bench: "tracking", tool, figures };
 }
 
-runMain(main);
+cliMain(import.meta.url, FLAGS, USAGE, run);

@@ -54,7 +54,7 @@ const LATE_COMMIT_MS = 10_000;
 const MAX_CHAIN = 32;
 
 export class ProjectData {
-  table = new EventTable();
+  readonly table = new EventTable();
   /** alias → the visitor it was merged into */
   readonly parent = new Map<string, string>();
   /** property changes by (root) visitor index, in (ts, id) order */
@@ -160,7 +160,7 @@ export class ProjectData {
     }
     for (const v of newProps) this.props.get(v)!.sort(byTime);
     if (merged) this.remap();
-    else if (t.dirty) this.table = t.sorted();
+    else if (t.dirty) t.sort();
     this.loadedAt ||= Date.now();
     this.lastRefreshMs = performance.now() - started;
   }
@@ -187,7 +187,7 @@ export class ProjectData {
     const full = new Uint32Array(t.visitorCount);
     full.set(remap);
     for (let v = remap.length; v < full.length; v++) full[v] = v;
-    this.table = t.sorted(full);
+    t.sort(full);
   }
 
   /** The property changes of a visitor (by table index), in order. */

@@ -2,10 +2,9 @@
 // grouped by visitor and, within a visitor, in time order (ts, then arrival order). Strings (event names, visitor ids,
 // sources) and event data (by its JSON text) are interned, so 10 million events take about 30 bytes each.
 //
-// A table is also appendable: rows pushed after the last sort sit in a tail that readers do not see until `sorted()`
-// makes a new grouped table of everything (a stable counting sort by visitor, so the grouped prefix stays in order and
-// only visitors with new rows are checked for time order). The arrays of the new table become the table to append to,
-// so steady state holds one copy of the data; a sort holds two for a moment.
+// A table is also appendable: rows pushed after the last sort sit in a tail that readers do not see until `sort()`
+// groups everything again, in place (a stable counting sort by visitor, so the grouped prefix stays in order and only
+// visitors with new rows are checked for time order).
 
 export interface RawEvent {
   visitor: string;
@@ -36,15 +35,15 @@ export class EventTable {
   /** events of visitor v are [offsets[v], offsets[v + 1]) of the sorted rows */
   offsets = new Uint32Array(1);
 
-  names: string[] = [];
-  nameIndex = new Map<string, number>();
-  visitorIds: string[] = [];
-  visitorIndex = new Map<string, number>();
-  sources: string[] = [];
-  private sourceIndex = new Map<string, number>();
-  private dataTexts: (string | null)[] = [null];
-  private dataParsed: (Record<string, unknown> | null | undefined)[] = [null];
-  private dataIndex = new Map<string, number>();
+  readonly names: string[] = [];
+  readonly nameIndex = new Map<string, number>();
+  readonly visitorIds: string[] = [];
+  readonly visitorIndex = new Map<string, number>();
+  readonly sources: string[] = [];
+  private readonly sourceIndex = new Map<string, number>();
+  private readonly dataTexts: (string | null)[] = [null];
+  private readonly dataParsed: (Record<string, unknown> | null | undefined)[] = [null];
+  private readonly dataIndex = new Map<string, number>();
 
   constructor(capacity = 1024) {
     this.visitor = new Uint32Array(capacity);
@@ -120,7 +119,8 @@ export class EventTable {
 
   /** Appends one row to the tail (visible after `sorted()`); data is JSON text or an object. */
   push(visitor: string | number, ts: number, name: string, data: string | Record<string, unknown> | null, source = "", id = 0): void {
-    if (this.stored === this.visitor.length) this.grow(this.stored * 2 || 1024);
+    // grow by a quarter once large: the table is most of a big project's memory
+    if (this.stored === this.visitor.length) this.grow(this.stored < 1 << 20 ? this.stored * 2 || 1024 : Math.ceil(this.stored * 1.25));
     const i = this.stored++;
     this.visitor[i] = typeof visitor === "number" ? visitor : this.visitorOf(visitor);
     this.ts[i] = ts;
@@ -128,6 +128,11 @@ export class EventTable {
     this.dataIdx[i] = this.dataOf(data === null || typeof data === "string" ? data : JSON.stringify(data));
     this.source[i] = this.sourceOf(source);
     this.id[i] = id;
+  }
+
+  /** Makes room for `more` rows at once (a load that knows its size). */
+  reserve(more: number): void {
+    if (this.stored + more > this.visitor.length) this.grow(this.stored + more);
   }
 
   private grow(cap: number): void {
@@ -151,21 +156,23 @@ export class EventTable {
 
   /**
    * Groups every stored row by visitor (after `remap`, which maps a visitor index to the index its rows now belong to,
-   * e.g. an alias to the visitor it was merged into), time-ordered within each visitor, into new arrays with room to
-   * append. The dictionaries are shared with the new table.
+   * e.g. an alias to the visitor it was merged into), time-ordered within each visitor, and makes them all readable.
+   * In place: a stable counting sort gives each row its new position, then the columns are permuted by following the
+   * permutation's cycles, so a sort needs 5 bytes a row on top of the table (not a second copy of it).
    */
-  sorted(remap?: Uint32Array): EventTable {
+  sort(remap?: Uint32Array): void {
     const n = this.stored;
     const nv = this.visitorIds.length;
     const vis = this.visitor;
+    const ts = this.ts;
     if (remap) for (let i = 0; i < n; i++) vis[i] = remap[vis[i]];
     const offsets = new Uint32Array(nv + 1);
     for (let i = 0; i < n; i++) offsets[vis[i] + 1]++;
     for (let v = 0; v < nv; v++) offsets[v + 1] += offsets[v];
-    const fill = offsets.slice(0, nv);
+    // perm[new position] = old position
     const perm = new Uint32Array(n);
+    const fill = offsets.slice(0, nv);
     for (let i = 0; i < n; i++) perm[fill[vis[i]]++] = i;
-    const ts = this.ts;
     for (let v = 0; v < nv; v++) {
       const a = offsets[v];
       const b = offsets[v + 1];
@@ -177,35 +184,40 @@ export class EventTable {
         perm.set(sub, a);
       }
     }
-    const cap = Math.max(1024, Math.ceil(n * 1.25));
-    const t = new EventTable(0);
-    t.visitor = new Uint32Array(cap);
-    t.ts = new Float64Array(cap);
-    t.name = new Uint32Array(cap);
-    t.dataIdx = new Uint32Array(cap);
-    t.source = new Uint8Array(cap);
-    t.id = new Float64Array(cap);
+    const { name, dataIdx, source, id } = this;
+    const done = new Uint8Array(n);
     for (let i = 0; i < n; i++) {
-      const p = perm[i];
-      t.visitor[i] = vis[p];
-      t.ts[i] = ts[p];
-      t.name[i] = this.name[p];
-      t.dataIdx[i] = this.dataIdx[p];
-      t.source[i] = this.source[p];
-      t.id[i] = this.id[p];
+      if (done[i] || perm[i] === i) continue;
+      const v0 = vis[i];
+      const t0 = ts[i];
+      const n0 = name[i];
+      const d0 = dataIdx[i];
+      const s0 = source[i];
+      const id0 = id[i];
+      let j = i;
+      for (;;) {
+        done[j] = 1;
+        const k = perm[j];
+        if (k === i) {
+          vis[j] = v0;
+          ts[j] = t0;
+          name[j] = n0;
+          dataIdx[j] = d0;
+          source[j] = s0;
+          id[j] = id0;
+          break;
+        }
+        vis[j] = vis[k];
+        ts[j] = ts[k];
+        name[j] = name[k];
+        dataIdx[j] = dataIdx[k];
+        source[j] = source[k];
+        id[j] = id[k];
+        j = k;
+      }
     }
-    t.length = t.stored = n;
-    t.offsets = offsets;
-    t.names = this.names;
-    t.nameIndex = this.nameIndex;
-    t.visitorIds = this.visitorIds;
-    t.visitorIndex = this.visitorIndex;
-    t.sources = this.sources;
-    t.sourceIndex = this.sourceIndex;
-    t.dataTexts = this.dataTexts;
-    t.dataParsed = this.dataParsed;
-    t.dataIndex = this.dataIndex;
-    return t;
+    this.offsets = offsets;
+    this.length = n;
   }
 
   /** Visitors known to the table (including those whose rows were merged into another). */
@@ -223,5 +235,6 @@ export class EventTable {
 export function buildEventTable(events: Iterable<RawEvent>): EventTable {
   const t = new EventTable();
   for (const e of events) t.push(e.visitor, e.ts, e.name, e.data ?? null, e.source ?? "", e.id ?? 0);
-  return t.sorted();
+  t.sort();
+  return t;
 }

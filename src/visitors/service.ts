@@ -192,8 +192,10 @@ export class VisitorService {
     while (end > t.offsets[v] && opts.before !== undefined && t.ts[end - 1] >= opts.before) end--;
     let i = end;
     for (; i > t.offsets[v] && ids.length < opts.limit; i--) ids.push(t.id[i - 1]);
+    // read before the await: a refresh meanwhile may regroup the table
+    const nextBefore = i > t.offsets[v] && ids.length > 0 ? t.ts[i] : null;
     const events = (await this.store.eventsByIds(projectId, ids)).sort((a, b) => b.ts - a.ts || b.id - a.id);
-    return { events, next_before: i > t.offsets[v] && events.length > 0 ? t.ts[i] : null };
+    return { events, next_before: nextBefore };
   }
 
   /** Every id merged into root, directly or through others. */
