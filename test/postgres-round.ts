@@ -23,7 +23,10 @@ const API_SUITES = [
   "api-ingest",
   "microticks",
   "tracking-webhook",
+  "hiitrack",
   "api-funnels",
+  "security",
+  "authz-matrix",
 ].map((n) => path.join(here, `${n}.test.js`));
 const SCALE_OUT = readdirSync(path.join(here, "postgres"))
   .filter((f) => f.endsWith(".test.js"))

@@ -6,6 +6,7 @@ import type { Config } from "../config.js";
 import { AppError } from "../errors.js";
 import { requestFacts, type IngestService, type RequestFacts } from "../events/ingest.js";
 import type { IngestSession, StoredEvent, Store } from "../store/port.js";
+import { MAX_JSON_DEPTH, tooDeep } from "../util/json.js";
 import type { TrustFn } from "../util/net.js";
 
 /**
@@ -153,6 +154,9 @@ export async function microticksRoutes(app: FastifyInstance, deps: MicroticksDep
       } catch {
         /* kept as a string */
       }
+      // a value nested too deeply cannot be stored (serializing it would overflow the stack): refused like bad input
+      if (tooDeep(parsed, MAX_JSON_DEPTH - 2) !== null)
+        throw new MtError(400, { error: `"data" nests deeper than ${MAX_JSON_DEPTH - 2} levels`, status: 400 });
       const payload = parsed && typeof parsed === "object" && !Array.isArray(parsed) ? parsed : { value: parsed };
       await ingest.ingest(
         a,

@@ -2,6 +2,7 @@ import { timingSafeEqual } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { O7Config } from "../config.js";
 import type { AuthService } from "../auth/service.js";
+import { FailureThrottle } from "../auth/throttle.js";
 import { AppError } from "../errors.js";
 import type { EventWriter } from "../events/writer.js";
 import type { DomainService } from "../links/domains.js";
@@ -43,6 +44,10 @@ export interface O7Deps {
     opts: { query: string; status: number; channel: string; refuse: () => void; enforcePlatforms: boolean; explicitPlatform: boolean },
   ) => Promise<void>;
 }
+
+/** Basic-auth guessing: 20 wrong credentials from one address within 15 minutes, and that address waits (429). */
+export const O7_MAX_FAILURES = 20;
+const O7_WINDOW_MS = 15 * 60_000;
 
 /** An error answered the o7tracker way: 500 {"msg": …, "status": "error"} (the original never answers 400 or 404). */
 class O7Error extends Error {}
@@ -175,6 +180,7 @@ export async function o7trackerRoutes(app: FastifyInstance, deps: O7Deps) {
   const { config, mount, auth, links, store, writer } = deps;
   let projectId: number | null = null;
   const project = async () => (projectId ??= (await auth.ensureDefaultProject()).id);
+  const throttle = new FailureThrottle(O7_MAX_FAILURES, O7_WINDOW_MS);
 
   // the original reads its body whatever the content type says (curl -d sends form encoding)
   app.removeAllContentTypeParsers();
@@ -326,13 +332,26 @@ export async function o7trackerRoutes(app: FastifyInstance, deps: O7Deps) {
   }
 
   async function admin(req: FastifyRequest<{ Querystring: Record<string, string | string[]> }>, reply: FastifyReply) {
+    const client = `ip:${req.ip}`;
+    const wait = throttle.wait(client);
+    if (wait > 0) {
+      // checked before the credentials: once throttled, even the right password waits, so guessing on is pointless
+      return reply
+        .code(429)
+        .header("retry-after", String(Math.ceil(wait / 1000)))
+        .type("text/plain; charset=utf-8")
+        .send(`{"status":"error", "msg": "Too many wrong credentials; try again in ${Math.ceil(wait / 60_000)} minute(s)."}\n`);
+    }
     if (!authorized(req)) {
+      // a request without credentials guesses nothing: only wrong credentials count
+      if (req.headers.authorization) throttle.fail(client);
       return reply.code(403).type("text/plain; charset=utf-8").send(`{"status":"error", "msg": "Missing or wrong credentials."}\n`);
     }
     const path = req.url.split("?")[0]!.slice(mount.length);
     const rest = path.replace(/^\/admin\/campaig?ns/, "");
     const hasSlash = rest.startsWith("/");
     const rawId = hasSlash ? rest.slice(1) : "";
+    throttle.reset(client);
     const raw = typeof req.body === "string" ? req.body : "";
     try {
       switch (req.method) {

@@ -77,7 +77,8 @@ export function createRawIngest(deps: RawIngestDeps) {
       } catch (e) {
         throw new AppError(400, "invalid-request", `the body is not valid JSON: ${(e as Error).message}`);
       }
-      if (!body || typeof body !== "object" || Array.isArray(body)) throw new AppError(400, "validation", "the body must be a JSON object", { field: "" });
+      if (!body || typeof body !== "object" || Array.isArray(body))
+        throw new AppError(400, "validation", "the body must be a JSON object", { field: "" });
       const deep = tooDeep(body);
       if (deep !== null)
         throw new AppError(400, "validation", `${deep.split(".").slice(0, 4).join(".")}… nests deeper than ${MAX_JSON_DEPTH} levels`, {

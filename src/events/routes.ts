@@ -5,7 +5,7 @@ import type { AuthService } from "../auth/service.js";
 import type { DomainService } from "../links/domains.js";
 import { intParam, statsQuerySchema, statsResponse } from "../schemas.js";
 import type { Store } from "../store/port.js";
-import { badRequest } from "../errors.js";
+import { badRequest, refuseNul } from "../errors.js";
 import { parseTime, TimeError } from "../util/time.js";
 import { exportEvents } from "./export.js";
 import type { StatsQuery, StatsService } from "./stats.js";
@@ -68,6 +68,7 @@ export async function eventRoutes(app: FastifyInstance, deps: EventRouteDeps) {
       onRequest: statsRead,
     },
     async (req, reply) => {
+      refuseNul({ domain: req.query.domain, name: req.query.name });
       const q = req.query;
       const format = q.format ?? "csv";
       let from: number | undefined, to: number | undefined;

@@ -1,4 +1,4 @@
-import { AppError, badRequest, conflict, notFound } from "../errors.js";
+import { AppError, badRequest, conflict, notFound, refuseNul } from "../errors.js";
 import { LINK_SORTS, UniqueViolation, type Link, type LinkPatch, type LinkSort, type Store, type Utm } from "../store/port.js";
 import { randomString } from "../util/ids.js";
 import { iso, parseTime, TimeError } from "../util/time.js";
@@ -193,6 +193,7 @@ export class LinkService {
   async list(projectId: number, q: ListQuery): Promise<{ links: Link[]; next_cursor: string | null }> {
     const limit = q.limit ?? 50;
     const sort = (q.sort ?? "-created") as LinkSort;
+    refuseNul({ domain: q.domain, tag: q.tag, q: q.q });
     if (!(LINK_SORTS as readonly string[]).includes(sort)) throw badRequest(`sort must be one of ${LINK_SORTS.join(", ")}`, { field: "sort" });
     const links = await this.store.listLinks({
       project_id: projectId,

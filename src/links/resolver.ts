@@ -45,6 +45,8 @@ export class LinkResolver {
   }
 
   async link(domainId: number, slug: string): Promise<ResolvedLink | null> {
+    // no slug holds U+0000 (and PostgreSQL cannot even compare one): not found, without asking the database
+    if (slug.includes("\u0000")) return null;
     const key = `${domainId}/${slug}`;
     const hit = this.links.get(key);
     if (hit !== undefined) return hit === NONE ? null : hit;

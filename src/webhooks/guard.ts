@@ -67,12 +67,17 @@ for (const [net, bits] of [
 ] as const)
   BLOCKED.addSubnet(net, bits, "ipv6");
 
-/** An IPv4 address embedded in an IPv6 one (mapped ::ffff:a.b.c.d, NAT64 64:ff9b::/96, compatible ::a.b.c.d), or null. */
+/**
+ * An IPv4 address embedded in an IPv6 one (mapped ::ffff:a.b.c.d, translated ::ffff:0:a.b.c.d, NAT64 64:ff9b::/96 and
+ * 64:ff9b:1::/48, compatible ::a.b.c.d), in dotted or in hex form (the URL parser writes [::127.0.0.1] as [::7f00:1]),
+ * or null.
+ */
 function embeddedV4(addr: string): string | null {
   const a = addr.toLowerCase();
-  const dotted = /^(?:::ffff:|64:ff9b::|::)(\d+\.\d+\.\d+\.\d+)$/.exec(a);
+  const prefix = "(?:::ffff:(?:0:)?|64:ff9b::|64:ff9b:1::|::)";
+  const dotted = new RegExp(`^${prefix}(\\d+\\.\\d+\\.\\d+\\.\\d+)$`).exec(a);
   if (dotted) return dotted[1]!;
-  const hex = /^(?:::ffff:|64:ff9b::)([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(a);
+  const hex = new RegExp(`^${prefix}([0-9a-f]{1,4}):([0-9a-f]{1,4})$`).exec(a);
   if (hex) {
     const hi = parseInt(hex[1]!, 16);
     const lo = parseInt(hex[2]!, 16);
