@@ -207,7 +207,11 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
     if (url.startsWith("/t/") || url.startsWith("/api/v1/events")) return hostPaths(req, res, api);
     if (API_PATHS.some((p) => url === p || url.startsWith(`${p}/`) || url.startsWith(`${p}?`))) return api(req, res);
     res.writeHead(503, { "Content-Type": "application/problem+json", "Retry-After": "2" });
-    res.end(JSON.stringify(problem(503, "database-unavailable", "the database cannot be reached right now, so this link cannot be looked up; retry in a few seconds")));
+    res.end(
+      JSON.stringify(
+        problem(503, "database-unavailable", "the database cannot be reached right now, so this link cannot be looked up; retry in a few seconds"),
+      ),
+    );
   }
 
   /** The API host: its hot paths (tracking links and pixels, event ingest) outside the web framework, the rest to it. */

@@ -19,6 +19,7 @@ import { req, ROOT, startApp, type TestApp } from "./helpers.js";
 
 const TRACKER = path.join(ROOT, "src/web/tracker.js");
 const VIEWPORT = { width: 1280, height: 800 };
+const DESKTOP_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
 
 interface App {
   id: number;
@@ -384,7 +385,8 @@ document.getElementById("cart").addEventListener("click", () => { document.title
     rs.end(p === "/app.js" ? appJs : p === "/about" ? "<title>About</title><p>About</p>" : page);
   });
   await new Promise<void>((r) => shop.listen(0, "127.0.0.1", r));
-  const context = await browser.newContext({ viewport: VIEWPORT });
+  // a desktop browser's user agent: headless Chromium's own is a bot's, and funnels and visitor pages leave bots out
+  const context = await browser.newContext({ viewport: VIEWPORT, userAgent: DESKTOP_UA });
   try {
     await context.route("https://elsewhere.example/**", (route) =>
       route.fulfill({ contentType: "text/html", body: "<title>Elsewhere</title><p>Elsewhere</p>" }),
@@ -478,6 +480,22 @@ test("script tag on another origin: data-key, page views (SPA too), outbound lin
     );
     assert.deepEqual(signup[0]!.data, { plan: "pro" });
     assert.notEqual(signup[0]!.visitor, tracked[0]!.visitor, "opting out forgot the visitor id");
+
+    // the visitor signs in: the first identify merges the anonymous id into the user's, so the signup counts as theirs;
+    // a second identify (another user signing in on this browser) merges nothing
+    await page.evaluate(() => {
+      (window as any).clicktrail.identify("user-42");
+      (window as any).clicktrail.track("upgrade");
+      (window as any).clicktrail.identify("user-43");
+    });
+    const profile = await until(
+      "the merged visitor",
+      () => req(t.base, "GET", "/api/v1/visitors/user-42").then((r) => r.json),
+      (p) => p?.event_counts?.upgrade === 1,
+    );
+    assert.deepEqual(profile.aliases, [signup[0]!.visitor]);
+    assert.equal(profile.event_counts.signup, 1);
+    assert.equal((await req(t.base, "GET", "/api/v1/visitors/user-43")).status, 404, "user-43 has no events and merged nothing");
     assert.deepEqual(errors, []);
   });
 });

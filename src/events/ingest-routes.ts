@@ -85,6 +85,37 @@ function time(v: string | undefined, field: string) {
  * Front ends' sessions and events: ingest with a public key (CORS open, JSON or text/plain JSON for sendBeacon),
  * apps (their keys), and reading sessions and events back.
  */
+/**
+ * Makes an encapsulated context take POSTs from any web page (the public ingest key's routes): JSON sent as text/plain
+ * (navigator.sendBeacon cannot set a type, and text/plain needs no CORS preflight), CORS headers on every answer, and
+ * the preflight of each path.
+ */
+export function publicPosts(pub: FastifyInstance, paths: string[]): void {
+  pub.addContentTypeParser("text/plain", { parseAs: "string" }, (_req, body, done) => {
+    try {
+      done(null, JSON.parse(body as string));
+    } catch (e) {
+      done(Object.assign(new Error(`the body is not valid JSON: ${(e as Error).message}`), { statusCode: 400 }), undefined);
+    }
+  });
+  pub.addHook("onSend", async (req, reply, payload) => {
+    reply.header("access-control-allow-origin", req.headers.origin ?? "*");
+    reply.header("access-control-expose-headers", "Retry-After");
+    reply.header("vary", "Origin");
+    reply.header("cache-control", "no-store");
+    return payload;
+  });
+  for (const path of paths)
+    pub.options(path, { schema: { hide: true } }, (_req, reply) =>
+      reply
+        .code(204)
+        .header("access-control-allow-methods", "POST, OPTIONS")
+        .header("access-control-allow-headers", "content-type, x-clicktrail-key")
+        .header("access-control-max-age", "86400")
+        .send(),
+    );
+}
+
 export async function ingestRoutes(app: FastifyInstance, deps: IngestRouteDeps) {
   const { ingest, config } = deps;
   const admin = requireScope(deps.auth, "admin");
@@ -95,30 +126,7 @@ export async function ingestRoutes(app: FastifyInstance, deps: IngestRouteDeps) 
 
   // ---------------------------------------------------------------- ingest (public keys, any origin)
   await app.register(async (pub) => {
-    // navigator.sendBeacon sends text/plain (no CORS preflight): its body is JSON all the same
-    pub.addContentTypeParser("text/plain", { parseAs: "string" }, (_req, body, done) => {
-      try {
-        done(null, JSON.parse(body as string));
-      } catch (e) {
-        done(Object.assign(new Error(`the body is not valid JSON: ${(e as Error).message}`), { statusCode: 400 }), undefined);
-      }
-    });
-    pub.addHook("onSend", async (req, reply, payload) => {
-      reply.header("access-control-allow-origin", req.headers.origin ?? "*");
-      reply.header("access-control-expose-headers", "Retry-After");
-      reply.header("vary", "Origin");
-      reply.header("cache-control", "no-store");
-      return payload;
-    });
-    for (const path of ["/api/v1/sessions", "/api/v1/sessions/:token/stop", "/api/v1/events"])
-      pub.options(path, { schema: { hide: true } }, (req, reply) =>
-        reply
-          .code(204)
-          .header("access-control-allow-methods", "POST, OPTIONS")
-          .header("access-control-allow-headers", "content-type, x-clicktrail-key")
-          .header("access-control-max-age", "86400")
-          .send(),
-      );
+    publicPosts(pub, ["/api/v1/sessions", "/api/v1/sessions/:token/stop", "/api/v1/events"]);
 
     const keyOf = (req: FastifyRequest) => (req.body as { key?: unknown } | undefined)?.key ?? req.headers["x-clicktrail-key"];
     const limited = (reply: FastifyReply, e: unknown) => {

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { requireScope } from "../auth/hooks.js";
 import type { AuthService } from "../auth/service.js";
 import type { IngestService } from "../events/ingest.js";
-import { publicEvent } from "../events/ingest-routes.js";
+import { publicEvent, publicPosts } from "../events/ingest-routes.js";
 import { errorResponses, intParam } from "../schemas.js";
 import { parseTime } from "../util/time.js";
 import { checkVisitorId, MAX_VISITOR_ID, type PropertyInput, type VisitorService } from "./service.js";
@@ -53,21 +53,7 @@ export async function visitorRoutes(app: FastifyInstance, deps: VisitorRouteDeps
   };
 
   await app.register(async (pub) => {
-    pub.addHook("onSend", async (req, reply, payload) => {
-      reply.header("access-control-allow-origin", req.headers.origin ?? "*");
-      reply.header("vary", "Origin");
-      reply.header("cache-control", "no-store");
-      return payload;
-    });
-    for (const path of ["/api/v1/identify", "/api/v1/visitors/:id/properties"])
-      pub.options(path, { schema: { hide: true } }, (_req, reply) =>
-        reply
-          .code(204)
-          .header("access-control-allow-methods", "POST, OPTIONS")
-          .header("access-control-allow-headers", "content-type, x-clicktrail-key")
-          .header("access-control-max-age", "86400")
-          .send(),
-      );
+    publicPosts(pub, ["/api/v1/identify", "/api/v1/visitors/:id/properties"]);
 
     pub.post<{ Body: { anonymous: string; visitor: string; key?: string } }>(
       "/api/v1/identify",

@@ -66,10 +66,10 @@ for(let m of["pushState","replaceState"]){let h=history[m];history[m]=function()
 api=f=>(...a)=>P?f(...a):void pr.push([f,a]),o={};
 try{ls=w.localStorage;ss=w.sessionStorage}catch(e){}
 w.clicktrail={init,track:api(tr),flush:()=>P?pm():Promise.resolve(0),
-identify:api(v=>off()||set(P+"v",V=String(v).slice(0,128))),
+identify:api(v=>{if(off())return;v=String(v).slice(0,128);V&&V!=v&&!get(P+"k")&&ps("/identify",{anonymous:V,visitor:v}).catch(W);set(P+"k",1);set(P+"v",V=v)}),
 start:api(()=>{stop();off()||set(P+"s",{i:rid(),a:Date.now()})}),
 stop:api(()=>stop()),
-optOut:api((b=!0)=>{set(P+"o",O=b?1:null);b&&(q=[],[..."stv"].map(k=>set(P+k)),V=0,sv())}),
+optOut:api((b=!0)=>{set(P+"o",O=b?1:null);b&&(q=[],[..."stvk"].map(k=>set(P+k)),V=0,sv())}),
 setOptOut:f=>{C.optOut=f}};
 for(let k in me?me.dataset:o){let v=me.dataset[k];v&&v!="false"&&(o[k]=v)}
 init(o)})(window,document,navigator);

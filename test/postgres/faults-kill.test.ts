@@ -164,24 +164,21 @@ test("PostgreSQL connections terminated, Redis cut, PostgreSQL cut, under load: 
   }
 });
 
-test(
-  "PostgreSQL away: a link domain not in the cache answers 503, not the API's 404",
-  async () => {
-    const cleanup = new Cleanup();
-    try {
-      const db = await testDatabase(cleanup);
-      const pgProxy = await proxyTo(cleanup, PG, 5432);
-      const srv = await startInstance(cleanup, { CLICKTRAIL_DATABASE_URL: viaPort(db.url, pgProxy.port) });
-      const target = await setupTarget(srv.base, "go.cold.test");
-      await settled(srv.base);
-      assert.equal((await healthz(srv.base)).status, 200);
-      pgProxy.cut();
-      // a valid short link whose domain this instance has not looked up yet, and a valid pixel (keys not loaded yet)
-      const click = await hit(srv.base, target.host, `/${target.slugs[0]}`);
-      pgProxy.restore();
-      assert.equal(click.status, 503, `${click.status} ${click.body}`);
-    } finally {
-      await cleanup.run();
-    }
-  },
-);
+test("PostgreSQL away: a link domain not in the cache answers 503, not the API's 404", async () => {
+  const cleanup = new Cleanup();
+  try {
+    const db = await testDatabase(cleanup);
+    const pgProxy = await proxyTo(cleanup, PG, 5432);
+    const srv = await startInstance(cleanup, { CLICKTRAIL_DATABASE_URL: viaPort(db.url, pgProxy.port) });
+    const target = await setupTarget(srv.base, "go.cold.test");
+    await settled(srv.base);
+    assert.equal((await healthz(srv.base)).status, 200);
+    pgProxy.cut();
+    // a valid short link whose domain this instance has not looked up yet, and a valid pixel (keys not loaded yet)
+    const click = await hit(srv.base, target.host, `/${target.slugs[0]}`);
+    pgProxy.restore();
+    assert.equal(click.status, 503, `${click.status} ${click.body}`);
+  } finally {
+    await cleanup.run();
+  }
+});
