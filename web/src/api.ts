@@ -315,3 +315,109 @@ export async function health(): Promise<Health> {
   if (!body) throw new ApiError({ status: res.status, detail: `/healthz answered ${res.status}` });
   return body;
 }
+
+// ---- visitors, event reports, funnels
+
+export type Scalar = string | number | boolean;
+
+/** A funnel step: an event name, or one with filters on the event's data. */
+export type FunnelStepQuery = string | { name: string; where?: Record<string, Scalar> };
+
+/** The body of POST /api/v1/funnels/query, and the `query` of a saved funnel. */
+export interface FunnelQuery {
+  steps: FunnelStepQuery[];
+  /** "30m", "12h", "7d", "2w", seconds, or null for none (default 14d) */
+  window?: string | number | null;
+  step_window?: string | number | null;
+  order?: "ordered" | "strict" | "any";
+  exclusions?: { name: string; between?: [number, number] }[];
+  from?: string | number;
+  to?: string | number;
+  breakdown?: { event_field: string } | { property: string; at?: "event" | "now" | "ever" };
+  attribution?: "first" | "last";
+  dropoff_sample?: number;
+}
+
+export interface FunnelStepResult {
+  name: string;
+  visitors: number;
+  conversion_from_previous: number;
+  conversion_from_first: number;
+  median_ms_to_convert: number | null;
+  p90_ms_to_convert: number | null;
+  dropped_off_sample: string[];
+}
+
+export interface FunnelResult {
+  steps: FunnelStepResult[];
+  breakdown?: { value: unknown; steps: FunnelStepResult[] }[];
+  meta: { events: number; visitors: number; took_ms: number; from?: string | null; to?: string | null; window_ms?: number | null };
+  funnel?: SavedFunnel;
+}
+
+export interface SavedFunnel {
+  id: number;
+  name: string;
+  description: string | null;
+  query: FunnelQuery;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface EventNames {
+  events: { name: string; total: number; visitors: number }[];
+  properties: string[];
+}
+
+export interface EventCounts {
+  name: string;
+  total: number;
+  visitors: number;
+}
+
+export interface EventReport {
+  name: string;
+  total: number;
+  visitors: number;
+  interval: Interval;
+  tz: string;
+  series: { t: string; total: number; visitors: number }[];
+  preceded_by: EventCounts[];
+  property?: { name: string; at: string; values: { value: unknown; total: number; visitors: number; preceded_by: EventCounts[] }[] };
+}
+
+export interface VisitorSummary {
+  id: string;
+  first_seen: string | null;
+  last_seen: string | null;
+  events: number;
+}
+
+export interface VisitorProfile extends VisitorSummary {
+  requested: string;
+  aliases: string[];
+  properties: Record<string, unknown[]>;
+  property_history: { name: string; op: string; value: unknown; ts: string }[];
+  event_counts: Record<string, number>;
+}
+
+/** An event of a visitor's timeline: every field of the log. */
+export interface LoggedEvent {
+  id: number | string;
+  ts: string;
+  name: string;
+  source?: string | null;
+  data?: unknown;
+  link_id?: number | null;
+  app_id?: number | null;
+  session?: string | null;
+  visitor?: string | null;
+  platform?: string | null;
+  browser?: string | null;
+  os?: string | null;
+  device?: string | null;
+  country?: string | null;
+  referrer?: string | null;
+  is_bot?: boolean | number;
+  [field: string]: unknown;
+}

@@ -1,6 +1,6 @@
 import type { JSX } from "preact";
 import { useCallback, useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { getSession, onUnauthorized, setCsrfToken, setProjectId, signOut, type ApiError, type Session } from "./api";
+import { ApiError, getSession, onUnauthorized, setCsrfToken, setProjectId, signOut, type Session } from "./api";
 import { CopyButton, ErrorBox } from "./components/ui";
 import { toApiError } from "./hooks";
 import { AppPage, AppsPage } from "./pages/Apps";
@@ -24,6 +24,61 @@ interface Page {
   node: JSX.Element;
 }
 
+type AnalyticsPages = typeof import("./pages/analytics");
+let analyticsPages: AnalyticsPages | undefined;
+let analyticsLoad: Promise<AnalyticsPages> | undefined;
+const loadAnalytics = () =>
+  (analyticsLoad ??= import("./pages/analytics").then(
+    (m) => (analyticsPages = m),
+    (e: unknown) => {
+      analyticsLoad = undefined;
+      throw e;
+    },
+  ));
+
+/** A page of the lazily loaded chunk: nothing (or a retry) until it has arrived. */
+function Deferred(props: { render: (m: AnalyticsPages) => JSX.Element }) {
+  const [m, setM] = useState(analyticsPages);
+  const [failed, setFailed] = useState(false);
+  const [tries, setTries] = useState(0);
+  useEffect(() => {
+    if (m) return;
+    let live = true;
+    loadAnalytics().then(
+      (x) => live && setM(x),
+      () => live && setFailed(true),
+    );
+    return () => {
+      live = false;
+    };
+  }, [tries]);
+  if (m) return props.render(m);
+  if (failed)
+    return (
+      <ErrorBox
+        error={new ApiError({ status: 0, detail: "This page could not be loaded. Check your connection and try again." })}
+        onRetry={() => {
+          setFailed(false);
+          setTries((t) => t + 1);
+        }}
+      />
+    );
+  return (
+    <p class="muted" role="status">
+      Loading…
+    </p>
+  );
+}
+
+/** A path segment as it was before encodeURIComponent (a visitor id, an event name). */
+function decodePart(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
 function pageFor(route: Route): Page {
   const p = route.path.replace(/\/+$/, "") || "/links";
   let m: RegExpMatchArray | null;
@@ -38,6 +93,26 @@ function pageFor(route: Route): Page {
   if ((m = p.match(/^\/apps\/(\d+)$/))) return { title: "App", section: "events", node: <AppPage id={Number(m[1])} key={m[1]} /> };
   if (p === "/events") return { title: "Events", section: "events", node: <EventsPage query={route.query} /> };
   if (p === "/sessions") return { title: "Sessions", section: "events", node: <SessionsPage query={route.query} /> };
+  if (p === "/funnels") return { title: "Funnels", section: "funnels", node: <Deferred key="funnels" render={(x) => <x.FunnelsPage />} /> };
+  if (p === "/funnels/new") return { title: "New funnel", section: "funnels", node: <Deferred key="new-funnel" render={(x) => <x.FunnelPage />} /> };
+  if ((m = p.match(/^\/funnels\/(\d+)$/))) {
+    const id = Number(m[1]);
+    return { title: "Funnel", section: "funnels", node: <Deferred key={`funnel-${id}`} render={(x) => <x.FunnelPage id={id} />} /> };
+  }
+  if ((m = p.match(/^\/reports\/([^/]+)$/))) {
+    const name = decodePart(m[1]!);
+    return {
+      title: `Event ${name}`,
+      section: "funnels",
+      node: <Deferred key={`report-${name}`} render={(x) => <x.EventReportPage name={name} />} />,
+    };
+  }
+  if (p === "/visitors")
+    return { title: "Visitors", section: "visitors", node: <Deferred key="visitors" render={(x) => <x.VisitorsPage query={route.query} />} /> };
+  if ((m = p.match(/^\/visitors\/([^/]+)$/))) {
+    const id = decodePart(m[1]!);
+    return { title: `Visitor ${id}`, section: "visitors", node: <Deferred key={`visitor-${id}`} render={(x) => <x.VisitorPage id={id} />} /> };
+  }
   if (p === "/domains") return { title: "Domains", section: "domains", node: <DomainsPage /> };
   if (p === "/keys") return { title: "API keys", section: "keys", node: <KeysPage /> };
   if (p === "/settings") return { title: "Settings", section: "settings", node: <SettingsPage /> };
@@ -59,6 +134,8 @@ const NAV: [section: string, label: string, path?: string][] = [
   ["links", "Links"],
   ["campaigns", "Campaigns"],
   ["events", "Events", "/apps"],
+  ["funnels", "Funnels"],
+  ["visitors", "Visitors"],
   ["domains", "Domains"],
   ["keys", "API keys"],
   ["settings", "Settings"],
@@ -96,6 +173,13 @@ export function App() {
     });
     check();
   }, [adopt, check]);
+
+  // the analytics pages' chunk, fetched once the dashboard is idle after signing in
+  useEffect(() => {
+    if (!session) return;
+    const t = window.setTimeout(() => void loadAnalytics().catch(() => {}), 2000);
+    return () => window.clearTimeout(t);
+  }, [session]);
 
   const project = session?.projects.find((p) => String(p.id) === projectId);
   const page = useMemo(() => pageFor(route), [route]);
@@ -158,7 +242,8 @@ export function App() {
     setProjectState(id);
     setFlash(undefined);
     // an id in the address belongs to the old project
-    if (/\/\d+/.test(route.path)) navigate(NAV.find(([s]) => s === page.section)?.[2] ?? "/" + page.section);
+    if (/\/\d+/.test(route.path) || /^\/(visitors|reports)\/./.test(route.path))
+      navigate(NAV.find(([s]) => s === page.section)?.[2] ?? "/" + page.section);
   };
 
   const doSignOut = async () => {
