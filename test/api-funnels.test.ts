@@ -160,6 +160,23 @@ test("visitor list and timeline (every field of the log, newest first, paged)", 
     ["tracking:open"],
   );
   assert.equal((await req(t.base, "GET", "/api/v1/visitors/nobody")).status, 404);
+  // a batch shares one millisecond: paging by (time, id) skips none of it
+  const batch = await pub("POST", "/api/v1/events", {
+    key: ingestKey,
+    visitor: "u7",
+    events: Array.from({ length: 5 }, (_, i) => ({ name: `b${i}` })),
+  });
+  assert.equal(batch.status, 201, batch.body);
+  const seen: string[] = [];
+  let before: string | null = null;
+  for (let page = 0; page < 5; page++) {
+    const r = await req(t.base, "GET", `/api/v1/visitors/u7/events?limit=2${before ? `&before=${before}` : ""}`);
+    assert.equal(r.status, 200, r.body);
+    seen.push(...r.json.events.map((e: { name: string }) => e.name));
+    before = r.json.next_before;
+    if (!before) break;
+  }
+  assert.deepEqual(seen, ["b4", "b3", "b2", "b1", "b0"]);
 });
 
 test("event reports: names, totals, unique visitors, series, preceded-by, per property value", async () => {

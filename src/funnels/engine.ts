@@ -81,30 +81,34 @@ export const MAX_STEPS = 31;
 /** Visitors covered by the table's sorted rows (visitors first seen in the unsorted tail come later). */
 export const sortedVisitors = (t: EventTable) => t.offsets.length - 1;
 
-/** The outcome of one visitor's best attempt. */
-interface Best {
-  reached: number; // number of steps reached (0 = no valid attempt)
-  start: number; // position (table index) of the start event
-  last: number; // position of the event of the last step reached
-  times: number[]; // completion ts per reached step
-}
-
+/**
+ * Which steps each row matches, as a bit mask per row. Steps without a filter match by name alone (a mask per name);
+ * a filter is evaluated once per distinct data value (the table interns data), not once per row.
+ */
 function stepMasks(table: EventTable, steps: FunnelStep[]): Uint32Array {
-  const byName = new Map<number, number[]>();
+  const byName = new Uint32Array(table.names.length);
+  const filtered: { k: number; ni: number; cache: Int8Array }[] = [];
   steps.forEach((s, k) => {
     const ni = table.nameIndex.get(s.name);
     if (ni === undefined) return;
-    const l = byName.get(ni) ?? [];
-    l.push(k);
-    byName.set(ni, l);
+    if (s.where) filtered.push({ k, ni, cache: new Int8Array(table.dataCount).fill(-1) });
+    else byName[ni] |= 1 << k;
   });
-  const masks = new Uint32Array(table.length);
-  for (let i = 0; i < table.length; i++) {
-    const ks = byName.get(table.name[i]);
-    if (!ks) continue;
-    let m = 0;
-    for (const k of ks) if (matchesWhere(table.data(i), steps[k].where)) m |= 1 << k;
-    masks[i] = m;
+  const n = table.length;
+  const masks = new Uint32Array(n);
+  const names = table.name;
+  for (let i = 0; i < n; i++) masks[i] = byName[names[i]];
+  if (filtered.length > 0) {
+    const dataIdx = table.dataIdx;
+    for (let i = 0; i < n; i++) {
+      for (const f of filtered) {
+        if (names[i] !== f.ni) continue;
+        const d = dataIdx[i];
+        let hit = f.cache[d];
+        if (hit < 0) f.cache[d] = hit = matchesWhere(table.data(i), steps[f.k].where) ? 1 : 0;
+        if (hit) masks[i] |= 1 << f.k;
+      }
+    }
   }
   return masks;
 }
@@ -131,6 +135,16 @@ export function validateSpec(spec: FunnelSpec): void {
   }
 }
 
+/** Every visitor's best attempt, in typed arrays (one entry per visitor; `times` holds S completion times each). */
+interface Bests {
+  /** steps reached (0: no valid attempt) */
+  reached: Uint8Array;
+  /** row of the attempt's first step, and of the last step it reached */
+  start: Int32Array;
+  last: Int32Array;
+  times: Float64Array;
+}
+
 export function runFunnel(table: EventTable, spec: FunnelSpec): FunnelResult {
   validateSpec(spec);
   const S = spec.steps.length;
@@ -155,16 +169,27 @@ export function runFunnel(table: EventTable, spec: FunnelSpec): FunnelResult {
   // count of exclusion events of exclusion x strictly between positions p < q
   const exclBetween = (x: number, p: number, q: number) => (q - 1 > p ? exclPrefix[x][q] - exclPrefix[x][p + 1] : 0);
 
-  const bests: Best[] = new Array(sortedVisitors(table));
+  const nv = sortedVisitors(table);
+  const bests: Bests = { reached: new Uint8Array(nv), start: new Int32Array(nv), last: new Int32Array(nv), times: new Float64Array(nv * S) };
   const pos = new Int32Array(S);
   const tms: number[] = new Array(S);
+  const ts = table.ts;
   // scratch for "next position >= p matching step k" in ordered mode, sized lazily
   let next = new Int32Array(0);
-  for (let v = 0; v < sortedVisitors(table); v++) {
+  for (let v = 0; v < nv; v++) {
     const a = table.offsets[v];
     const b = table.offsets[v + 1];
     const n = b - a;
-    let best: Best = { reached: 0, start: -1, last: -1, times: [] };
+    // a visitor without an event that may start an attempt has none (most visitors of a narrow funnel)
+    let first = -1;
+    for (let s = a; s < b; s++) {
+      if ((spec.order === "any" ? masks[s] !== 0 : (masks[s] & step0) !== 0) && ts[s] >= from && ts[s] < to) {
+        first = s;
+        break;
+      }
+    }
+    if (first < 0) continue;
+    let bestReached = 0;
     if (spec.order === "ordered") {
       if (next.length < S * (n + 1)) next = new Int32Array(S * (n + 1) * 2);
       for (let k = 0; k < S; k++) next[k * (n + 1) + n] = -1;
@@ -173,8 +198,8 @@ export function runFunnel(table: EventTable, spec: FunnelSpec): FunnelResult {
         for (let k = 0; k < S; k++) next[k * (n + 1) + i] = m & (1 << k) ? a + i : next[k * (n + 1) + i + 1];
       }
     }
-    for (let s = a; s < b && best.reached < S; s++) {
-      const t0 = table.ts[s];
+    for (let s = first; s < b && bestReached < S; s++) {
+      const t0 = ts[s];
       if (t0 < from || t0 >= to) continue;
       let reached: number;
       if (spec.order === "any") {
@@ -194,7 +219,7 @@ export function runFunnel(table: EventTable, spec: FunnelSpec): FunnelResult {
           if (spec.order === "strict") q = prev + 1 < b && masks[prev + 1] & (1 << reached) ? prev + 1 : -1;
           else q = prev + 1 < b ? next[reached * (n + 1) + (prev + 1 - a)] : -1;
           if (q < 0) break;
-          const t = table.ts[q];
+          const t = ts[q];
           if (t - t0 > W || t - tms[reached - 1] > SW) break;
           pos[reached] = q;
           tms[reached] = t;
@@ -209,26 +234,31 @@ export function runFunnel(table: EventTable, spec: FunnelSpec): FunnelResult {
           }
         }
       }
-      if (reached > best.reached) best = { reached, start: s, last: pos[reached - 1], times: tms.slice(0, reached) };
+      if (reached > bestReached) {
+        bestReached = reached;
+        bests.reached[v] = reached;
+        bests.start[v] = s;
+        bests.last[v] = pos[reached - 1];
+        for (let k = 0; k < reached; k++) bests.times[v * S + k] = tms[k];
+      }
     }
-    bests[v] = best;
   }
 
   const sample = spec.dropoff_sample ?? 10;
   const result: FunnelResult = { steps: summarize(table, spec, bests, null, sample) };
   if (spec.breakdown) {
     const bd = spec.breakdown;
-    const groups = new Map<string, { value: unknown; members: Set<number> }>();
+    // each visitor joins the groups of its values; members are collected in visitor order (the drop-off samples' order)
+    const groups = new Map<string, { value: unknown; members: number[] }>();
     const join = (v: number, value: unknown) => {
       const key = JSON.stringify(value) ?? "null";
       let g = groups.get(key);
-      if (!g) groups.set(key, (g = { value: value === undefined ? null : value, members: new Set() }));
-      g.members.add(v);
+      if (!g) groups.set(key, (g = { value: value === undefined ? null : value, members: [] }));
+      if (g.members[g.members.length - 1] !== v) g.members.push(v);
     };
-    for (let v = 0; v < bests.length; v++) {
-      const bst = bests[v];
-      if (bst.reached === 0) continue;
-      const at = spec.attribution === "last" ? bst.last : bst.start;
+    for (let v = 0; v < nv; v++) {
+      if (bests.reached[v] === 0) continue;
+      const at = spec.attribution === "last" ? bests.last[v] : bests.start[v];
       if (bd.kind === "data") {
         const d = table.data(at);
         join(v, d && Object.prototype.hasOwnProperty.call(d, bd.field) ? d[bd.field] : null);
@@ -290,27 +320,33 @@ function anyAttempt(
   return size;
 }
 
-function nearestRank(sorted: number[], p: number): number | null {
+function nearestRank(sorted: ArrayLike<number>, p: number): number | null {
   if (sorted.length === 0) return null;
   return sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)];
 }
 
-function summarize(table: EventTable, spec: FunnelSpec, bests: Best[], members: Set<number> | null, sample: number): StepResult[] {
+/** The steps' figures over some visitors (all when `members` is null; else these, ascending). */
+function summarize(table: EventTable, spec: FunnelSpec, bests: Bests, members: number[] | null, sample: number): StepResult[] {
   const S = spec.steps.length;
   const counts = new Array<number>(S).fill(0);
-  const durations: number[][] = Array.from({ length: S }, () => []);
+  const nv = bests.reached.length;
+  const total = members ? members.length : nv;
   const dropped: string[][] = Array.from({ length: S }, () => []);
-  for (let v = 0; v < bests.length; v++) {
-    if (members && !members.has(v)) continue;
-    const bst = bests[v];
-    for (let k = 0; k < bst.reached; k++) {
-      counts[k]++;
-      if (k > 0) durations[k].push(bst.times[k] - bst.times[k - 1]);
-    }
-    if (bst.reached > 0 && bst.reached < S && dropped[bst.reached].length < sample) dropped[bst.reached].push(table.visitorIds[v]);
+  for (let j = 0; j < total; j++) {
+    const v = members ? members[j] : j;
+    const r = bests.reached[v];
+    for (let k = 0; k < r; k++) counts[k]++;
+    if (r > 0 && r < S && dropped[r].length < sample) dropped[r].push(table.visitorIds[v]);
+  }
+  const durations = counts.map((c) => new Float64Array(c));
+  const filled = new Array<number>(S).fill(0);
+  for (let j = 0; j < total; j++) {
+    const v = members ? members[j] : j;
+    const r = bests.reached[v];
+    for (let k = 1; k < r; k++) durations[k][filled[k]++] = bests.times[v * S + k] - bests.times[v * S + k - 1];
   }
   return spec.steps.map((st, k) => {
-    const d = durations[k].sort((x, y) => x - y);
+    const d = durations[k].sort();
     return {
       name: st.name,
       visitors: counts[k],

@@ -220,6 +220,11 @@ export class EventTable {
     this.length = n;
   }
 
+  /** Distinct data values (index 0 is "no data"). */
+  get dataCount(): number {
+    return this.dataTexts.length;
+  }
+
   /** Visitors known to the table (including those whose rows were merged into another). */
   get visitorCount(): number {
     return this.visitorIds.length;

@@ -206,9 +206,15 @@ export async function visitorRoutes(app: FastifyInstance, deps: VisitorRouteDeps
       onRequest: read,
     },
     async (req) => {
-      const before = parseTime(req.query.before, "before");
+      // the previous page's next_before ("<ms>.<event id>"), or a time
+      const cursor = /^(\d{1,15})\.(\d{1,15})$/.exec(req.query.before ?? "");
+      const before = cursor
+        ? { ts: Number(cursor[1]), id: Number(cursor[2]) }
+        : req.query.before
+          ? { ts: parseTime(req.query.before, "before")! }
+          : undefined;
       const r = await visitors.timeline(req.principal.projectId, req.params.id, { before, limit: intParam(req.query.limit, "limit", 1, 500) ?? 50 });
-      return { events: r.events.map(publicEvent), next_before: r.next_before === null ? null : String(r.next_before) };
+      return { events: r.events.map(publicEvent), next_before: r.next_before };
     },
   );
 }

@@ -1,5 +1,5 @@
 import { badRequest, conflict, notFound } from "../errors.js";
-import { UniqueViolation, type StoredEvent } from "../store/port.js";
+import { UniqueViolation } from "../store/port.js";
 import { foldProperties, type Analytics, type ProjectData } from "../funnels/source.js";
 import type { AnalyticsStore, PropertyOp, PropertyRow } from "../funnels/store.js";
 import { iso } from "../util/time.js";
@@ -176,25 +176,31 @@ export class VisitorService {
     };
   }
 
-  /** A visitor's events, newest first, before `before` (ms), with every field of the log. */
-  async timeline(
-    projectId: number,
-    id: string,
-    opts: { before?: number; limit: number },
-  ): Promise<{ events: StoredEvent[]; next_before: number | null }> {
+  /**
+   * A visitor's events, newest first. `before` is the previous page's `next_before` (the time and id of its oldest
+   * event, so events sharing a millisecond are not skipped) or a time: only events before it.
+   */
+  async timeline(projectId: number, id: string, opts: { before?: { ts: number; id?: number }; limit: number }) {
     const root = await this.root(projectId, id);
     const p = await this.analytics.project(projectId);
     const t = p.table;
     const v = t.visitorIndex.get(root);
     if (v === undefined || v >= t.offsets.length - 1) throw notFound(`visitor ${JSON.stringify(id)}`);
-    const ids: number[] = [];
+    const a = t.offsets[v];
     let end = t.offsets[v + 1];
-    while (end > t.offsets[v] && opts.before !== undefined && t.ts[end - 1] >= opts.before) end--;
+    const before = opts.before;
+    if (before) {
+      let at = -1;
+      if (before.id !== undefined) for (let i = end - 1; i >= a && at < 0; i--) if (t.id[i] === before.id) at = i;
+      if (at >= 0) end = at;
+      else while (end > a && t.ts[end - 1] >= before.ts) end--;
+    }
+    const ids: number[] = [];
     let i = end;
-    for (; i > t.offsets[v] && ids.length < opts.limit; i--) ids.push(t.id[i - 1]);
+    for (; i > a && ids.length < opts.limit; i--) ids.push(t.id[i - 1]);
     // read before the await: a refresh meanwhile may regroup the table
-    const nextBefore = i > t.offsets[v] && ids.length > 0 ? t.ts[i] : null;
-    const events = (await this.store.eventsByIds(projectId, ids)).sort((a, b) => b.ts - a.ts || b.id - a.id);
+    const nextBefore = i > a && ids.length > 0 ? `${t.ts[i]}.${t.id[i]}` : null;
+    const events = (await this.store.eventsByIds(projectId, ids)).sort((x, y) => y.ts - x.ts || y.id - x.id);
     return { events, next_before: nextBefore };
   }
 
