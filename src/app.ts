@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { randomUUID } from "node:crypto";
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import swagger from "@fastify/swagger";
@@ -45,6 +45,25 @@ import { problemSchema } from "./schemas.js";
 import { StoreUnavailable, type Store } from "./store/port.js";
 import { requestHost, trustFunction } from "./util/net.js";
 import { TimeError } from "./util/time.js";
+
+/** A URL for the log: the values of query parameters that carry secrets (Microticks' ?key=, tokens, passwords) masked. */
+export function maskSecrets(url: string): string {
+  const q = url.indexOf("?");
+  if (q < 0) return url;
+  return url.slice(0, q) + url.slice(q).replace(/([?&](?:key|token|password|secret|api_key)=)[^&#]*/gi, "$1***");
+}
+
+/** The path of the first string holding U+0000 in a parsed request part (depth-limited: bodies are validated too), or null. */
+function nulField(v: unknown, at: string, depth = 0): string | null {
+  if (typeof v === "string") return v.includes("\u0000") ? at : null;
+  if (!v || typeof v !== "object" || depth > 16) return null;
+  for (const [k, x] of Object.entries(v)) {
+    if (k.includes("\u0000")) return at ? `${at}.${k}` : k;
+    const f = nulField(x, at ? `${at}.${k}` : k, depth + 1);
+    if (f !== null) return f;
+  }
+  return null;
+}
 
 /** Paths the API serves on any host (so they answer while the database is away and a host cannot be looked up). */
 const API_PATHS = ["/api", "/healthz", "/metrics", "/docs", "/openapi.json", "/dashboard", "/tracker.js", "/examples"];
@@ -120,6 +139,22 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
     requestIdHeader: "x-request-id",
     genReqId: () => randomUUID(),
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false, allowUnionTypes: true } },
+    // a request node:http cannot parse (bad request line, oversized headers, a timeout): a problem+json, then close
+    clientErrorHandler: (err, socket) => {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ECONNRESET" || socket.destroyed || !socket.writable) return void socket.destroy();
+      const status = code === "HPE_HEADER_OVERFLOW" ? 431 : code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
+      const detail =
+        status === 431
+          ? "the request's headers are too large"
+          : status === 408
+            ? "the request was not received in time"
+            : "the request could not be parsed as HTTP/1.1";
+      const body = JSON.stringify(problem(status, "invalid-request", detail));
+      socket.end(
+        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    },
     frameworkErrors: (err, req, res) => {
       const status = (err as FastifyError).statusCode ?? 400;
       const reply = res as unknown as FastifyReply;
@@ -315,7 +350,7 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
   fastify.addHook("onResponse", async (req, reply) => {
     const route = req.routeOptions.url ?? "(unmatched)";
     metrics.requests.labels(req.method, route, String(reply.statusCode)).inc();
-    req.log.info({ method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, "request");
+    req.log.info({ method: req.method, url: maskSecrets(req.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, "request");
   });
 
   await fastify.register(swagger, {
@@ -334,6 +369,12 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
   fastify.get("/openapi.json", { schema: { hide: true } }, async () => fastify.swagger());
 
   await fastify.register(async (api) => {
+    // a NUL character cannot be stored in PostgreSQL's text: refuse it in any parameter, query or body string (400
+    // naming the field) instead of letting the database fail the request
+    api.addHook("preValidation", async (req) => {
+      const bad = nulField(req.params, "") ?? nulField(req.query, "") ?? nulField(req.body, "");
+      if (bad !== null) throw new AppError(400, "validation", `${bad || "the body"} must not contain a NUL character (U+0000)`, { field: bad });
+    });
     await opsRoutes(api, { store, writer, metrics });
     await authRoutes(api, { auth, store });
     await linkRoutes(api, services);

@@ -385,6 +385,9 @@ export async function ingestRoutes(app: FastifyInstance, deps: IngestRouteDeps) 
         connection: "keep-alive",
         "x-accel-buffering": "no",
       });
+      // HEAD: the headers and nothing more (node:http sends a HEAD answer's headers only when it ends)
+      if (req.method === "HEAD") return void res.end();
+      res.flushHeaders();
       res.write(": connected\n\n");
       let busy = false;
       let idle = 0;

@@ -3,6 +3,7 @@ import { LRUCache } from "lru-cache";
 import { AppError, badRequest, conflict, notFound } from "../errors.js";
 import { UniqueViolation, type App, type EventRow, type IngestSession, type Store } from "../store/port.js";
 import { parseTime, TimeError } from "../util/time.js";
+import { MAX_JSON_DEPTH, tooDeep } from "../util/json.js";
 import type { IncomingMessage } from "node:http";
 import type { IpMode } from "../config.js";
 import { clientIp, storedIp, type TrustFn } from "../util/net.js";
@@ -248,6 +249,7 @@ export class IngestService {
           }
         }
         if (!v || typeof v !== "object" || Array.isArray(v)) throw badRequest(`${at}data must be a JSON object`, { field: `${at}data` });
+        if (tooDeep(v) !== null) throw badRequest(`${at}data nests deeper than ${MAX_JSON_DEPTH} levels`, { field: `${at}data` });
         data = JSON.stringify(v);
         if (Buffer.byteLength(data) > MAX_DATA_BYTES) throw badRequest(`${at}data is larger than ${MAX_DATA_BYTES} bytes`, { field: `${at}data` });
       }
@@ -308,6 +310,7 @@ function clientTime(v: unknown, field: string): number | null {
 
 function visitorOf(v: unknown, field: string): string | null {
   if (v === undefined || v === null || v === "") return null;
-  if (typeof v !== "string" || v.length > 128) throw badRequest(`${field} must be a string of at most 128 characters`, { field });
+  if (typeof v !== "string" || v.length > 128 || v.includes("\u0000"))
+    throw badRequest(`${field} must be a string of at most 128 characters (no NUL)`, { field });
   return v;
 }

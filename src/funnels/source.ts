@@ -1,5 +1,5 @@
 import type { Store } from "../store/port.js";
-import type { AnalyticsStore, PropertyOp } from "./store.js";
+import type { AnalyticsStore, PropertyOp, TimelineRow } from "./store.js";
 import { EventTable } from "./table.js";
 
 /**
@@ -47,7 +47,7 @@ export function everValues(changes: readonly PropChange[], name: string): Map<st
 
 export type PropertyAt = "event" | "now" | "ever";
 
-const CHUNK = 50_000;
+const CHUNK = 100_000;
 /** PostgreSQL: events committed up to this long after a higher id are still picked up (writers commit out of order). */
 const LATE_COMMIT_MS = 10_000;
 /** Alias chains longer than this are cut (they cannot be made by identify, which merges into the chain's root). */
@@ -134,16 +134,13 @@ export class ProjectData {
         t.push(this.root(visitor), ts, name, data, source, id);
       }
     }
-    for (;;) {
-      const rows = await this.store.scanTimeline(this.projectId, this.eventCursor, CHUNK);
-      const recentFrom = Date.now() - 2 * LATE_COMMIT_MS;
-      for (const [id, ts, name, visitor, data, source] of rows) {
-        t.push(this.root(visitor), ts, name, data, source, id);
-        if (this.multiWriter && ts >= recentFrom) this.recentIds.set(id, ts);
-      }
-      if (rows.length > 0) this.eventCursor = rows[rows.length - 1][0];
-      if (rows.length < CHUNK) break;
-    }
+    const recentFrom = Date.now() - 2 * LATE_COMMIT_MS;
+    const add = ([id, ts, name, visitor, data, source]: TimelineRow) => {
+      t.push(this.parent.size ? this.root(visitor) : visitor, ts, name, data, source, id);
+      if (this.multiWriter && ts >= recentFrom) this.recentIds.set(id, ts);
+      this.eventCursor = id;
+    };
+    while ((await this.store.scanTimeline(this.projectId, this.eventCursor, CHUNK, add)) === CHUNK);
     const newProps: number[] = [];
     for (;;) {
       const rows = await this.store.scanProperties(this.projectId, this.propCursor, CHUNK);

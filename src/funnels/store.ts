@@ -44,8 +44,11 @@ export interface SavedFunnel {
 }
 
 export interface AnalyticsStore {
-  /** Non-bot events of a project that have a visitor, with id > afterId, in id order. */
-  scanTimeline(projectId: number, afterId: number, limit: number): Promise<TimelineRow[]>;
+  /**
+   * Non-bot events of a project that have a visitor, with id > afterId, in id order: up to `limit` of them, each handed
+   * to `each` as it is read (so a load of millions of rows holds none of them longer than a moment). Returns how many.
+   */
+  scanTimeline(projectId: number, afterId: number, limit: number, each: (row: TimelineRow) => void): Promise<number>;
   /**
    * Non-bot events with a visitor, ts >= sinceTs and id <= uptoId: the re-scan for engines where several writers commit
    * ids out of order (PostgreSQL), so an event committed late behind a higher id is still read.

@@ -20,12 +20,22 @@ export class PgAnalyticsStore implements AnalyticsStore {
     }
   }
 
-  async scanTimeline(projectId: number, afterId: number, limit: number): Promise<TimelineRow[]> {
-    return this.q<TimelineRow>(
-      `${TIMELINE} WHERE id > $1 AND project_id = $2 AND visitor IS NOT NULL AND NOT is_bot ORDER BY id LIMIT $3`,
-      [afterId, projectId, limit],
-      "array",
-    );
+  async scanTimeline(projectId: number, afterId: number, limit: number, each: (row: TimelineRow) => void): Promise<number> {
+    // in pages of 10,000 rows: a page is read whole by the driver, so smaller pages keep memory flat
+    let n = 0;
+    let after = afterId;
+    while (n < limit) {
+      const rows = await this.q<TimelineRow>(
+        `${TIMELINE} WHERE id > $1 AND project_id = $2 AND visitor IS NOT NULL AND NOT is_bot ORDER BY id LIMIT $3`,
+        [after, projectId, Math.min(10_000, limit - n)],
+        "array",
+      );
+      for (const row of rows) each(row);
+      n += rows.length;
+      if (rows.length < 10_000) break;
+      after = rows[rows.length - 1][0];
+    }
+    return n;
   }
 
   async recentTimeline(projectId: number, sinceTs: number, uptoId: number): Promise<TimelineRow[]> {

@@ -781,7 +781,12 @@ export class PgStore implements Store {
     let i = 0;
     for (const b of batches)
       for (const e of b.events) {
-        for (let c = 0; c < EVENT_COLUMNS.length; c++) cols[c]![i] = e[EVENT_COLUMNS[c]![0]] ?? null;
+        for (let c = 0; c < EVENT_COLUMNS.length; c++) {
+          const v = e[EVENT_COLUMNS[c]![0]] ?? null;
+          // PostgreSQL's text cannot hold U+0000: one such value would fail the whole group commit, so it is dropped
+          // here (the edges refuse it with a 400; this guards every path into the log)
+          cols[c]![i] = typeof v === "string" && v.includes("\u0000") ? v.replaceAll("\u0000", "") : v;
+        }
         batchOf[i++] = b.id;
       }
     const writer = await this.writer();

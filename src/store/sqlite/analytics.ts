@@ -44,8 +44,13 @@ export class SqliteAnalyticsStore implements AnalyticsStore {
       .raw(true);
   }
 
-  async scanTimeline(projectId: number, afterId: number, limit: number): Promise<TimelineRow[]> {
-    return this.scan.all(afterId, projectId, limit) as TimelineRow[];
+  async scanTimeline(projectId: number, afterId: number, limit: number, each: (row: TimelineRow) => void): Promise<number> {
+    let n = 0;
+    for (const row of this.scan.iterate(afterId, projectId, limit) as IterableIterator<TimelineRow>) {
+      each(row);
+      n++;
+    }
+    return n;
   }
 
   async recentTimeline(projectId: number, sinceTs: number, uptoId: number): Promise<TimelineRow[]> {
