@@ -151,8 +151,11 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
             ? "the request was not received in time"
             : "the request could not be parsed as HTTP/1.1";
       const body = JSON.stringify(problem(status, "invalid-request", detail));
+      // an answer to HEAD has no body (its client would read the body as the start of the next answer)
+      const raw = (err as unknown as { rawPacket?: unknown }).rawPacket;
+      const head = Buffer.isBuffer(raw) && raw.subarray(0, 5).toString("latin1") === "HEAD ";
       socket.end(
-        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${head ? "" : body}`,
       );
     },
     frameworkErrors: (err, req, res) => {

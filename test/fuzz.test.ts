@@ -1,6 +1,6 @@
 /**
  * Hostile input, over real HTTP on loopback: property-based requests (fast-check, fixed seed) on every route of the
- * native API (from /openapi.json), both dialects (o7tracker at the root, Microticks at /mt), the redirect path, the
+ * native API (from /openapi.json), the dialects (o7tracker at the root, Microticks at /mt, HiiTrack at /ht), the redirect path, the
  * /t/c and /t/o tracking links, the raw POST /api/v1/events path and the dashboard's sign-in; then raw bytes over a
  * socket (malformed request lines, headers, encodings, smuggling attempts, huge values). Every answer must be below
  * 500, the server must keep answering, memory must stay bounded, and every 4xx of the native API must be problem+json
@@ -54,7 +54,7 @@ process.env.CLICKTRAIL_WEBHOOK_ALLOW = "127.0.0.2";
 
 before(async () => {
   t = await startApp({
-    CLICKTRAIL_DIALECTS: "o7tracker,microticks:/mt",
+    CLICKTRAIL_DIALECTS: "o7tracker,microticks:/mt,hiitrack:/ht",
     AUTH_USER: "admin",
     AUTH_PASSWORD: "secret",
     FALLBACK_URL: "https://fallback.example/",
@@ -609,6 +609,99 @@ test("the Microticks dialect (at /mt): form bodies, tokens, keys, sorts and pagi
       tally.check("microticks", `events ${JSON.stringify(o).slice(0, 200)}`, r);
     }),
     FC(300),
+  );
+  expectClean();
+});
+
+test("the HiiTrack dialect (at /ht): users, buckets, events, properties, batches, funnels, auth, JSONP", async () => {
+  const basic = (u: string, p: string) => "Basic " + Buffer.from(`${u}:${p}`).toString("base64");
+  // a user with a bucket and some counts, so the handlers past authentication and lookups run too
+  await send(port, "POST", "/ht/fuzzer", { headers: { "content-type": "application/x-www-form-urlencoded" }, body: "password=pw" });
+  for (const e of ["landed", "signup"])
+    await send(port, "POST", `/ht/fuzzer/site/event/${e}`, {
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: "visitor_id=v1",
+    });
+  const seg = fc.oneof(
+    fc.constantFrom(
+      "fuzzer",
+      "site",
+      "event",
+      "property",
+      "batch",
+      "funnel",
+      "event_id",
+      "property_id",
+      "landed",
+      "signup",
+      "x",
+      "%00",
+      "%ZZ",
+      "..",
+      "",
+    ),
+    anyString.map((x) => encodeURIComponent(x.replace(/[\uD800-\uDFFF]/g, "")).slice(0, 40)),
+  );
+  const value = fc.oneof(
+    fc.constantFrom(
+      "v1",
+      "pw",
+      "1",
+      "day",
+      "hour",
+      "minute",
+      "-1",
+      "1e99",
+      "",
+      "cb",
+      "a.b",
+      "alert(1)//",
+      Buffer.from('[["a"],[["k","v"]]]').toString("base64"),
+    ),
+    fc.base64String({ maxLength: 64 }),
+    anyString,
+  );
+  const params = fc.dictionary(
+    fc.constantFrom(
+      "password",
+      "visitor_id",
+      "value",
+      "description",
+      "event_id",
+      "event",
+      "property",
+      "start",
+      "finish",
+      "interval",
+      "message",
+      "callback",
+      "request_id",
+    ),
+    value,
+    { maxKeys: 5 },
+  );
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(seg, { minLength: 0, maxLength: 5 }),
+      fc.constantFrom("GET", "POST", "DELETE", "HEAD", "PUT"),
+      params,
+      fc.constantFrom("", basic("fuzzer", "pw"), basic("fuzzer", "nope"), "Basic %%%", "Bearer x", basic("", "")),
+      fc.constantFrom("application/x-www-form-urlencoded", "application/json", "text/plain", ""),
+      async (segs, method, ps, auth, type) => {
+        const headers: Record<string, string> = {};
+        if (auth) headers.authorization = auth;
+        const qs = new URLSearchParams(ps).toString();
+        let body: string | undefined;
+        if (method === "POST" && type) {
+          headers["content-type"] = type;
+          body = type === "application/json" ? JSON.stringify(ps) : qs;
+        }
+        const path = "/ht/" + segs.join("/") + (method === "POST" ? "" : `?${qs}`);
+        const r = await send(port, method, path, { headers, body });
+        tally.check("hiitrack", `${method} ${path} [${type}] ${auth.slice(0, 20)} ${String(body).slice(0, 200)}`, r);
+      },
+    ),
+    FC(1500),
   );
   expectClean();
 });
