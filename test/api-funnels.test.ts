@@ -4,7 +4,7 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { req, startApp, type TestApp } from "./helpers.js";
+import { hit, req, startApp, type TestApp } from "./helpers.js";
 
 let t: TestApp;
 let ingestKey: string;
@@ -271,4 +271,38 @@ test("who may do what: read with stats:read, save with funnels:write, write visi
   assert.equal(nul.json.field, "set.a");
   const cors = await pub("OPTIONS", "/api/v1/identify");
   assert.equal(cors.status, 204);
+});
+
+test("a step can name a link or a source: 'clicked go.test/spring, then signed up'", async () => {
+  const d = await req(t.base, "POST", "/api/v1/domains", { body: { hostname: "go.test" } });
+  assert.equal(d.status, 201, d.body);
+  const link = await req(t.base, "POST", "/api/v1/links", { body: { domain: "go.test", slug: "spring", target: "https://shop.example/spring" } });
+  assert.equal(link.status, 201, link.body);
+  // the link domain's first-party visitor cookie, merged into the product's ids once they sign in
+  for (const v of ["u1", "u2"]) {
+    assert.equal((await hit(t.base, "go.test", "/spring", { cookie: `ct_vid=cookie-${v}-abcdef`, "user-agent": BROWSER })).status, 302);
+    assert.equal((await pub("POST", "/api/v1/identify", { key: ingestKey, anonymous: `cookie-${v}-abcdef`, visitor: v })).status, 200);
+  }
+  const r = await funnel({ steps: [{ name: "click", link_id: link.json.id }, "signup"] });
+  assert.equal(r.status, 200, r.body);
+  assert.deepEqual(
+    r.json.steps.map((s: { visitors: number }) => s.visitors),
+    [2, 0],
+    "both clicked the link after signing up (u1) or without (u2)",
+  );
+  const before = await funnel({
+    steps: [
+      { name: "click", source: "tracking" },
+      { name: "click", link_id: link.json.id },
+    ],
+  });
+  assert.deepEqual(
+    before.json.steps.map((s: { visitors: number }) => s.visitors),
+    [2, 2],
+    "the e-mail's tracking-link clickers (u1, u2), then the short link (the same two, through their cookies' ids)",
+  );
+  const none = await funnel({ steps: [{ name: "click", source: "nowhere" }] });
+  assert.equal(none.json.steps[0].visitors, 0);
+  const bad = await funnel({ steps: [{ name: "click", link_id: 0 }] });
+  assert.equal(bad.status, 400);
 });

@@ -41,6 +41,10 @@ export type OrderMode = "ordered" | "strict" | "any";
 export interface FunnelStep {
   name: string;
   where?: Record<string, string | number | boolean>;
+  /** only events from this source (link, campaign, tracking, api, …) */
+  source?: string;
+  /** only clicks on this link */
+  link_id?: number;
 }
 
 export interface FunnelSpec {
@@ -87,11 +91,14 @@ export const sortedVisitors = (t: EventTable) => t.offsets.length - 1;
  */
 function stepMasks(table: EventTable, steps: FunnelStep[]): Uint32Array {
   const byName = new Uint32Array(table.names.length);
-  const filtered: { k: number; ni: number; cache: Int8Array }[] = [];
+  const filtered: { k: number; ni: number; cache: Int8Array | null; source: number; link: number }[] = [];
   steps.forEach((s, k) => {
     const ni = table.nameIndex.get(s.name);
     if (ni === undefined) return;
-    if (s.where) filtered.push({ k, ni, cache: new Int8Array(table.dataCount).fill(-1) });
+    const source = s.source === undefined ? -1 : table.sources.indexOf(s.source);
+    if (s.source !== undefined && source < 0) return; // no event from that source: the step matches nothing
+    if (s.where || s.source !== undefined || s.link_id !== undefined)
+      filtered.push({ k, ni, cache: s.where ? new Int8Array(table.dataCount).fill(-1) : null, source, link: s.link_id ?? -1 });
     else byName[ni] |= 1 << k;
   });
   const n = table.length;
@@ -102,11 +109,14 @@ function stepMasks(table: EventTable, steps: FunnelStep[]): Uint32Array {
     const dataIdx = table.dataIdx;
     for (let i = 0; i < n; i++) {
       for (const f of filtered) {
-        if (names[i] !== f.ni) continue;
-        const d = dataIdx[i];
-        let hit = f.cache[d];
-        if (hit < 0) f.cache[d] = hit = matchesWhere(table.data(i), steps[f.k].where) ? 1 : 0;
-        if (hit) masks[i] |= 1 << f.k;
+        if (names[i] !== f.ni || (f.source >= 0 && table.source[i] !== f.source) || (f.link >= 0 && table.link[i] !== f.link)) continue;
+        if (f.cache) {
+          const d = dataIdx[i];
+          let hit = f.cache[d];
+          if (hit < 0) f.cache[d] = hit = matchesWhere(table.data(i), steps[f.k].where) ? 1 : 0;
+          if (!hit) continue;
+        }
+        masks[i] |= 1 << f.k;
       }
     }
   }

@@ -30,7 +30,7 @@ export const funnelQuerySchema = {
       type: "array",
       minItems: 1,
       maxItems: 31,
-      description: "event names in order (link clicks are `click`, tracking opens `open`), or {name, where: {data field: value}}",
+      description: "event names in order (link clicks are `click`, tracking opens `open`), or {name, where: {data field: value}, source, link_id}",
       items: {
         anyOf: [
           { type: "string" },
@@ -38,7 +38,12 @@ export const funnelQuerySchema = {
             type: "object",
             additionalProperties: false,
             required: ["name"],
-            properties: { name: { type: "string" }, where: { type: "object", additionalProperties: scalar } },
+            properties: {
+              name: { type: "string" },
+              where: { type: "object", additionalProperties: scalar },
+              source: { type: "string", maxLength: 32, description: "only events from this source: link, campaign, tracking, api" },
+              link_id: { type: "integer", minimum: 1, description: "only clicks on this link" },
+            },
           },
         ],
       },

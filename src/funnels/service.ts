@@ -12,7 +12,7 @@ import type { AnalyticsStore, SavedFunnel } from "./store.js";
  */
 
 export interface FunnelQuery {
-  steps: (string | { name: string; where?: Record<string, string | number | boolean> })[];
+  steps: (string | { name: string; where?: Record<string, string | number | boolean>; source?: string; link_id?: number })[];
   /** conversion window from the first step: "30m", "12h", "7d", "2w", or seconds; null = no window (default 14d) */
   window?: string | number | null;
   /** the longest time between two consecutive steps (same forms) */
@@ -58,7 +58,16 @@ export function specOf(q: FunnelQuery): FunnelSpec & { property?: { name: string
         if (!["string", "number", "boolean"].includes(typeof v))
           throw badRequest(`steps[${i}].where.${k}: a string, number or boolean`, { field: `steps[${i}].where.${k}` });
     }
-    return step.where ? { name: step.name, where: step.where } : { name: step.name };
+    if (step.source !== undefined && (typeof step.source !== "string" || step.source.length === 0 || step.source.length > 32))
+      throw badRequest(`steps[${i}].source: a source such as link, campaign, tracking or api`, { field: `steps[${i}].source` });
+    if (step.link_id !== undefined && (!Number.isInteger(step.link_id) || step.link_id < 1))
+      throw badRequest(`steps[${i}].link_id: a link id`, { field: `steps[${i}].link_id` });
+    return {
+      name: step.name,
+      ...(step.where ? { where: step.where } : {}),
+      ...(step.source !== undefined ? { source: step.source } : {}),
+      ...(step.link_id !== undefined ? { link_id: step.link_id } : {}),
+    };
   });
   const order = q.order ?? "ordered";
   if (!["ordered", "strict", "any"].includes(order)) throw badRequest("order must be ordered, strict or any", { field: "order" });

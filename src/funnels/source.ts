@@ -128,15 +128,19 @@ export class ProjectData {
     if (this.multiWriter && this.eventCursor > 0) {
       const now = Date.now();
       for (const [id, ts] of this.recentIds) if (ts < now - 2 * LATE_COMMIT_MS) this.recentIds.delete(id);
-      for (const [id, ts, name, visitor, data, source] of await this.store.recentTimeline(this.projectId, now - LATE_COMMIT_MS, this.eventCursor)) {
+      for (const [id, ts, name, visitor, data, source, link] of await this.store.recentTimeline(
+        this.projectId,
+        now - LATE_COMMIT_MS,
+        this.eventCursor,
+      )) {
         if (this.recentIds.has(id)) continue;
         this.recentIds.set(id, ts);
-        t.push(this.root(visitor), ts, name, data, source, id);
+        t.push(this.root(visitor), ts, name, data, source, id, link ?? 0);
       }
     }
     const recentFrom = Date.now() - 2 * LATE_COMMIT_MS;
-    const add = ([id, ts, name, visitor, data, source]: TimelineRow) => {
-      t.push(this.parent.size ? this.root(visitor) : visitor, ts, name, data, source, id);
+    const add = ([id, ts, name, visitor, data, source, link]: TimelineRow) => {
+      t.push(this.parent.size ? this.root(visitor) : visitor, ts, name, data, source, id, link ?? 0);
       if (this.multiWriter && ts >= recentFrom) this.recentIds.set(id, ts);
       this.eventCursor = id;
     };

@@ -9,8 +9,8 @@ import { PgAnalyticsStore } from "../store/postgres/analytics.js";
  * feeds the in-memory event tables. One adapter per engine, like the webhooks' store.
  */
 
-/** One event as the funnel tables read it: [id, ts, name, visitor, data (JSON text or null), source]. */
-export type TimelineRow = [number, number, string, string, string | null, string];
+/** One event as the funnel tables read it: [id, ts, name, visitor, data (JSON text or null), source, link id or null]. */
+export type TimelineRow = [number, number, string, string, string | null, string, number | null];
 
 export interface AliasRow {
   id: number;

@@ -13,6 +13,7 @@ export interface RawEvent {
   data?: Record<string, unknown> | null;
   source?: string;
   id?: number;
+  link_id?: number;
 }
 
 const NO_DATA = 0;
@@ -32,6 +33,8 @@ export class EventTable {
   source: Uint8Array;
   /** the event's id in the log (0 when unknown) */
   id: Float64Array;
+  /** the link a click was on (0: none) */
+  link: Uint32Array;
   /** events of visitor v are [offsets[v], offsets[v + 1]) of the sorted rows */
   offsets = new Uint32Array(1);
 
@@ -52,6 +55,7 @@ export class EventTable {
     this.dataIdx = new Uint32Array(capacity);
     this.source = new Uint8Array(capacity);
     this.id = new Float64Array(capacity);
+    this.link = new Uint32Array(capacity);
   }
 
   /** The data object of row i (parsed once per distinct JSON text), or null. */
@@ -118,7 +122,7 @@ export class EventTable {
   }
 
   /** Appends one row to the tail (visible after `sorted()`); data is JSON text or an object. */
-  push(visitor: string | number, ts: number, name: string, data: string | Record<string, unknown> | null, source = "", id = 0): void {
+  push(visitor: string | number, ts: number, name: string, data: string | Record<string, unknown> | null, source = "", id = 0, link = 0): void {
     // grow by a quarter once large: the table is most of a big project's memory
     if (this.stored === this.visitor.length) this.grow(this.stored < 1 << 20 ? this.stored * 2 || 1024 : Math.ceil(this.stored * 1.25));
     const i = this.stored++;
@@ -128,6 +132,7 @@ export class EventTable {
     this.dataIdx[i] = this.dataOf(data === null || typeof data === "string" ? data : JSON.stringify(data));
     this.source[i] = this.sourceOf(source);
     this.id[i] = id;
+    this.link[i] = link;
   }
 
   /** Makes room for `more` rows at once (a load that knows its size). */
@@ -147,6 +152,7 @@ export class EventTable {
     this.dataIdx = grow(this.dataIdx, (n) => new Uint32Array(n));
     this.source = grow(this.source, (n) => new Uint8Array(n));
     this.id = grow(this.id, (n) => new Float64Array(n));
+    this.link = grow(this.link, (n) => new Uint32Array(n));
   }
 
   /** True when rows were pushed since the last sort. */
@@ -184,7 +190,7 @@ export class EventTable {
         perm.set(sub, a);
       }
     }
-    const { name, dataIdx, source, id } = this;
+    const { name, dataIdx, source, id, link } = this;
     const done = new Uint8Array(n);
     for (let i = 0; i < n; i++) {
       if (done[i] || perm[i] === i) continue;
@@ -194,6 +200,7 @@ export class EventTable {
       const d0 = dataIdx[i];
       const s0 = source[i];
       const id0 = id[i];
+      const l0 = link[i];
       let j = i;
       for (;;) {
         done[j] = 1;
@@ -205,6 +212,7 @@ export class EventTable {
           dataIdx[j] = d0;
           source[j] = s0;
           id[j] = id0;
+          link[j] = l0;
           break;
         }
         vis[j] = vis[k];
@@ -213,6 +221,7 @@ export class EventTable {
         dataIdx[j] = dataIdx[k];
         source[j] = source[k];
         id[j] = id[k];
+        link[j] = link[k];
         j = k;
       }
     }
@@ -232,14 +241,14 @@ export class EventTable {
 
   /** Bytes held by the columns, for /metrics and the benchmark. */
   get bytes(): number {
-    return this.visitor.length * (4 + 8 + 4 + 4 + 1 + 8) + this.offsets.byteLength;
+    return this.visitor.length * (4 + 8 + 4 + 4 + 1 + 8 + 4) + this.offsets.byteLength;
   }
 }
 
 /** A sorted table of the given events (tests and ad-hoc use). */
 export function buildEventTable(events: Iterable<RawEvent>): EventTable {
   const t = new EventTable();
-  for (const e of events) t.push(e.visitor, e.ts, e.name, e.data ?? null, e.source ?? "", e.id ?? 0);
+  for (const e of events) t.push(e.visitor, e.ts, e.name, e.data ?? null, e.source ?? "", e.id ?? 0, e.link_id ?? 0);
   t.sort();
   return t;
 }

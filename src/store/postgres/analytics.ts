@@ -5,7 +5,7 @@ import { mapError } from "./index.js";
 import type { AliasRow, AnalyticsStore, PropertyRow, SavedFunnel, TimelineRow } from "../../funnels/store.js";
 
 const PATCHABLE = new Set(["name", "description", "query"]);
-const TIMELINE = `SELECT id, ts, name, visitor, data, source FROM events`;
+const TIMELINE = `SELECT id, ts, name, visitor, data, source, link_id FROM events`;
 
 /** The analytics' tables on PostgreSQL, on the adapter's pool (bigint read as numbers, jsonb as objects). */
 export class PgAnalyticsStore implements AnalyticsStore {

@@ -32,13 +32,13 @@ export class SqliteAnalyticsStore implements AnalyticsStore {
     // the rowid range keeps the scan in id order without a sort, even with the (project_id, ts) index around
     this.scan = db
       .prepare(
-        `SELECT id, ts, name, visitor, data, source FROM events NOT INDEXED
+        `SELECT id, ts, name, visitor, data, source, link_id FROM events NOT INDEXED
          WHERE id > ? AND project_id = ? AND visitor IS NOT NULL AND is_bot = 0 ORDER BY id LIMIT ?`,
       )
       .raw(true);
     this.recent = db
       .prepare(
-        `SELECT id, ts, name, visitor, data, source FROM events
+        `SELECT id, ts, name, visitor, data, source, link_id FROM events
          WHERE project_id = ? AND ts >= ? AND id <= ? AND visitor IS NOT NULL AND is_bot = 0 ORDER BY id`,
       )
       .raw(true);
