@@ -105,6 +105,7 @@ export function buildServices(store: Store, writerOptions: WriterOptions = {}, t
   auth.sessions = new SessionService(store);
   const analyticsStore = analyticsStoreFor(store);
   const analytics = new Analytics(analyticsStore, store.engine);
+  metrics.analytics.read = () => analytics.stats();
   return {
     analytics,
     visitors: new VisitorService(analyticsStore, analytics),

@@ -305,4 +305,9 @@ test("a step can name a link or a source: 'clicked go.test/spring, then signed u
   assert.equal(none.json.steps[0].visitors, 0);
   const bad = await funnel({ steps: [{ name: "click", link_id: 0 }] });
   assert.equal(bad.status, 400);
+  // what the in-memory tables hold is on /metrics
+  const m = await req(t.base, "GET", "/metrics", { key: null });
+  const events = Number(/^clicktrail_analytics_events (\d+)/m.exec(m.body)?.[1]);
+  assert.ok(events >= 10, `clicktrail_analytics_events ${events}`);
+  assert.ok(Number(/^clicktrail_analytics_bytes (\d+)/m.exec(m.body)?.[1]) >= events * 30);
 });

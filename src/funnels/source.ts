@@ -225,11 +225,6 @@ export class Analytics {
     return p;
   }
 
-  /** Drops a project's data (it is read again on next use), e.g. after its events were deleted. */
-  forget(projectId: number): void {
-    this.projects.delete(projectId);
-  }
-
   /** Loaded projects and the bytes their tables hold (for /metrics and the benchmark). */
   stats(): { projects: number; events: number; bytes: number } {
     let events = 0;

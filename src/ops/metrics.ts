@@ -4,11 +4,14 @@ import client from "prom-client";
 export function createMetrics() {
   const registry = new client.Registry();
   const depth = { read: () => 0 };
+  const analytics = { read: () => ({ projects: 0, events: 0, bytes: 0 }) };
   client.collectDefaultMetrics({ register: registry });
   const m = {
     registry,
     /** Set by the writer: how many events wait for their commit. */
     depth,
+    /** Set by the app: what the funnels' in-memory tables hold. */
+    analytics,
     requests: new client.Counter({
       name: "clicktrail_http_requests_total",
       help: "HTTP requests answered by the API, by method, route and status",
@@ -54,6 +57,22 @@ export function createMetrics() {
       registers: [registry],
       collect() {
         this.set(depth.read());
+      },
+    }),
+    analyticsEvents: new client.Gauge({
+      name: "clicktrail_analytics_events",
+      help: "Events held in memory for funnels, event reports and visitor pages (all loaded projects)",
+      registers: [registry],
+      collect() {
+        this.set(analytics.read().events);
+      },
+    }),
+    analyticsBytes: new client.Gauge({
+      name: "clicktrail_analytics_bytes",
+      help: "Bytes of the in-memory event tables' columns (all loaded projects)",
+      registers: [registry],
+      collect() {
+        this.set(analytics.read().bytes);
       },
     }),
   };
