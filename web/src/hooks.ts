@@ -73,3 +73,70 @@ export function useFormErrors(fields: readonly string[]) {
   const setField = useCallback((name: string, msg: string) => setByField((b) => ({ ...b, [name]: msg })), []);
   return { byField, top, show, clear, setField };
 }
+
+export interface Page<T> {
+  items: T[];
+  next: string | null;
+}
+
+/**
+ * Pages of a list behind an API cursor, "load more" appending the next page (`merge` joins a page to those shown).
+ * Reloads from the first page whenever `deps` change; a newer load aborts the older one.
+ */
+export function useCursorPages<T>(
+  fetchPage: (cursor: string | null, signal: AbortSignal) => Promise<Page<T>>,
+  deps: unknown[],
+  merge: (old: T[], page: T[]) => T[] = (old, page) => [...old, ...page],
+) {
+  const [items, setItems] = useState<T[] | undefined>(undefined);
+  const [next, setNext] = useState<string | null>(null);
+  const [loading, setLoading] = useState(true);
+  const [error, setError] = useState<ApiError | undefined>(undefined);
+  const ctl = useRef<AbortController | undefined>(undefined);
+  const fetchRef = useRef(fetchPage);
+  fetchRef.current = fetchPage;
+  const mergeRef = useRef(merge);
+  mergeRef.current = merge;
+
+  const load = useCallback(async (cursor: string | null) => {
+    ctl.current?.abort();
+    const c = new AbortController();
+    ctl.current = c;
+    setLoading(true);
+    setError(undefined);
+    try {
+      const r = await fetchRef.current(cursor, c.signal);
+      if (c.signal.aborted) return;
+      setItems((old) => (cursor && old ? mergeRef.current(old, r.items) : r.items));
+      setNext(r.next);
+      setLoading(false);
+    } catch (e) {
+      if (c.signal.aborted || isAbort(e)) return;
+      setError(toApiError(e));
+      setLoading(false);
+    }
+  }, []);
+
+  useEffect(() => {
+    setItems(undefined);
+    setNext(null);
+    void load(null);
+    return () => ctl.current?.abort();
+  }, deps);
+
+  return { items, next, loading, error, more: () => load(next), reload: () => load(null) };
+}
+
+/** The error of an action on one row of a list (delete, revoke…): shown next to that row; the next action clears it. */
+export function useRowError() {
+  const [rowError, setRowError] = useState<{ id: number; text: string } | undefined>(undefined);
+  const run = useCallback(async (id: number, action: () => Promise<void>) => {
+    setRowError(undefined);
+    try {
+      await action();
+    } catch (e) {
+      setRowError({ id, text: toApiError(e).problem.detail });
+    }
+  }, []);
+  return { run, of: (id: number) => (rowError?.id === id ? rowError.text : undefined) };
+}

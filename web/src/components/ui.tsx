@@ -1,6 +1,7 @@
 import type { ComponentChildren, JSX } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import type { ApiError } from "../api";
+import { fmtCount } from "../format";
 
 export interface FieldControl {
   id: string;
@@ -198,6 +199,104 @@ export function SkeletonRows(props: { cols: number; rows?: number }) {
         </tr>
       ))}
     </>
+  );
+}
+
+/**
+ * A loaded list as a table: the load's error (with "Try again") above it, busy while it loads; `cols`: the class of
+ * each column (undefined: none), `head`: the header cells; `actions`: a last, unnamed column for the rows' buttons.
+ */
+export function ListTable(props: {
+  load: { error: ApiError | undefined; loading: boolean; reload: () => void };
+  class: string;
+  testid: string;
+  label?: string;
+  cols: (string | undefined)[];
+  head: ComponentChildren;
+  actions?: boolean;
+  children: ComponentChildren;
+}) {
+  const { error, loading, reload } = props.load;
+  return (
+    <>
+      {error && <ErrorBox error={error} onRetry={reload} />}
+      <div class="table-wrap">
+        <table class={props.class} aria-busy={loading} aria-label={props.label} data-testid={props.testid}>
+          <colgroup>
+            {props.cols.map((c, i) => (
+              <col key={i} class={c} />
+            ))}
+          </colgroup>
+          <thead>
+            <tr>
+              {props.head}
+              {props.actions && (
+                <th scope="col">
+                  <span class="sr-only">Actions</span>
+                </th>
+              )}
+            </tr>
+          </thead>
+          <tbody>{props.children}</tbody>
+        </table>
+      </div>
+    </>
+  );
+}
+
+/** A table's body: skeleton rows while `rows` load, one row of `empty` when there are none (`plainEmpty`: without the empty-row style), else a row each. */
+export function TableRows<T>(props: {
+  rows: readonly T[] | undefined;
+  cols: number;
+  skeletonRows?: number;
+  empty: ComponentChildren;
+  plainEmpty?: boolean;
+  children: (row: T) => JSX.Element;
+}) {
+  if (!props.rows) return <SkeletonRows cols={props.cols} rows={props.skeletonRows} />;
+  if (props.rows.length === 0)
+    return (
+      <tr class={props.plainEmpty ? undefined : "empty-row"}>
+        <td colSpan={props.cols} class="muted">
+          {props.empty}
+        </td>
+      </tr>
+    );
+  return <>{props.rows.map(props.children)}</>;
+}
+
+/** "Load more" while the API has a next page; after the last one, how many are shown (`testid`-more, `testid`-end). */
+export function LoadMore(props: {
+  pages: { items: readonly unknown[] | undefined; next: string | null; loading: boolean; more: () => void };
+  what: string;
+  testid: string;
+}) {
+  const { items, next, loading, more } = props.pages;
+  return (
+    <div class="pager">
+      {next ? (
+        <button type="button" class="btn" disabled={loading} onClick={more} data-testid={`${props.testid}-more`}>
+          {loading ? "Loading…" : "Load more"}
+        </button>
+      ) : (
+        items &&
+        items.length > 0 && (
+          <span class="muted" data-testid={`${props.testid}-end`}>
+            All {fmtCount(items.length, props.what)} shown.
+          </span>
+        )
+      )}
+    </div>
+  );
+}
+
+/** The API's message after an action on one row failed (see useRowError); `alert`: announced at once. */
+export function RowError(props: { text: string | undefined; alert?: boolean; testid?: string }) {
+  if (!props.text) return null;
+  return (
+    <p class="field-error" role={props.alert ? "alert" : undefined} data-testid={props.testid}>
+      {props.text}
+    </p>
   );
 }
 

@@ -1,9 +1,9 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, type TrackedApp } from "../api";
 import { StatsView } from "../components/StatsView";
-import { CopyButton, ErrorBox, Field, FormError, SkeletonRows, focusField } from "../components/ui";
+import { CopyButton, ErrorBox, Field, FormError, RowError, SkeletonRows, focusField } from "../components/ui";
 import { fmtDate, fmtDateTime, fmtDuration } from "../format";
-import { toApiError, useFormErrors, useLoad } from "../hooks";
+import { toApiError, useFormErrors, useLoad, useRowError } from "../hooks";
 import { href } from "../router";
 import { useApp } from "../state";
 
@@ -41,7 +41,7 @@ export function AppsPage() {
   const [busy, setBusy] = useState(false);
   const [created, setCreated] = useState<TrackedApp | undefined>(undefined);
   const [rowBusy, setRowBusy] = useState<number | undefined>(undefined);
-  const [rowError, setRowError] = useState<{ id: number; text: string } | undefined>(undefined);
+  const rowError = useRowError();
   const errors = useFormErrors(["name", "idle_timeout_ms"]);
   const form = useRef<HTMLFormElement>(null);
   const createdHeading = useRef<HTMLHeadingElement>(null);
@@ -84,17 +84,13 @@ export function AppsPage() {
   };
 
   const toggle = async (a: TrackedApp) => {
-    setRowError(undefined);
     setRowBusy(a.id);
-    try {
+    await rowError.run(a.id, async () => {
       const next = await setDisabled(a.id, !a.disabled_at);
       if (list.data) list.set({ apps: list.data.apps.map((x) => (x.id === a.id ? next : x)) });
       app.flash({ kind: "ok", text: next.disabled_at ? `Disabled ${next.name}: its events are refused.` : `Enabled ${next.name} again.` });
-    } catch (e) {
-      setRowError({ id: a.id, text: toApiError(e).problem.detail });
-    } finally {
-      setRowBusy(undefined);
-    }
+    });
+    setRowBusy(undefined);
   };
 
   const rows = list.data?.apps;
@@ -246,11 +242,7 @@ export function AppsPage() {
                     >
                       {a.disabled_at ? "Enable" : "Disable"}
                     </button>
-                    {rowError?.id === a.id && (
-                      <p class="field-error" role="alert">
-                        {rowError.text}
-                      </p>
-                    )}
+                    <RowError text={rowError.of(a.id)} alert />
                   </td>
                 </tr>
               ))

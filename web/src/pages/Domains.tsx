@@ -1,8 +1,8 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, type Domain } from "../api";
-import { ConfirmButton, ErrorBox, Field, FormError, SkeletonRows, focusField } from "../components/ui";
+import { ConfirmButton, ErrorBox, Field, FormError, RowError, SkeletonRows, focusField } from "../components/ui";
 import { fmtDate, fmtDateTime } from "../format";
-import { toApiError, useFormErrors, useLoad } from "../hooks";
+import { toApiError, useFormErrors, useLoad, useRowError } from "../hooks";
 import { href } from "../router";
 import { useApp } from "../state";
 
@@ -12,7 +12,7 @@ export function DomainsPage() {
   const [hostname, setHostname] = useState("");
   const [fallback, setFallback] = useState("");
   const [busy, setBusy] = useState(false);
-  const [rowError, setRowError] = useState<{ id: number; text: string } | undefined>(undefined);
+  const rowError = useRowError();
   const [editing, setEditing] = useState<number | undefined>(undefined);
   const errors = useFormErrors(["hostname", "fallback_url"]);
   const form = useRef<HTMLFormElement>(null);
@@ -152,22 +152,15 @@ export function DomainsPage() {
                       label="Delete"
                       what={d.hostname}
                       testid="delete-domain"
-                      onConfirm={async () => {
-                        setRowError(undefined);
-                        try {
+                      onConfirm={() =>
+                        rowError.run(d.id, async () => {
                           await api("DELETE", `/api/v1/domains/${d.id}`);
                           if (list.data) list.set({ domains: list.data.domains.filter((x) => x.id !== d.id) });
                           app.flash({ kind: "ok", text: `Deleted ${d.hostname}.` });
-                        } catch (e) {
-                          setRowError({ id: d.id, text: toApiError(e).problem.detail });
-                        }
-                      }}
+                        })
+                      }
                     />
-                    {rowError?.id === d.id && (
-                      <p class="field-error" role="alert" data-testid="domain-row-error">
-                        {rowError.text}
-                      </p>
-                    )}
+                    <RowError text={rowError.of(d.id)} alert testid="domain-row-error" />
                   </td>
                 </tr>
               ))

@@ -1,3 +1,4 @@
+import type { ComponentChildren } from "preact";
 import { useMemo, useState } from "preact/hooks";
 import { api, type EventCounts, type EventReport, type Interval } from "../api";
 import { ClicksChart } from "../components/Chart";
@@ -52,15 +53,20 @@ export function denseSeries(series: EventReport["series"], interval: Interval, t
   return out;
 }
 
-function Preceded(props: { rows: EventCounts[]; testid?: string }) {
-  if (props.rows.length === 0) return <p class="muted empty">Nothing came before it.</p>;
+/** A table of counts: one row per event name or value (`label`, its cell), how many times, by how many visitors. */
+function CountsTable(props: {
+  label: string;
+  unit: string;
+  rows: { key: string | number; label: ComponentChildren; total: number; visitors: number }[];
+  testid?: string;
+}) {
   return (
     <table class="bars" data-testid={props.testid}>
       <thead>
         <tr>
-          <th scope="col">Event</th>
+          <th scope="col">{props.label}</th>
           <th scope="col" class="num">
-            Times
+            {props.unit}
           </th>
           <th scope="col" class="num">
             Visitors
@@ -69,18 +75,35 @@ function Preceded(props: { rows: EventCounts[]; testid?: string }) {
       </thead>
       <tbody>
         {props.rows.map((r) => (
-          <tr key={r.name}>
-            <td class="bar-cell">
-              <a class="bar-label" href={eventReportHref(r.name)}>
-                {r.name}
-              </a>
-            </td>
+          <tr key={r.key}>
+            <td class="bar-cell">{r.label}</td>
             <td class="num">{fmtNumber(r.total)}</td>
             <td class="num">{fmtNumber(r.visitors)}</td>
           </tr>
         ))}
       </tbody>
     </table>
+  );
+}
+
+function Preceded(props: { rows: EventCounts[]; testid?: string }) {
+  if (props.rows.length === 0) return <p class="muted empty">Nothing came before it.</p>;
+  return (
+    <CountsTable
+      label="Event"
+      unit="Times"
+      testid={props.testid}
+      rows={props.rows.map((r) => ({
+        key: r.name,
+        label: (
+          <a class="bar-label" href={eventReportHref(r.name)}>
+            {r.name}
+          </a>
+        ),
+        total: r.total,
+        visitors: r.visitors,
+      }))}
+    />
   );
 }
 
@@ -199,30 +222,17 @@ export function EventReportPage(props: { name: string }) {
             <h2 id="values-heading" class="small-heading">
               By {r.property.name}
             </h2>
-            <table class="bars" data-testid="report-values">
-              <thead>
-                <tr>
-                  <th scope="col">Value</th>
-                  <th scope="col" class="num">
-                    Events
-                  </th>
-                  <th scope="col" class="num">
-                    Visitors
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {r.property.values.map((v, i) => (
-                  <tr key={i}>
-                    <td class="bar-cell">
-                      <span class="bar-label">{valueLabel(v.value)}</span>
-                    </td>
-                    <td class="num">{fmtNumber(v.total)}</td>
-                    <td class="num">{fmtNumber(v.visitors)}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
+            <CountsTable
+              label="Value"
+              unit="Events"
+              testid="report-values"
+              rows={r.property.values.map((v, i) => ({
+                key: i,
+                label: <span class="bar-label">{valueLabel(v.value)}</span>,
+                total: v.total,
+                visitors: v.visitors,
+              }))}
+            />
           </section>
         )}
       </div>

@@ -1,8 +1,8 @@
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
-import { api, isAbort, type ApiError, type TrackedApp, type TrackedEvent } from "../api";
-import { ErrorBox, SkeletonRows } from "../components/ui";
-import { fmtCount, fmtDateTime, fmtNumber, fmtTime } from "../format";
-import { toApiError } from "../hooks";
+import { api, type TrackedApp, type TrackedEvent } from "../api";
+import { ErrorBox, LoadMore, TableRows } from "../components/ui";
+import { fmtDateTime, fmtNumber, fmtTime } from "../format";
+import { useCursorPages } from "../hooks";
 import { navigate } from "../router";
 import { useApp } from "../state";
 import { useApps } from "./Apps";
@@ -52,16 +52,8 @@ export function EventsTable(props: {
           </tr>
         </thead>
         <tbody>
-          {!events ? (
-            <SkeletonRows cols={7} rows={props.skeletonRows ?? 5} />
-          ) : events.length === 0 ? (
-            <tr class="empty-row">
-              <td colSpan={7} class="muted">
-                {props.emptyText}
-              </td>
-            </tr>
-          ) : (
-            events.map((e) => {
+          <TableRows rows={events} cols={7} skeletonRows={props.skeletonRows ?? 5} empty={props.emptyText}>
+            {(e) => {
               const data = dataText(e.data);
               const where = whereText(e);
               return (
@@ -118,8 +110,8 @@ export function EventsTable(props: {
                   </td>
                 </tr>
               );
-            })
-          )}
+            }}
+          </TableRows>
         </tbody>
       </table>
     </div>
@@ -130,44 +122,15 @@ export type EventQuery = { app?: string; name?: string; visitor?: string; sessio
 
 /** Pages of events (newest first unless `order` says otherwise), "load more" with the API's cursor. */
 export function useEventPages(query: EventQuery, deps: unknown[]) {
-  const [events, setEvents] = useState<TrackedEvent[] | undefined>(undefined);
-  const [cursor, setCursor] = useState<string | null>(null);
-  const [loading, setLoading] = useState(true);
-  const [error, setError] = useState<ApiError | undefined>(undefined);
-  const ctl = useRef<AbortController | undefined>(undefined);
-  const queryRef = useRef(query);
-  queryRef.current = query;
-
-  const load = useCallback(async (after: string | null) => {
-    ctl.current?.abort();
-    const c = new AbortController();
-    ctl.current = c;
-    setLoading(true);
-    setError(undefined);
-    try {
-      const r = await api<{ events: TrackedEvent[]; next_cursor: string | null }>("GET", "/api/v1/events", {
-        signal: c.signal,
-        query: { ...queryRef.current, limit: PAGE, cursor: after },
-      });
-      if (c.signal.aborted) return;
-      setEvents((old) => (after && old ? [...old, ...r.events] : r.events));
-      setCursor(r.next_cursor);
-      setLoading(false);
-    } catch (e) {
-      if (c.signal.aborted || isAbort(e)) return;
-      setError(toApiError(e));
-      setLoading(false);
-    }
-  }, []);
-
-  useEffect(() => {
-    setEvents(undefined);
-    setCursor(null);
-    void load(null);
-    return () => ctl.current?.abort();
-  }, deps);
-
-  return { events, cursor, loading, error, more: () => load(cursor), reload: () => load(null) };
+  const pages = useCursorPages<TrackedEvent>(
+    (after, signal) =>
+      api<{ events: TrackedEvent[]; next_cursor: string | null }>("GET", "/api/v1/events", {
+        signal,
+        query: { ...query, limit: PAGE, cursor: after },
+      }).then((r) => ({ items: r.events, next: r.next_cursor })),
+    deps,
+  );
+  return { ...pages, events: pages.items, cursor: pages.next };
 }
 
 type Live = "connecting" | "live" | "reconnecting" | "closed";
@@ -379,20 +342,7 @@ export function EventsPage(props: { query: URLSearchParams }) {
           busy={history.loading}
           emptyText="No events match."
         />
-        <div class="pager">
-          {history.cursor ? (
-            <button type="button" class="btn" disabled={history.loading} onClick={history.more} data-testid="events-more">
-              {history.loading ? "Loading…" : "Load more"}
-            </button>
-          ) : (
-            history.events &&
-            history.events.length > 0 && (
-              <span class="muted" data-testid="events-end">
-                All {fmtCount(history.events.length, "event")} shown.
-              </span>
-            )
-          )}
-        </div>
+        <LoadMore pages={history} what="event" testid="events" />
       </section>
     </>
   );

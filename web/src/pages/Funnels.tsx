@@ -1,7 +1,7 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, type EventNames, type FunnelQuery, type FunnelResult, type SavedFunnel } from "../api";
 import { FunnelChart } from "../components/FunnelChart";
-import { ConfirmButton, ErrorBox, Field, FormError, SkeletonRows, focusField } from "../components/ui";
+import { ConfirmButton, ErrorBox, Field, FormError, RowError, TableRows, focusField, ListTable } from "../components/ui";
 import {
   draftOf,
   emptyDraft,
@@ -17,7 +17,7 @@ import {
   type StepDraft,
 } from "../funnel";
 import { fmtDateTime, fmtNumber } from "../format";
-import { toApiError, useLoad } from "../hooks";
+import { toApiError, useLoad, useRowError } from "../hooks";
 import { navigate } from "../router";
 import { useApp } from "../state";
 
@@ -34,7 +34,7 @@ export function FunnelsPage() {
   const app = useApp();
   const list = useLoad((signal) => api<{ funnels: SavedFunnel[] }>("GET", "/api/v1/funnels", { signal }), []);
   const names = useLoad(loadNames, []);
-  const [rowError, setRowError] = useState<{ id: number; text: string } | undefined>(undefined);
+  const rowError = useRowError();
   const rows = list.data?.funnels;
 
   return (
@@ -54,118 +54,95 @@ export function FunnelsPage() {
 
       <section aria-labelledby="saved-heading">
         <h2 id="saved-heading">Saved funnels</h2>
-        {list.error && <ErrorBox error={list.error} onRetry={list.reload} />}
-        <div class="table-wrap">
-          <table class="fixed responsive funnels-table" aria-busy={list.loading} data-testid="funnels-list">
-            <colgroup>
-              <col class="c-name" />
-              <col />
-              <col class="c-date" />
-              <col class="c-actions-xs" />
-            </colgroup>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Steps</th>
-                <th scope="col">Changed</th>
-                <th scope="col">
-                  <span class="sr-only">Actions</span>
-                </th>
+        <ListTable
+          load={list}
+          class="fixed responsive funnels-table"
+          testid="funnels-list"
+          cols={["c-name", undefined, "c-date", "c-actions-xs"]}
+          head={
+            <>
+              <th scope="col">Name</th>
+              <th scope="col">Steps</th>
+              <th scope="col">Changed</th>
+            </>
+          }
+          actions
+        >
+          <TableRows
+            rows={rows}
+            cols={4}
+            skeletonRows={3}
+            empty={
+              <>
+                No saved funnels yet. <a href="#/funnels/new">Build one</a>.
+              </>
+            }
+          >
+            {(f) => (
+              <tr key={f.id} data-testid="funnel-row" data-funnel-id={f.id} data-name={f.name}>
+                <td data-label="Name">
+                  <a href={`#/funnels/${f.id}`} data-testid="funnel-open">
+                    {f.name}
+                  </a>
+                  {f.description && <div class="muted sub-text">{f.description}</div>}
+                </td>
+                <td data-label="Steps">{stepsText(f.query)}</td>
+                <td data-label="Changed">{fmtDateTime(f.updated_at)}</td>
+                <td class="row-actions">
+                  <ConfirmButton
+                    label="Delete"
+                    what={f.name}
+                    testid="funnel-delete"
+                    onConfirm={() =>
+                      rowError.run(f.id, async () => {
+                        await api("DELETE", `/api/v1/funnels/${f.id}`);
+                        if (list.data) list.set({ funnels: list.data.funnels.filter((x) => x.id !== f.id) });
+                        app.flash({ kind: "ok", text: `Deleted the funnel ${f.name}.` });
+                      })
+                    }
+                  />
+                  <RowError text={rowError.of(f.id)} />
+                </td>
               </tr>
-            </thead>
-            <tbody>
-              {!rows ? (
-                <SkeletonRows cols={4} rows={3} />
-              ) : rows.length === 0 ? (
-                <tr class="empty-row">
-                  <td colSpan={4} class="muted">
-                    No saved funnels yet. <a href="#/funnels/new">Build one</a>.
-                  </td>
-                </tr>
-              ) : (
-                rows.map((f) => (
-                  <tr key={f.id} data-testid="funnel-row" data-funnel-id={f.id} data-name={f.name}>
-                    <td data-label="Name">
-                      <a href={`#/funnels/${f.id}`} data-testid="funnel-open">
-                        {f.name}
-                      </a>
-                      {f.description && <div class="muted sub-text">{f.description}</div>}
-                    </td>
-                    <td data-label="Steps">{stepsText(f.query)}</td>
-                    <td data-label="Changed">{fmtDateTime(f.updated_at)}</td>
-                    <td class="row-actions">
-                      <ConfirmButton
-                        label="Delete"
-                        what={f.name}
-                        testid="funnel-delete"
-                        onConfirm={async () => {
-                          setRowError(undefined);
-                          try {
-                            await api("DELETE", `/api/v1/funnels/${f.id}`);
-                            if (list.data) list.set({ funnels: list.data.funnels.filter((x) => x.id !== f.id) });
-                            app.flash({ kind: "ok", text: `Deleted the funnel ${f.name}.` });
-                          } catch (e) {
-                            setRowError({ id: f.id, text: toApiError(e).problem.detail });
-                          }
-                        }}
-                      />
-                      {rowError?.id === f.id && <p class="field-error">{rowError.text}</p>}
-                    </td>
-                  </tr>
-                ))
-              )}
-            </tbody>
-          </table>
-        </div>
+            )}
+          </TableRows>
+        </ListTable>
       </section>
 
       <section aria-labelledby="names-heading">
         <h2 id="names-heading">Events</h2>
         <p class="muted hint">Every event name of the project, with its reports.</p>
-        {names.error && <ErrorBox error={names.error} onRetry={names.reload} />}
-        <div class="table-wrap">
-          <table class="fixed event-names" aria-busy={names.loading} data-testid="event-names">
-            <colgroup>
-              <col />
-              <col class="c-num-w" />
-              <col class="c-num-w" />
-            </colgroup>
-            <thead>
-              <tr>
-                <th scope="col">Event</th>
-                <th scope="col" class="num">
-                  Total
-                </th>
-                <th scope="col" class="num">
-                  Visitors
-                </th>
+        <ListTable
+          load={names}
+          class="fixed event-names"
+          testid="event-names"
+          cols={[undefined, "c-num-w", "c-num-w"]}
+          head={
+            <>
+              <th scope="col">Event</th>
+              <th scope="col" class="num">
+                Total
+              </th>
+              <th scope="col" class="num">
+                Visitors
+              </th>
+            </>
+          }
+        >
+          <TableRows rows={names.data?.events} cols={3} skeletonRows={3} empty="No events yet.">
+            {(e) => (
+              <tr key={e.name} data-testid="event-name-row" data-name={e.name}>
+                <td>
+                  <a href={eventReportHref(e.name)} class="truncate">
+                    {e.name}
+                  </a>
+                </td>
+                <td class="num">{fmtNumber(e.total)}</td>
+                <td class="num">{fmtNumber(e.visitors)}</td>
               </tr>
-            </thead>
-            <tbody>
-              {!names.data ? (
-                <SkeletonRows cols={3} rows={3} />
-              ) : names.data.events.length === 0 ? (
-                <tr class="empty-row">
-                  <td colSpan={3} class="muted">
-                    No events yet.
-                  </td>
-                </tr>
-              ) : (
-                names.data.events.map((e) => (
-                  <tr key={e.name} data-testid="event-name-row" data-name={e.name}>
-                    <td>
-                      <a href={eventReportHref(e.name)} class="truncate">
-                        {e.name}
-                      </a>
-                    </td>
-                    <td class="num">{fmtNumber(e.total)}</td>
-                    <td class="num">{fmtNumber(e.visitors)}</td>
-                  </tr>
-                ))
-              )}
-            </tbody>
-          </table>
-        </div>
+            )}
+          </TableRows>
+        </ListTable>
       </section>
     </>
   );
@@ -570,40 +547,26 @@ function Builder(props: {
 
       <h2>Options</h2>
       <div class="grid-5 funnel-options">
-        <Field label="Window" name="window" idPrefix="funnel" error={err.window} hint="From the first step: 30m, 12h, 1d, 7d; none; empty: 14 days">
-          {(c) => (
-            <input
-              {...c}
-              type="text"
-              list="funnel-durations"
-              autocomplete="off"
-              placeholder="14d"
-              value={d.window}
-              onInput={(e) => set({ window: e.currentTarget.value })}
-              data-testid="funnel-window"
-            />
-          )}
-        </Field>
-        <Field
+        <DraftInput
+          field="window"
+          label="Window"
+          hint="From the first step: 30m, 12h, 1d, 7d; none; empty: 14 days"
+          placeholder="14d"
+          testid="funnel-window"
+          draft={d}
+          set={set}
+          err={err}
+        />
+        <DraftInput
+          field="step_window"
           label="Between two steps"
-          name="step_window"
-          idPrefix="funnel"
-          error={err.step_window}
           hint="The longest time from one step to the next"
-        >
-          {(c) => (
-            <input
-              {...c}
-              type="text"
-              list="funnel-durations"
-              autocomplete="off"
-              placeholder="no limit"
-              value={d.step_window}
-              onInput={(e) => set({ step_window: e.currentTarget.value })}
-              data-testid="funnel-step-window"
-            />
-          )}
-        </Field>
+          placeholder="no limit"
+          testid="funnel-step-window"
+          draft={d}
+          set={set}
+          err={err}
+        />
         <datalist id="funnel-durations">
           {["30m", "1h", "12h", "1d", "7d", "14d", "30d", "none"].map((v) => (
             <option key={v} value={v} />
@@ -618,30 +581,17 @@ function Builder(props: {
             </select>
           )}
         </Field>
-        <Field label="First day" name="from" idPrefix="funnel" error={err.from} hint="Attempts starting on or after">
-          {(c) => (
-            <input
-              {...c}
-              type="date"
-              value={d.from}
-              max={d.to || undefined}
-              onInput={(e) => set({ from: e.currentTarget.value })}
-              data-testid="funnel-from"
-            />
-          )}
-        </Field>
-        <Field label="Last day" name="to" idPrefix="funnel" error={err.to} hint="Empty: up to now">
-          {(c) => (
-            <input
-              {...c}
-              type="date"
-              value={d.to}
-              min={d.from || undefined}
-              onInput={(e) => set({ to: e.currentTarget.value })}
-              data-testid="funnel-to"
-            />
-          )}
-        </Field>
+        <DraftInput
+          field="from"
+          label="First day"
+          hint="Attempts starting on or after"
+          max={d.to}
+          testid="funnel-from"
+          draft={d}
+          set={set}
+          err={err}
+        />
+        <DraftInput field="to" label="Last day" hint="Empty: up to now" min={d.from} testid="funnel-to" draft={d} set={set} err={err} />
       </div>
 
       <fieldset class="sub-fieldset">
@@ -781,6 +731,41 @@ function Builder(props: {
         </button>
       </div>
     </form>
+  );
+}
+
+/** A duration (window, step_window: text, with the durations listed) or a day (from, to: a date) of the draft, named as the API names it. */
+function DraftInput(props: {
+  field: "window" | "step_window" | "from" | "to";
+  label: string;
+  hint: string;
+  testid: string;
+  placeholder?: string;
+  min?: string;
+  max?: string;
+  draft: FunnelDraft;
+  set: (patch: Partial<FunnelDraft>) => void;
+  err: Record<string, string>;
+}) {
+  const { field } = props;
+  const duration = field === "window" || field === "step_window";
+  return (
+    <Field label={props.label} name={field} idPrefix="funnel" error={props.err[field]} hint={props.hint}>
+      {(c) => (
+        <input
+          {...c}
+          type={duration ? "text" : "date"}
+          list={duration ? "funnel-durations" : undefined}
+          autocomplete={duration ? "off" : undefined}
+          placeholder={props.placeholder}
+          value={props.draft[field]}
+          min={props.min || undefined}
+          max={props.max || undefined}
+          onInput={(e) => props.set({ [field]: e.currentTarget.value })}
+          data-testid={props.testid}
+        />
+      )}
+    </Field>
   );
 }
 

@@ -1,8 +1,8 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, type ApiKey } from "../api";
-import { ConfirmButton, CopyButton, ErrorBox, FormError, SkeletonRows, focusField } from "../components/ui";
+import { ConfirmButton, CopyButton, ErrorBox, FormError, RowError, SkeletonRows, focusField } from "../components/ui";
 import { fmtDate, fmtDateTime } from "../format";
-import { toApiError, useFormErrors, useLoad } from "../hooks";
+import { useFormErrors, useLoad, useRowError } from "../hooks";
 import { useApp } from "../state";
 
 const SCOPES: [scope: string, what: string][] = [
@@ -23,7 +23,7 @@ export function KeysPage() {
   const [scopes, setScopes] = useState<string[]>(["links:read"]);
   const [busy, setBusy] = useState(false);
   const [created, setCreated] = useState<ApiKey | undefined>(undefined);
-  const [rowError, setRowError] = useState<{ id: number; text: string } | undefined>(undefined);
+  const rowError = useRowError();
   const errors = useFormErrors(["name", "scopes"]);
   const form = useRef<HTMLFormElement>(null);
   const tokenHeading = useRef<HTMLHeadingElement>(null);
@@ -189,22 +189,15 @@ export function KeysPage() {
                         label="Revoke"
                         what={`the key ${k.name} (${k.prefix}…)`}
                         testid="revoke-key"
-                        onConfirm={async () => {
-                          setRowError(undefined);
-                          try {
+                        onConfirm={() =>
+                          rowError.run(k.id, async () => {
                             await api("DELETE", `/api/v1/keys/${k.id}`);
                             list.reload();
-                          } catch (e) {
-                            setRowError({ id: k.id, text: toApiError(e).problem.detail });
-                          }
-                        }}
+                          })
+                        }
                       />
                     )}
-                    {rowError?.id === k.id && (
-                      <p class="field-error" role="alert">
-                        {rowError.text}
-                      </p>
-                    )}
+                    <RowError text={rowError.of(k.id)} alert />
                   </td>
                 </tr>
               ))

@@ -2,9 +2,9 @@ import { Fragment } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, type Domain, type Link, type Query } from "../api";
 import { QrPanel } from "../components/Qr";
-import { ConfirmButton, CopyButton, ErrorBox, SkeletonRows, Tags } from "../components/ui";
+import { ConfirmButton, CopyButton, ErrorBox, RowError, SkeletonRows, Tags } from "../components/ui";
 import { fmtDate, fmtDateTime, fmtNumber } from "../format";
-import { toApiError, useLoad } from "../hooks";
+import { useLoad, useRowError } from "../hooks";
 import { href, navigate } from "../router";
 import { useApp } from "../state";
 
@@ -198,7 +198,7 @@ export function LinksBrowser(props: { query: Query; filtered?: boolean; emptyTex
 
 export function LinksTable(props: { links: Link[] | undefined; loading: boolean; onDeleted: (l: Link) => void }) {
   const [qrOpen, setQrOpen] = useState<number | undefined>(undefined);
-  const [rowError, setRowError] = useState<{ id: number; text: string } | undefined>(undefined);
+  const rowError = useRowError();
   const cols = 6;
   return (
     <div class="table-wrap">
@@ -281,21 +281,14 @@ export function LinksTable(props: { links: Link[] | undefined; loading: boolean;
                       label="Delete"
                       what={`${l.domain}/${l.slug}`}
                       testid="delete-link"
-                      onConfirm={async () => {
-                        setRowError(undefined);
-                        try {
+                      onConfirm={() =>
+                        rowError.run(l.id, async () => {
                           await api("DELETE", `/api/v1/links/${l.id}`);
                           props.onDeleted(l);
-                        } catch (e) {
-                          setRowError({ id: l.id, text: toApiError(e).problem.detail });
-                        }
-                      }}
+                        })
+                      }
                     />
-                    {rowError?.id === l.id && (
-                      <p class="field-error" role="alert">
-                        {rowError.text}
-                      </p>
-                    )}
+                    <RowError text={rowError.of(l.id)} alert />
                   </td>
                 </tr>
                 {qrOpen === l.id && (

@@ -1,9 +1,9 @@
-import { useCallback, useEffect, useRef, useState } from "preact/hooks";
-import { api, isAbort, type ApiError, type LoggedEvent, type VisitorProfile, type VisitorSummary } from "../api";
+import { useEffect, useState } from "preact/hooks";
+import { api, type LoggedEvent, type VisitorProfile, type VisitorSummary } from "../api";
 import { valueLabel, visitorHref } from "../components/FunnelChart";
-import { ErrorBox, SkeletonRows } from "../components/ui";
+import { ErrorBox, LoadMore, TableRows, ListTable } from "../components/ui";
 import { fmtCount, fmtDate, fmtDateTime, fmtNumber, fmtTime } from "../format";
-import { toApiError, useLoad } from "../hooks";
+import { useCursorPages, useLoad } from "../hooks";
 import { href, navigate } from "../router";
 import { eventReportHref } from "./Funnels";
 
@@ -67,53 +67,40 @@ export function VisitorsPage(props: { query: URLSearchParams }) {
           )}
         </div>
       </form>
-      {list.error && <ErrorBox error={list.error} onRetry={list.reload} />}
-      <div class="table-wrap">
-        <table class="fixed responsive visitors-table" aria-busy={list.loading} aria-label="Visitors" data-testid="visitors-list">
-          <colgroup>
-            <col />
-            <col class="c-time" />
-            <col class="c-time" />
-            <col class="c-num-w" />
-          </colgroup>
-          <thead>
-            <tr>
-              <th scope="col">Visitor</th>
-              <th scope="col">First seen</th>
-              <th scope="col">Last seen</th>
-              <th scope="col" class="num">
-                Events
-              </th>
+      <ListTable
+        load={list}
+        class="fixed responsive visitors-table"
+        testid="visitors-list"
+        label="Visitors"
+        cols={[undefined, "c-time", "c-time", "c-num-w"]}
+        head={
+          <>
+            <th scope="col">Visitor</th>
+            <th scope="col">First seen</th>
+            <th scope="col">Last seen</th>
+            <th scope="col" class="num">
+              Events
+            </th>
+          </>
+        }
+      >
+        <TableRows rows={rows} cols={4} skeletonRows={5} empty={q ? "No visitor id contains that." : "No visitors yet."}>
+          {(v) => (
+            <tr key={v.id} data-testid="visitor-row" data-visitor={v.id}>
+              <td data-label="Visitor">
+                <a href={visitorHref(v.id)} class="truncate" title={v.id}>
+                  <code>{v.id}</code>
+                </a>
+              </td>
+              <td data-label="First seen">{fmtDateTime(v.first_seen)}</td>
+              <td data-label="Last seen">{fmtDateTime(v.last_seen)}</td>
+              <td data-label="Events" class="num">
+                {fmtNumber(v.events)}
+              </td>
             </tr>
-          </thead>
-          <tbody>
-            {!rows ? (
-              <SkeletonRows cols={4} rows={5} />
-            ) : rows.length === 0 ? (
-              <tr class="empty-row">
-                <td colSpan={4} class="muted">
-                  {q ? "No visitor id contains that." : "No visitors yet."}
-                </td>
-              </tr>
-            ) : (
-              rows.map((v) => (
-                <tr key={v.id} data-testid="visitor-row" data-visitor={v.id}>
-                  <td data-label="Visitor">
-                    <a href={visitorHref(v.id)} class="truncate" title={v.id}>
-                      <code>{v.id}</code>
-                    </a>
-                  </td>
-                  <td data-label="First seen">{fmtDateTime(v.first_seen)}</td>
-                  <td data-label="Last seen">{fmtDateTime(v.last_seen)}</td>
-                  <td data-label="Events" class="num">
-                    {fmtNumber(v.events)}
-                  </td>
-                </tr>
-              ))
-            )}
-          </tbody>
-        </table>
-      </div>
+          )}
+        </TableRows>
+      </ListTable>
       <div class="pager">
         {rows && rows.length >= limit && limit < 500 ? (
           <button type="button" class="btn" disabled={list.loading} onClick={() => setLimit(Math.min(500, limit * 2))} data-testid="visitors-more">
@@ -134,49 +121,19 @@ export function VisitorsPage(props: { query: URLSearchParams }) {
 
 /** A visitor's events, newest first, a page at a time ("load more" asks for those before the oldest shown). */
 function useTimeline(id: string) {
-  const [events, setEvents] = useState<LoggedEvent[] | undefined>(undefined);
-  const [next, setNext] = useState<string | null>(null);
-  const [loading, setLoading] = useState(true);
-  const [error, setError] = useState<ApiError | undefined>(undefined);
-  const ctl = useRef<AbortController | undefined>(undefined);
-
-  const load = useCallback(
-    async (before: string | null) => {
-      ctl.current?.abort();
-      const c = new AbortController();
-      ctl.current = c;
-      setLoading(true);
-      setError(undefined);
-      try {
-        const r = await api<{ events: LoggedEvent[]; next_before: string | null }>("GET", `/api/v1/visitors/${encodeURIComponent(id)}/events`, {
-          signal: c.signal,
-          query: { limit: TIMELINE_PAGE, before },
-        });
-        if (c.signal.aborted) return;
-        setEvents((old) => {
-          if (!before || !old) return r.events;
-          const seen = new Set(old.map((e) => String(e.id)));
-          return [...old, ...r.events.filter((e) => !seen.has(String(e.id)))];
-        });
-        setNext(r.next_before);
-        setLoading(false);
-      } catch (e) {
-        if (c.signal.aborted || isAbort(e)) return;
-        setError(toApiError(e));
-        setLoading(false);
-      }
-    },
+  const pages = useCursorPages<LoggedEvent>(
+    (before, signal) =>
+      api<{ events: LoggedEvent[]; next_before: string | null }>("GET", `/api/v1/visitors/${encodeURIComponent(id)}/events`, {
+        signal,
+        query: { limit: TIMELINE_PAGE, before },
+      }).then((r) => ({ items: r.events, next: r.next_before })),
     [id],
+    (old, page) => {
+      const seen = new Set(old.map((e) => String(e.id)));
+      return [...old, ...page.filter((e) => !seen.has(String(e.id)))];
+    },
   );
-
-  useEffect(() => {
-    setEvents(undefined);
-    setNext(null);
-    void load(null);
-    return () => ctl.current?.abort();
-  }, [load]);
-
-  return { events, next, loading, error, more: () => load(next), reload: () => load(null) };
+  return { ...pages, events: pages.items };
 }
 
 const FIRST_FIELDS = ["ts", "name", "source"];
@@ -332,16 +289,8 @@ export function VisitorPage(props: { id: string }) {
                 </tr>
               </thead>
               <tbody>
-                {!props_ ? (
-                  <SkeletonRows cols={2} rows={3} />
-                ) : props_.length === 0 ? (
-                  <tr>
-                    <td colSpan={2} class="muted">
-                      No properties.
-                    </td>
-                  </tr>
-                ) : (
-                  props_.map(([name, values]) => (
+                <TableRows rows={props_} cols={2} skeletonRows={3} empty="No properties." plainEmpty>
+                  {([name, values]) => (
                     <tr key={name} data-testid="visitor-property" data-name={name}>
                       <th scope="row" class="prop-name">
                         {name}
@@ -350,8 +299,8 @@ export function VisitorPage(props: { id: string }) {
                         {values.map(valueLabel).join(", ")}
                       </td>
                     </tr>
-                  ))
-                )}
+                  )}
+                </TableRows>
               </tbody>
             </table>
           </section>
@@ -369,24 +318,16 @@ export function VisitorPage(props: { id: string }) {
                 </tr>
               </thead>
               <tbody>
-                {!counts ? (
-                  <SkeletonRows cols={2} rows={3} />
-                ) : counts.length === 0 ? (
-                  <tr>
-                    <td colSpan={2} class="muted">
-                      No events.
-                    </td>
-                  </tr>
-                ) : (
-                  counts.map(([name, n]) => (
+                <TableRows rows={counts} cols={2} skeletonRows={3} empty="No events." plainEmpty>
+                  {([name, n]) => (
                     <tr key={name}>
                       <td>
                         <a href={eventReportHref(name)}>{name}</a>
                       </td>
                       <td class="num">{fmtNumber(n)}</td>
                     </tr>
-                  ))
-                )}
+                  )}
+                </TableRows>
               </tbody>
             </table>
           </section>
@@ -454,20 +395,7 @@ export function VisitorPage(props: { id: string }) {
               })}
             </ol>
           )}
-          <div class="pager">
-            {timeline.next ? (
-              <button type="button" class="btn" disabled={timeline.loading} onClick={timeline.more} data-testid="timeline-more">
-                {timeline.loading ? "Loading…" : "Load more"}
-              </button>
-            ) : (
-              timeline.events &&
-              timeline.events.length > 0 && (
-                <span class="muted" data-testid="timeline-end">
-                  All {fmtCount(timeline.events.length, "event")} shown.
-                </span>
-              )
-            )}
-          </div>
+          <LoadMore pages={timeline} what="event" testid="timeline" />
         </section>
       )}
     </>
