@@ -75,7 +75,7 @@ function rows(results: BenchResult[]): string[][] {
       f.ratio === undefined ? "" : f.ratio.toFixed(2),
       f.goal ? `${f.goal}${f.issue ? ` (#${f.issue})` : ""}` : "",
       metText(f),
-      r.tool ?? "",
+      f.unit === "ops/s" ? "" : (r.tool ?? ""),
     ]),
   );
 }
