@@ -131,6 +131,11 @@ function toEvent(r: Row): StoredEvent {
 export class SqliteStore implements Store {
   readonly engine = "sqlite" as const;
   readonly db: Database.Database;
+  /**
+   * The handle without the error mapping: the statements that only ever run inside a (mapped) transaction of the write
+   * path use it, so a group commit does not pay the mapping's proxy on every row (measured: about a tenth of ingest's CPU).
+   */
+  private readonly raw: Database.Database;
   private lastDataVersion = 0;
   private prepared?: ReturnType<SqliteStore["prepareAll"]>;
 
@@ -138,7 +143,8 @@ export class SqliteStore implements Store {
   private fullAt = 0;
 
   constructor(opts: SqliteOptions) {
-    this.db = guardedDatabase(new Database(opts.file), () => (this.fullAt = Date.now()));
+    this.raw = new Database(opts.file);
+    this.db = guardedDatabase(this.raw, () => (this.fullAt = Date.now()));
     this.db.pragma("journal_mode = WAL");
     this.db.pragma(`synchronous = ${opts.synchronous ?? "FULL"}`);
     this.db.pragma("foreign_keys = ON");
@@ -154,22 +160,23 @@ export class SqliteStore implements Store {
 
   private prepareAll() {
     const db = this.db;
+    const tx = this.raw;
     return {
-      insertEvent: db.prepare(
+      insertEvent: tx.prepare(
         `INSERT INTO events (project_id, ts, client_ts, name, visitor, session, link_id, domain_id, campaign_id, source, channel,
            platform, ip, ua, referrer, browser, os, device, is_bot, country, rule, data, app_id)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
-      upsertRollup: db.prepare(
+      upsertRollup: tx.prepare(
         `INSERT INTO rollups (scope, scope_id, dim, slot, bot, value, clicks) VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT DO UPDATE SET clicks = clicks + excluded.clicks`,
       ),
-      getSketch: db.prepare(`SELECT sketch FROM visitor_sketches WHERE scope = ? AND scope_id = ? AND hour = ? AND bot = ?`).pluck(),
-      putSketch: db.prepare(
+      getSketch: tx.prepare(`SELECT sketch FROM visitor_sketches WHERE scope = ? AND scope_id = ? AND hour = ? AND bot = ?`).pluck(),
+      putSketch: tx.prepare(
         `INSERT INTO visitor_sketches (scope, scope_id, hour, bot, sketch) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET sketch = excluded.sketch`,
       ),
-      chunkDone: db.prepare(`INSERT INTO rollup_chunks_done (chunk) VALUES (?)`),
-      addLinkClicks: db.prepare(`UPDATE links SET clicks = clicks + ? WHERE id = ?`),
+      chunkDone: tx.prepare(`INSERT INTO rollup_chunks_done (chunk) VALUES (?)`),
+      addLinkClicks: tx.prepare(`UPDATE links SET clicks = clicks + ? WHERE id = ?`),
       linkById: db.prepare(`${LINK_SELECT} WHERE l.project_id = ? AND l.id = ?`),
       linkBySlug: db.prepare(`${LINK_SELECT} WHERE l.domain_id = ? AND l.slug = ?`),
       domainByHost: db.prepare(`SELECT * FROM domains WHERE hostname = ?`),
