@@ -3,7 +3,8 @@
 //
 // Semantics of runFunnel (all positions are positions in a visitor's events sorted by (ts, input order)):
 // - An event matches a step when its name equals the step's name and, for every `where` field, data[field] === value
-//   (strict equality: 1 !== "1"; missing data never matches a filter).
+//   (strict equality: 1 !== "1"; missing data never matches a filter), and it comes from the step's `source` and is a
+//   click on the step's `link_id` when the step names them.
 // - Range: an attempt may only start at an event with from <= ts < to (both optional). Later steps may lie after `to`.
 // - Windows are inclusive: a step at ts t is allowed when t - ts(start) <= window_ms and t - ts(previous step) <=
 //   step_window_ms.
@@ -28,9 +29,12 @@
 //   median/p90 of ms from step k-1's completion to step k's completion over those visitors (nearest rank; null for
 //   step 0 or no visitors); dropped_off_sample: up to dropoff_sample (default 10) ids of visitors who reached step k-1
 //   but not k, in table visitor order (order of first appearance in the input).
-// - Breakdown by data field, attribution "first": the value of data[field] on the best attempt's start event (null when
-//   missing). The best attempt is chosen over all attempts, then the visitor is counted in its value's group. Groups
-//   are keyed by JSON (1 and "1" differ) and sorted by visitors at step 0 descending, then by key.
+// - Breakdown by data field: the value of data[field] on the best attempt's start event (attribution "first", the
+//   default) or on the event of the last step it reached ("last"); null when missing. Breakdown by values: the values
+//   a callback gives for (visitor, that event's ts), e.g. a visitor property then; a visitor with several values is
+//   counted in each group, one with none in null's. The best attempt is chosen over all attempts, then the visitor is
+//   counted in its groups. Groups are keyed by JSON (1 and "1" differ) and sorted by visitors at step 0 descending,
+//   then by key.
 
 import { buildEventTable, EventTable, type RawEvent } from "./table.js";
 

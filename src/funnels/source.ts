@@ -145,7 +145,7 @@ export class ProjectData {
       this.eventCursor = id;
     };
     while ((await this.store.scanTimeline(this.projectId, this.eventCursor, CHUNK, add)) === CHUNK);
-    const newProps: number[] = [];
+    const newProps = new Set<number>();
     for (;;) {
       const rows = await this.store.scanProperties(this.projectId, this.propCursor, CHUNK);
       for (const r of rows) {
@@ -154,7 +154,7 @@ export class ProjectData {
         if (!list) this.props.set(v, (list = []));
         list.push({ name: r.name, op: r.op, key: r.value, value: r.value === null ? null : JSON.parse(r.value), ts: r.ts, id: r.id });
         this.propertyNames.set(r.name, (this.propertyNames.get(r.name) ?? 0) + 1);
-        newProps.push(v);
+        newProps.add(v);
         this.propCursor = r.id;
       }
       if (rows.length < CHUNK) break;
