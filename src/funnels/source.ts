@@ -50,6 +50,8 @@ export type PropertyAt = "event" | "now" | "ever";
 const CHUNK = 100_000;
 /** PostgreSQL: events committed up to this long after a higher id are still picked up (writers commit out of order). */
 const LATE_COMMIT_MS = 10_000;
+/** PostgreSQL: how far back (in ids) alias and property scans look again for rows committed late. */
+const RESCAN_IDS = 1000;
 /** Alias chains longer than this are cut (they cannot be made by identify, which merges into the chain's root). */
 const MAX_CHAIN = 32;
 
@@ -64,6 +66,9 @@ export class ProjectData {
   private eventCursor = 0;
   private aliasCursor = 0;
   private propCursor = 0;
+  /** PostgreSQL: ids of the last RESCAN_IDS aliases and property changes read (the re-read overlaps them) */
+  private readonly seenAliases = new Set<number>();
+  private readonly seenProps = new Set<number>();
   /** PostgreSQL: ids of events read in the last LATE_COMMIT_MS (so the re-scan adds each once) */
   private recentIds = new Map<number, number>();
   private refreshing: Promise<void> | null = null;
@@ -76,6 +81,24 @@ export class ProjectData {
     private readonly store: AnalyticsStore,
     private readonly multiWriter: boolean,
   ) {}
+
+  /**
+   * Where a scan of aliases or property changes starts. Several writers (PostgreSQL) may commit a lower id after a
+   * higher one was read, so the scan overlaps the last RESCAN_IDS ids and skips those it has seen.
+   */
+  private rescanFrom(cursor: number): number {
+    return this.multiWriter ? Math.max(0, cursor - RESCAN_IDS) : cursor;
+  }
+
+  /** True when the row was read before; remembers it (only the ids a re-read can meet). */
+  private seen(set: Set<number>, id: number): boolean {
+    if (!this.multiWriter) return false;
+    if (set.has(id)) return true;
+    set.add(id);
+    // ids arrive in ascending order: forget those a later re-read (RESCAN_IDS back) can no longer meet
+    if (set.size > 4 * RESCAN_IDS) for (const x of set) if (x <= id - 2 * RESCAN_IDS) set.delete(x);
+    return false;
+  }
 
   /** The visitor an id resolves to after every merge. */
   root(visitor: string): string {
@@ -116,13 +139,14 @@ export class ProjectData {
     const started = performance.now();
     const t = this.table;
     let merged = false;
-    for (;;) {
-      const rows = await this.store.scanAliases(this.projectId, this.aliasCursor, CHUNK);
+    for (let from = this.rescanFrom(this.aliasCursor); ;) {
+      const rows = await this.store.scanAliases(this.projectId, from, CHUNK);
       for (const r of rows) {
+        if (this.seen(this.seenAliases, r.id)) continue;
         this.parent.set(r.alias, r.visitor);
-        this.aliasCursor = r.id;
         merged = true;
       }
+      if (rows.length > 0) this.aliasCursor = Math.max(this.aliasCursor, (from = rows[rows.length - 1].id));
       if (rows.length < CHUNK) break;
     }
     if (this.multiWriter && this.eventCursor > 0) {
@@ -146,17 +170,18 @@ export class ProjectData {
     };
     while ((await this.store.scanTimeline(this.projectId, this.eventCursor, CHUNK, add)) === CHUNK);
     const newProps = new Set<number>();
-    for (;;) {
-      const rows = await this.store.scanProperties(this.projectId, this.propCursor, CHUNK);
+    for (let from = this.rescanFrom(this.propCursor); ;) {
+      const rows = await this.store.scanProperties(this.projectId, from, CHUNK);
       for (const r of rows) {
+        if (this.seen(this.seenProps, r.id)) continue;
         const v = t.visitorOf(this.root(r.visitor));
         let list = this.props.get(v);
         if (!list) this.props.set(v, (list = []));
         list.push({ name: r.name, op: r.op, key: r.value, value: r.value === null ? null : JSON.parse(r.value), ts: r.ts, id: r.id });
         this.propertyNames.set(r.name, (this.propertyNames.get(r.name) ?? 0) + 1);
         newProps.add(v);
-        this.propCursor = r.id;
       }
+      if (rows.length > 0) this.propCursor = Math.max(this.propCursor, (from = rows[rows.length - 1].id));
       if (rows.length < CHUNK) break;
     }
     for (const v of newProps) this.props.get(v)!.sort(byTime);
