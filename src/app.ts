@@ -44,7 +44,6 @@ import { funnelRoutes } from "./funnels/routes.js";
 import { problemSchema } from "./schemas.js";
 import { StoreUnavailable, type Store } from "./store/port.js";
 import { requestHost, trustFunction } from "./util/net.js";
-import { TimeError } from "./util/time.js";
 
 /** A URL for the log: the values of query parameters that carry secrets (Microticks' ?key=, tokens, passwords) masked. */
 export function maskSecrets(url: string): string {
@@ -289,12 +288,6 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
         .header("retry-after", "2")
         .type("application/problem+json")
         .send(problem(503, "database-unavailable", "the database cannot be reached right now; retry in a few seconds"));
-    }
-    if (err instanceof TimeError) {
-      return reply
-        .code(400)
-        .type("application/problem+json")
-        .send(problem(400, "invalid-request", err.message, { field: err.field }));
     }
     if (err instanceof AppError) {
       return reply

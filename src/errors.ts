@@ -47,10 +47,3 @@ const TITLES: Record<number, string> = {
 export function problem(status: number, type: string, detail: string, extra: Record<string, unknown> = {}): Problem {
   return { type: PROBLEM_BASE + type, title: TITLES[status] ?? "Error", status, detail, ...extra };
 }
-
-/** PostgreSQL text cannot hold U+0000: a filter or value carrying one is bad input (400 naming the field), not a 500. */
-export function refuseNul(values: Record<string, unknown>): void {
-  for (const [field, v] of Object.entries(values))
-    if (typeof v === "string" && v.includes("\u0000"))
-      throw new AppError(400, "validation", `${field} must not contain a NUL character (U+0000)`, { field });
-}

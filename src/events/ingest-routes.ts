@@ -7,7 +7,7 @@ import { idParams, intParam, statsQuerySchema, statsResponse } from "../schemas.
 import type { StatsQuery, StatsService } from "./stats.js";
 import type { App, IngestSession, StoredEvent, Store } from "../store/port.js";
 import type { TrustFn } from "../util/net.js";
-import { iso, parseTime, TimeError } from "../util/time.js";
+import { iso, parseTime } from "../util/time.js";
 import type { GeoIp } from "./geoip.js";
 import { requestFacts, type IncomingEvent, type IngestService, type RequestFacts } from "./ingest.js";
 
@@ -70,15 +70,6 @@ function decodeCursor(c: string | undefined): number | undefined {
   const m = /^e:(\d+)$/.exec(Buffer.from(c, "base64url").toString());
   if (!m) throw badRequest("cursor is not one this API returned", { field: "cursor" });
   return Number(m[1]);
-}
-
-function time(v: string | undefined, field: string) {
-  try {
-    return parseTime(v, field);
-  } catch (e) {
-    if (e instanceof TimeError) throw badRequest(e.message, { field });
-    throw e;
-  }
 }
 
 /**
@@ -337,8 +328,8 @@ export async function ingestRoutes(app: FastifyInstance, deps: IngestRouteDeps) 
         name: q.name,
         session: q.session,
         ip: q.ip,
-        from: time(q.from, "from"),
-        to: time(q.to, "to"),
+        from: parseTime(q.from, "from"),
+        to: parseTime(q.to, "to"),
         desc: newest,
         ...(newest ? { before_id: cursor } : { after_id: cursor }),
         limit: limit + 1,
@@ -435,8 +426,8 @@ export async function ingestRoutes(app: FastifyInstance, deps: IngestRouteDeps) 
         project_id: req.principal.projectId,
         app_id: intParam(q.app, "app", 1, Number.MAX_SAFE_INTEGER),
         visitor: q.visitor,
-        from: time(q.from, "from"),
-        to: time(q.to, "to"),
+        from: parseTime(q.from, "from"),
+        to: parseTime(q.to, "to"),
         before_id: decodeCursor(q.cursor),
         limit: limit + 1,
       });

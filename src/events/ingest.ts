@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { LRUCache } from "lru-cache";
 import { AppError, badRequest, conflict, notFound } from "../errors.js";
 import { UniqueViolation, type App, type EventRow, type IngestSession, type Store } from "../store/port.js";
-import { parseTime, TimeError } from "../util/time.js";
+import { parseTime } from "../util/time.js";
 import { MAX_JSON_DEPTH, tooDeep } from "../util/json.js";
 import type { IncomingMessage } from "node:http";
 import type { IpMode } from "../config.js";
@@ -300,12 +300,7 @@ export class IngestService {
 
 function clientTime(v: unknown, field: string): number | null {
   if (v === undefined || v === null || v === "") return null;
-  try {
-    return parseTime(v, field) ?? null;
-  } catch (e) {
-    if (e instanceof TimeError) throw badRequest(e.message, { field });
-    throw e;
-  }
+  return parseTime(v, field) ?? null;
 }
 
 function visitorOf(v: unknown, field: string): string | null {

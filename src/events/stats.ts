@@ -1,7 +1,7 @@
 import { intParam } from "../schemas.js";
 import { badRequest } from "../errors.js";
 import { campaignPlatformScope, DIMENSIONS, PLATFORMS, SLOT_MS, type Dimension, type ScopeKind, type Store } from "../store/port.js";
-import { bucketStart, DAY, HOUR, isTimeZone, parseTime, TimeError, type Interval } from "../util/time.js";
+import { bucketStart, DAY, HOUR, isTimeZone, parseTime, type Interval } from "../util/time.js";
 import { VisitorSketch } from "./sketch.js";
 import type { EventWriter } from "./writer.js";
 
@@ -37,15 +37,6 @@ const EMPTY_VALUE: Record<Dimension, string> = {
 const STEP: Record<Interval, number> = { hour: HOUR, day: DAY, week: 7 * DAY };
 const MAX_BUCKETS = 5000;
 
-function time(v: string | undefined, field: string): number | undefined {
-  try {
-    return parseTime(v, field);
-  } catch (e) {
-    if (e instanceof TimeError) throw badRequest(e.message, { field });
-    throw e;
-  }
-}
-
 /**
  * Counts, series and breakdowns of a link, a domain or a project, read from the hourly rollups only (never from the
  * raw event log), so their cost depends on the number of hours and dimension combinations, not on the number of clicks.
@@ -63,8 +54,8 @@ export class StatsService {
   }
 
   async stats(scope: ScopeKind, scopeId: number, q: StatsQuery, orphanScope?: ScopeKind) {
-    const to = time(q.to, "to") ?? Date.now();
-    const from = time(q.from, "from") ?? to - 30 * DAY;
+    const to = parseTime(q.to, "to") ?? Date.now();
+    const from = parseTime(q.from, "from") ?? to - 30 * DAY;
     if (from >= to) throw badRequest("from must be before to", { field: "from" });
     const interval = q.interval ?? (to - from <= 2 * DAY ? "hour" : "day");
     const tz = q.tz ?? "UTC";

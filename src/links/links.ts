@@ -1,7 +1,7 @@
-import { AppError, badRequest, conflict, notFound, refuseNul } from "../errors.js";
+import { AppError, badRequest, conflict, notFound } from "../errors.js";
 import { LINK_SORTS, UniqueViolation, type Link, type LinkPatch, type LinkSort, type Store, type Utm } from "../store/port.js";
 import { randomString } from "../util/ids.js";
-import { iso, parseTime, TimeError } from "../util/time.js";
+import { iso, parseTime } from "../util/time.js";
 import type { DomainService } from "./domains.js";
 import type { LinkResolver } from "./resolver.js";
 import { publicRules, validateAllowedPlatforms, validateRules } from "./targeting.js";
@@ -38,15 +38,6 @@ export interface ListQuery {
   /** only links with targeting rules or allowed platforms */
   targeted?: boolean;
   sort?: string;
-}
-
-function time(v: unknown, field: string): number | undefined {
-  try {
-    return parseTime(v, field);
-  } catch (e) {
-    if (e instanceof TimeError) throw badRequest(e.message, { field });
-    throw e;
-  }
 }
 
 function tags(list: string[]): string[] {
@@ -143,7 +134,7 @@ export class LinkService {
       domain_id: domain.id,
       target,
       redirect_status: status as Link["redirect_status"],
-      expires_at: time(input.expires_at, "expires_at") ?? null,
+      expires_at: parseTime(input.expires_at, "expires_at") ?? null,
       max_clicks: input.max_clicks ?? null,
       tags: tags(input.tags ?? []),
       utm: utm(input.utm ?? {}),
@@ -193,15 +184,14 @@ export class LinkService {
   async list(projectId: number, q: ListQuery): Promise<{ links: Link[]; next_cursor: string | null }> {
     const limit = q.limit ?? 50;
     const sort = (q.sort ?? "-created") as LinkSort;
-    refuseNul({ domain: q.domain, tag: q.tag, q: q.q });
     if (!(LINK_SORTS as readonly string[]).includes(sort)) throw badRequest(`sort must be one of ${LINK_SORTS.join(", ")}`, { field: "sort" });
     const links = await this.store.listLinks({
       project_id: projectId,
       domain_id: q.domain ? (await this.domains.byName(projectId, q.domain)).id : undefined,
       tag: q.tag,
       q: q.q,
-      created_after: time(q.created_after, "created_after"),
-      created_before: time(q.created_before, "created_before"),
+      created_after: parseTime(q.created_after, "created_after"),
+      created_before: parseTime(q.created_before, "created_before"),
       before_id: q.cursor && sort === "-created" ? decodeCursor(q.cursor) : undefined,
       sort,
       after: q.cursor && sort !== "-created" ? decodeSortCursor(q.cursor, sort) : undefined,
@@ -227,7 +217,7 @@ export class LinkService {
         throw badRequest(`redirect_status must be one of ${REDIRECT_STATUSES.join(", ")}`, { field: "redirect_status" });
       patch.redirect_status = input.redirect_status as Link["redirect_status"];
     }
-    if (input.expires_at !== undefined) patch.expires_at = time(input.expires_at, "expires_at") ?? null;
+    if (input.expires_at !== undefined) patch.expires_at = parseTime(input.expires_at, "expires_at") ?? null;
     if (input.max_clicks !== undefined) patch.max_clicks = input.max_clicks;
     if (input.tags !== undefined) patch.tags = tags(input.tags);
     if (input.utm !== undefined) patch.utm = utm(input.utm);

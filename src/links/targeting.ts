@@ -1,6 +1,6 @@
 import { badRequest } from "../errors.js";
 import { PLATFORM_CONDITIONS, type Platform, type PlatformCondition, type TargetRule } from "../store/port.js";
-import { parseTime, TimeError } from "../util/time.js";
+import { parseTime } from "../util/time.js";
 import { validateUrl } from "./validate.js";
 
 /**
@@ -62,14 +62,9 @@ function stringList(v: unknown, field: string, re: RegExp, what: string, norm: (
 }
 
 function ruleTime(v: unknown, field: string): number {
-  try {
-    const t = parseTime(v, field);
-    if (t === undefined) throw badRequest(`${field} must be an ISO 8601 time or epoch milliseconds`, { field });
-    return t;
-  } catch (e) {
-    if (e instanceof TimeError) throw badRequest(e.message, { field });
-    throw e;
-  }
+  const t = parseTime(v, field);
+  if (t === undefined) throw badRequest(`${field} must be an ISO 8601 time or epoch milliseconds`, { field });
+  return t;
 }
 
 const RULE_KEYS = new Set(["name", "target", "platform", "language", "country", "query", "after", "before"]);

@@ -1,3 +1,5 @@
+import { AppError } from "../errors.js";
+
 export const HOUR = 3_600_000;
 export const DAY = 86_400_000;
 
@@ -24,12 +26,20 @@ export function parseTime(value: unknown, field: string): number | undefined {
   return ms;
 }
 
-export class TimeError extends Error {
+/** A time that does not parse: a 400 naming its field, wherever it is thrown (API, raw paths, dialects, CLI). */
+export class TimeError extends AppError {
   constructor(
     readonly field: string,
     value: unknown,
   ) {
-    super(`${field} must be an ISO 8601 date-time (e.g. 2026-01-31T12:00:00Z) or epoch milliseconds, got ${JSON.stringify(value)}`);
+    super(
+      400,
+      "invalid-request",
+      `${field} must be an ISO 8601 date-time (e.g. 2026-01-31T12:00:00Z) or epoch milliseconds, got ${JSON.stringify(value)}`,
+      {
+        field,
+      },
+    );
   }
 }
 

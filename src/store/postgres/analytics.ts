@@ -1,7 +1,7 @@
 import type pg from "pg";
 import type { StoredEvent } from "../port.js";
 import type { Row } from "../rows.js";
-import { mapError } from "./index.js";
+import { pgRows } from "./index.js";
 import type { AliasRow, AnalyticsStore, PropertyRow, SavedFunnel, TimelineRow } from "../../funnels/store.js";
 
 const PATCHABLE = new Set(["name", "description", "query"]);
@@ -11,13 +11,8 @@ const TIMELINE = `SELECT id, ts, name, visitor, data, source, link_id FROM event
 export class PgAnalyticsStore implements AnalyticsStore {
   constructor(private readonly pool: pg.Pool) {}
 
-  private async q<T = Row>(sql: string, params: unknown[] = [], rowMode?: "array"): Promise<T[]> {
-    try {
-      const res = rowMode ? await this.pool.query({ text: sql, values: params, rowMode: "array" as const }) : await this.pool.query(sql, params);
-      return res.rows as T[];
-    } catch (e) {
-      mapError(e);
-    }
+  private q<T = Row>(sql: string, params: unknown[] = [], rowMode?: "array"): Promise<T[]> {
+    return pgRows<T>(this.pool, sql, params, rowMode);
   }
 
   async scanTimeline(projectId: number, afterId: number, limit: number, each: (row: TimelineRow) => void): Promise<number> {

@@ -1,19 +1,15 @@
 import type pg from "pg";
 import { UniqueViolation } from "../port.js";
 import type { Row } from "../rows.js";
-import { mapError } from "./index.js";
+import { pgRows } from "./index.js";
 import type { HiiTrackBucket, HiiTrackStore, HiiTrackUser } from "../../dialects/hiitrack-store.js";
 
 /** The HiiTrack dialect's users and buckets on PostgreSQL, on the adapter's pool (bigint read as numbers). */
 export class PgHiiTrackStore implements HiiTrackStore {
   constructor(private readonly pool: pg.Pool) {}
 
-  private async q<T = Row>(sql: string, params: unknown[] = []): Promise<T[]> {
-    try {
-      return (await this.pool.query(sql, params)).rows as T[];
-    } catch (e) {
-      mapError(e);
-    }
+  private q<T = Row>(sql: string, params: unknown[] = []): Promise<T[]> {
+    return pgRows<T>(this.pool, sql, params);
   }
 
   /** An insert that answers false instead of throwing when the key is taken. */

@@ -82,6 +82,16 @@ export function mapError(e: unknown): never {
   throw e;
 }
 
+/** A query's rows on the pool (`rowMode` "array": each row as an array), its errors mapped as mapError does. */
+export async function pgRows<T = Row>(pool: pg.Pool, sql: string, params: unknown[] = [], rowMode?: "array"): Promise<T[]> {
+  try {
+    const res = rowMode ? await pool.query({ text: sql, values: params, rowMode }) : await pool.query(sql, params);
+    return res.rows as T[];
+  } catch (e) {
+    mapError(e);
+  }
+}
+
 /** A writer whose heartbeat is older than this is adopted by another instance. */
 const ORPHAN_AFTER_MS = 60_000;
 
@@ -194,12 +204,8 @@ export class PgStore implements Store {
           : new PgNotifyChannel(opts.url, this.pool, this.instance);
   }
 
-  private async q<T = Row>(sql: string, params: unknown[] = []): Promise<T[]> {
-    try {
-      return (await this.pool.query(sql, params)).rows as T[];
-    } catch (e) {
-      mapError(e);
-    }
+  private q<T = Row>(sql: string, params: unknown[] = []): Promise<T[]> {
+    return pgRows<T>(this.pool, sql, params);
   }
 
   private async one<T = Row>(sql: string, params: unknown[] = []): Promise<T | undefined> {

@@ -1,7 +1,7 @@
 import type pg from "pg";
-import { StoreUnavailable, UniqueViolation, type StoredEvent } from "../port.js";
+import type { StoredEvent } from "../port.js";
 import type { Row } from "../rows.js";
-import { isConnectionError } from "./index.js";
+import { mapError, pgRows } from "./index.js";
 import type {
   AttemptRecord,
   ClaimedDelivery,
@@ -15,13 +15,6 @@ import type {
   WebhookStore,
 } from "../../webhooks/store.js";
 
-function mapError(e: unknown): never {
-  if (e instanceof StoreUnavailable || e instanceof UniqueViolation) throw e;
-  if (e && typeof e === "object" && (e as { code?: unknown }).code === "23505") throw new UniqueViolation((e as Error).message);
-  if (isConnectionError(e)) throw new StoreUnavailable(`the database is unreachable (${(e as Error).message})`);
-  throw e;
-}
-
 const PATCHABLE = new Set(["url", "events", "secret", "format", "active", "description"]);
 
 /**
@@ -32,12 +25,8 @@ const PATCHABLE = new Set(["url", "events", "secret", "format", "active", "descr
 export class PgWebhookStore implements WebhookStore {
   constructor(private readonly pool: pg.Pool) {}
 
-  private async q<T = Row>(sql: string, params: unknown[] = []): Promise<T[]> {
-    try {
-      return (await this.pool.query(sql, params)).rows as T[];
-    } catch (e) {
-      mapError(e);
-    }
+  private q<T = Row>(sql: string, params: unknown[] = []): Promise<T[]> {
+    return pgRows<T>(this.pool, sql, params);
   }
 
   private async one<T = Row>(sql: string, params: unknown[] = []): Promise<T | undefined> {

@@ -1,5 +1,6 @@
 import type Database from "better-sqlite3";
-import { UniqueViolation, type StoredEvent } from "../port.js";
+import type { StoredEvent } from "../port.js";
+import { rethrow } from "./index.js";
 import type { Row } from "../rows.js";
 import type { AliasRow, AnalyticsStore, PropertyRow, SavedFunnel, TimelineRow } from "../../funnels/store.js";
 
@@ -13,8 +14,7 @@ function unique<T>(fn: () => T): T {
   try {
     return fn();
   } catch (e) {
-    if (String((e as { code?: unknown }).code).startsWith("SQLITE_CONSTRAINT")) throw new UniqueViolation((e as Error).message);
-    throw e;
+    rethrow(e);
   }
 }
 

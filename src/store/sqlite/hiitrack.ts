@@ -1,11 +1,6 @@
 import type Database from "better-sqlite3";
+import { isUniqueViolation } from "./index.js";
 import type { HiiTrackBucket, HiiTrackStore, HiiTrackUser } from "../../dialects/hiitrack-store.js";
-
-const isUnique = (e: unknown) =>
-  !!e && typeof e === "object" && "code" in e && String((e as { code: unknown }).code).startsWith("SQLITE_CONSTRAINT_PRIMARYKEY");
-
-const isTaken = (e: unknown) =>
-  isUnique(e) || (!!e && typeof e === "object" && "code" in e && String((e as { code: unknown }).code).startsWith("SQLITE_CONSTRAINT_UNIQUE"));
 
 /** The HiiTrack dialect's users and buckets on SQLite. */
 export class SqliteHiiTrackStore implements HiiTrackStore {
@@ -16,7 +11,7 @@ export class SqliteHiiTrackStore implements HiiTrackStore {
       this.db.prepare(`INSERT INTO hiitrack_users (name, hash, created_at) VALUES (?, ?, ?)`).run(name, hash, Date.now());
       return true;
     } catch (e) {
-      if (isTaken(e)) return false;
+      if (isUniqueViolation(e)) return false;
       throw e;
     }
   }
@@ -39,7 +34,7 @@ export class SqliteHiiTrackStore implements HiiTrackStore {
         .run(b.user_name, b.name, b.project_id, b.description, Date.now());
       return true;
     } catch (e) {
-      if (isTaken(e)) return false;
+      if (isUniqueViolation(e)) return false;
       throw e;
     }
   }

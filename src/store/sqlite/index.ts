@@ -43,10 +43,15 @@ export function sqlitePath(dataDir: string): string {
   return path.join(dataDir, "clicktrail.db");
 }
 
-function rethrow(e: unknown): never {
-  if (e && typeof e === "object" && "code" in e && String((e as { code: unknown }).code).startsWith("SQLITE_CONSTRAINT_UNIQUE")) {
-    throw new UniqueViolation((e as unknown as Error).message);
-  }
+/** A unique or primary-key constraint failed (the key is taken). */
+export function isUniqueViolation(e: unknown): boolean {
+  const code = e && typeof e === "object" && "code" in e ? String((e as { code: unknown }).code) : "";
+  return code.startsWith("SQLITE_CONSTRAINT_UNIQUE") || code.startsWith("SQLITE_CONSTRAINT_PRIMARYKEY");
+}
+
+/** Rethrows a taken key as UniqueViolation (the API answers 409), anything else as it is. */
+export function rethrow(e: unknown): never {
+  if (isUniqueViolation(e)) throw new UniqueViolation((e as Error).message);
   throw e;
 }
 

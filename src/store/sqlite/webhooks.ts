@@ -1,5 +1,6 @@
 import type Database from "better-sqlite3";
-import { UniqueViolation, type StoredEvent } from "../port.js";
+import type { StoredEvent } from "../port.js";
+import { rethrow } from "./index.js";
 import type { Row } from "../rows.js";
 import type {
   AttemptRecord,
@@ -13,13 +14,6 @@ import type {
   WebhookPatch,
   WebhookStore,
 } from "../../webhooks/store.js";
-
-function rethrow(e: unknown): never {
-  if (e && typeof e === "object" && "code" in e && String((e as { code: unknown }).code).startsWith("SQLITE_CONSTRAINT_UNIQUE")) {
-    throw new UniqueViolation((e as unknown as Error).message);
-  }
-  throw e;
-}
 
 function toWebhook(r: Row | undefined): Webhook | null {
   if (!r) return null;
