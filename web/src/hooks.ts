@@ -127,6 +127,20 @@ export function useCursorPages<T>(
   return { items, next, loading, error, more: () => load(next), reload: () => load(null) };
 }
 
+/** The error of an action on a page (delete, disable…): `run` clears it, runs the action and keeps the API's message if it fails. */
+export function useActionError() {
+  const [error, setError] = useState<string | undefined>(undefined);
+  const run = useCallback(async (action: () => Promise<void>) => {
+    setError(undefined);
+    try {
+      await action();
+    } catch (e) {
+      setError(toApiError(e).problem.detail);
+    }
+  }, []);
+  return { error, run };
+}
+
 /** The error of an action on one row of a list (delete, revoke…): shown next to that row; the next action clears it. */
 export function useRowError() {
   const [rowError, setRowError] = useState<{ id: number; text: string } | undefined>(undefined);

@@ -207,7 +207,18 @@ function Bar(props: { value: number; max: number }) {
   );
 }
 
-function BreakdownTable(props: { rows: { value: string; clicks: number }[] | undefined; total: number; label: string; unit: string }) {
+/**
+ * Counts as bars: one row per value (`label`, with `title` on hover), its count in `unit`, `visitors` when the rows have
+ * them, and its share of `total`; three skeleton rows while `rows` load.
+ */
+function BarsTable(props: {
+  rows: { key: string; label: string; title?: string; clicks: number; visitors?: number }[] | undefined;
+  total: number;
+  label: string;
+  unit: string;
+  visitors?: boolean;
+  rowTestid?: string;
+}) {
   const max = useMemo(() => Math.max(0, ...(props.rows ?? []).map((r) => r.clicks)), [props.rows]);
   if (props.rows && props.rows.length === 0) return <p class="muted empty">No {props.unit.toLowerCase()}.</p>;
   return (
@@ -218,6 +229,11 @@ function BreakdownTable(props: { rows: { value: string; clicks: number }[] | und
           <th scope="col" class="num">
             {props.unit}
           </th>
+          {props.visitors && (
+            <th scope="col" class="num">
+              Visitors
+            </th>
+          )}
           <th scope="col" class="num">
             Share
           </th>
@@ -227,20 +243,21 @@ function BreakdownTable(props: { rows: { value: string; clicks: number }[] | und
         {!props.rows
           ? Array.from({ length: 3 }, (_, i) => (
               <tr key={i} aria-hidden="true" class="skeleton-row">
-                <td colSpan={3}>
+                <td colSpan={props.visitors ? 4 : 3}>
                   <span class="skeleton" />
                 </td>
               </tr>
             ))
           : props.rows.map((r) => (
-              <tr key={r.value}>
+              <tr key={r.key} data-testid={props.rowTestid}>
                 <td class="bar-cell">
-                  <span class="bar-label" title={r.value}>
-                    {r.value || "(none)"}
+                  <span class="bar-label" title={r.title}>
+                    {r.label}
                   </span>
                   <Bar value={r.clicks} max={max} />
                 </td>
                 <td class="num">{fmtNumber(r.clicks)}</td>
+                {props.visitors && <td class="num">{fmtNumber(r.visitors ?? 0)}</td>}
                 <td class="num muted">{props.total > 0 ? fmtPercent(r.clicks / props.total) : "–"}</td>
               </tr>
             ))}
@@ -249,46 +266,12 @@ function BreakdownTable(props: { rows: { value: string; clicks: number }[] | und
   );
 }
 
+function BreakdownTable(props: { rows: { value: string; clicks: number }[] | undefined; total: number; label: string; unit: string }) {
+  const rows = useMemo(() => props.rows?.map((r) => ({ key: r.value, label: r.value || "(none)", title: r.value, clicks: r.clicks })), [props.rows]);
+  return <BarsTable rows={rows} total={props.total} label={props.label} unit={props.unit} />;
+}
+
 function PlatformTable(props: { rows: { platform: string; clicks: number; visitors: number }[] | undefined; total: number }) {
-  const max = useMemo(() => Math.max(0, ...(props.rows ?? []).map((r) => r.clicks)), [props.rows]);
-  if (props.rows && props.rows.length === 0) return <p class="muted empty">No clicks.</p>;
-  return (
-    <table class="bars">
-      <thead>
-        <tr>
-          <th scope="col">Platform</th>
-          <th scope="col" class="num">
-            Clicks
-          </th>
-          <th scope="col" class="num">
-            Visitors
-          </th>
-          <th scope="col" class="num">
-            Share
-          </th>
-        </tr>
-      </thead>
-      <tbody>
-        {!props.rows
-          ? Array.from({ length: 3 }, (_, i) => (
-              <tr key={i} aria-hidden="true" class="skeleton-row">
-                <td colSpan={4}>
-                  <span class="skeleton" />
-                </td>
-              </tr>
-            ))
-          : props.rows.map((r) => (
-              <tr key={r.platform} data-testid="platform-row">
-                <td class="bar-cell">
-                  <span class="bar-label">{r.platform}</span>
-                  <Bar value={r.clicks} max={max} />
-                </td>
-                <td class="num">{fmtNumber(r.clicks)}</td>
-                <td class="num">{fmtNumber(r.visitors)}</td>
-                <td class="num muted">{props.total > 0 ? fmtPercent(r.clicks / props.total) : "–"}</td>
-              </tr>
-            ))}
-      </tbody>
-    </table>
-  );
+  const rows = useMemo(() => props.rows?.map((r) => ({ key: r.platform, label: r.platform, clicks: r.clicks, visitors: r.visitors })), [props.rows]);
+  return <BarsTable rows={rows} total={props.total} label="Platform" unit="Clicks" visitors rowTestid="platform-row" />;
 }

@@ -1,7 +1,7 @@
 import type { ComponentChildren, JSX } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import type { ApiError } from "../api";
-import { fmtCount } from "../format";
+import { fmtCount, fmtDate, fmtDateTime } from "../format";
 
 export interface FieldControl {
   id: string;
@@ -244,17 +244,20 @@ export function ListTable(props: {
   );
 }
 
-/** A table's body: skeleton rows while `rows` load, one row of `empty` when there are none (`plainEmpty`: without the empty-row style), else a row each. */
+/**
+ * A table's body: skeleton rows while `rows` load, one row of `empty` when there are none (`plainEmpty`: without the
+ * empty-row style; no `empty`: no row, the page says it elsewhere), else a row each.
+ */
 export function TableRows<T>(props: {
   rows: readonly T[] | undefined;
   cols: number;
   skeletonRows?: number;
-  empty: ComponentChildren;
+  empty?: ComponentChildren;
   plainEmpty?: boolean;
   children: (row: T) => JSX.Element;
 }) {
   if (!props.rows) return <SkeletonRows cols={props.cols} rows={props.skeletonRows} />;
-  if (props.rows.length === 0)
+  if (props.rows.length === 0 && props.empty !== undefined)
     return (
       <tr class={props.plainEmpty ? undefined : "empty-row"}>
         <td colSpan={props.cols} class="muted">
@@ -265,11 +268,15 @@ export function TableRows<T>(props: {
   return <>{props.rows.map(props.children)}</>;
 }
 
-/** "Load more" while the API has a next page; after the last one, how many are shown (`testid`-more, `testid`-end). */
+/**
+ * "Load more" while the API has a next page; after the last one, how many are shown (`testid`-more, `testid`-end;
+ * `noEnd`: nothing after the last page).
+ */
 export function LoadMore(props: {
   pages: { items: readonly unknown[] | undefined; next: string | null; loading: boolean; more: () => void };
   what: string;
   testid: string;
+  noEnd?: boolean;
 }) {
   const { items, next, loading, more } = props.pages;
   return (
@@ -279,6 +286,7 @@ export function LoadMore(props: {
           {loading ? "Loading…" : "Load more"}
         </button>
       ) : (
+        !props.noEnd &&
         items &&
         items.length > 0 && (
           <span class="muted" data-testid={`${props.testid}-end`}>
@@ -296,6 +304,34 @@ export function RowError(props: { text: string | undefined; alert?: boolean; tes
   return (
     <p class="field-error" role={props.alert ? "alert" : undefined} data-testid={props.testid}>
       {props.text}
+    </p>
+  );
+}
+
+/** The message of a failed page action (delete, disable…), announced at once. */
+export function ActionError(props: { text: string | undefined }) {
+  if (!props.text) return null;
+  return (
+    <p class="alert error" role="alert">
+      {props.text}
+    </p>
+  );
+}
+
+/** A day, with the full date and time as its title. */
+export function DateText(props: { iso: string }) {
+  return (
+    <time dateTime={props.iso} title={fmtDateTime(props.iso)}>
+      {fmtDate(props.iso)}
+    </time>
+  );
+}
+
+/** The way back above a page's heading: the list the page belongs to. */
+export function Crumbs(props: { href: string; children: ComponentChildren }) {
+  return (
+    <p class="crumbs">
+      <a href={props.href}>{props.children}</a> <span aria-hidden="true">›</span>
     </p>
   );
 }

@@ -1,9 +1,9 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, type TrackedApp } from "../api";
 import { StatsView } from "../components/StatsView";
-import { CopyButton, ErrorBox, Field, FormError, RowError, SkeletonRows, focusField } from "../components/ui";
-import { fmtDate, fmtDateTime, fmtDuration } from "../format";
-import { toApiError, useFormErrors, useLoad, useRowError } from "../hooks";
+import { ActionError, CopyButton, Crumbs, DateText, ErrorBox, Field, FormError, ListTable, RowError, TableRows, focusField } from "../components/ui";
+import { fmtDateTime, fmtDuration } from "../format";
+import { useActionError, useFormErrors, useLoad, useRowError } from "../hooks";
 import { href } from "../router";
 import { useApp } from "../state";
 
@@ -182,74 +182,61 @@ export function AppsPage() {
         </section>
       )}
 
-      {list.error && <ErrorBox error={list.error} onRetry={list.reload} />}
-      <div class="table-wrap">
-        <table class="fixed responsive" aria-busy={list.loading} data-testid="apps-table">
-          <colgroup>
-            <col class="c-name" />
-            <col />
-            <col class="c-num-w" />
-            <col class="c-date" />
-            <col class="c-actions-xs" />
-          </colgroup>
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Public key</th>
-              <th scope="col">Idle time-out</th>
-              <th scope="col">Created</th>
-              <th scope="col">
-                <span class="sr-only">Actions</span>
-              </th>
+      <ListTable
+        load={list}
+        class="fixed responsive"
+        testid="apps-table"
+        cols={["c-name", undefined, "c-num-w", "c-date", "c-actions-xs"]}
+        head={
+          <>
+            <th scope="col">Name</th>
+            <th scope="col">Public key</th>
+            <th scope="col">Idle time-out</th>
+            <th scope="col">Created</th>
+          </>
+        }
+        actions
+      >
+        <TableRows rows={rows} cols={5} skeletonRows={3}>
+          {(a) => (
+            <tr key={a.id} data-testid="app-row" data-app-id={a.id} class={a.disabled_at ? "revoked" : undefined}>
+              <td data-label="Name">
+                <a href={`#/apps/${a.id}`}>{a.name}</a>
+                {a.disabled_at && (
+                  <span class="badge" title={`Disabled ${fmtDateTime(a.disabled_at)}`}>
+                    disabled
+                  </span>
+                )}
+              </td>
+              <td data-label="Key">
+                <span class="key-cell">
+                  <code class="truncate" data-testid="app-key" title={a.key}>
+                    {a.key}
+                  </code>
+                  <CopyButton text={embedSnippet(a.key)} label="Copy snippet" what={`the embed snippet of ${a.name}`} />
+                </span>
+              </td>
+              <td data-label="Idle time-out">{fmtDuration(a.idle_timeout_ms)}</td>
+              <td data-label="Created">
+                <DateText iso={a.created_at} />
+              </td>
+              <td class="row-actions">
+                <button
+                  type="button"
+                  class={`btn small${a.disabled_at ? "" : " danger-outline"}`}
+                  disabled={rowBusy === a.id}
+                  onClick={() => toggle(a)}
+                  data-testid={a.disabled_at ? "app-enable" : "app-disable"}
+                  aria-label={`${a.disabled_at ? "Enable" : "Disable"} ${a.name}`}
+                >
+                  {a.disabled_at ? "Enable" : "Disable"}
+                </button>
+                <RowError text={rowError.of(a.id)} alert />
+              </td>
             </tr>
-          </thead>
-          <tbody>
-            {!rows ? (
-              <SkeletonRows cols={5} rows={3} />
-            ) : (
-              rows.map((a) => (
-                <tr key={a.id} data-testid="app-row" data-app-id={a.id} class={a.disabled_at ? "revoked" : undefined}>
-                  <td data-label="Name">
-                    <a href={`#/apps/${a.id}`}>{a.name}</a>
-                    {a.disabled_at && (
-                      <span class="badge" title={`Disabled ${fmtDateTime(a.disabled_at)}`}>
-                        disabled
-                      </span>
-                    )}
-                  </td>
-                  <td data-label="Key">
-                    <span class="key-cell">
-                      <code class="truncate" data-testid="app-key" title={a.key}>
-                        {a.key}
-                      </code>
-                      <CopyButton text={embedSnippet(a.key)} label="Copy snippet" what={`the embed snippet of ${a.name}`} />
-                    </span>
-                  </td>
-                  <td data-label="Idle time-out">{fmtDuration(a.idle_timeout_ms)}</td>
-                  <td data-label="Created">
-                    <time dateTime={a.created_at} title={fmtDateTime(a.created_at)}>
-                      {fmtDate(a.created_at)}
-                    </time>
-                  </td>
-                  <td class="row-actions">
-                    <button
-                      type="button"
-                      class={`btn small${a.disabled_at ? "" : " danger-outline"}`}
-                      disabled={rowBusy === a.id}
-                      onClick={() => toggle(a)}
-                      data-testid={a.disabled_at ? "app-enable" : "app-disable"}
-                      aria-label={`${a.disabled_at ? "Enable" : "Disable"} ${a.name}`}
-                    >
-                      {a.disabled_at ? "Enable" : "Disable"}
-                    </button>
-                    <RowError text={rowError.of(a.id)} alert />
-                  </td>
-                </tr>
-              ))
-            )}
-          </tbody>
-        </table>
-      </div>
+          )}
+        </TableRows>
+      </ListTable>
       {rows && rows.length === 0 && <p class="empty-state">No apps yet. Create one to record your front end's events.</p>}
     </>
   );
@@ -259,30 +246,24 @@ export function AppPage(props: { id: number }) {
   const app = useApp();
   const list = useLoad(loadApps, [props.id]);
   const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | undefined>(undefined);
+  const action = useActionError();
   const a = list.data?.apps.find((x) => x.id === props.id);
   const missing = list.data && !a;
 
   const toggle = async () => {
     if (!a || busy) return;
-    setError(undefined);
     setBusy(true);
-    try {
+    await action.run(async () => {
       const next = await setDisabled(a.id, !a.disabled_at);
       if (list.data) list.set({ apps: list.data.apps.map((x) => (x.id === a.id ? next : x)) });
       app.flash({ kind: "ok", text: next.disabled_at ? `Disabled ${next.name}: its events are refused.` : `Enabled ${next.name} again.` });
-    } catch (e) {
-      setError(toApiError(e).problem.detail);
-    } finally {
-      setBusy(false);
-    }
+    });
+    setBusy(false);
   };
 
   return (
     <>
-      <p class="crumbs">
-        <a href="#/apps">Apps</a> <span aria-hidden="true">›</span>
-      </p>
+      <Crumbs href="#/apps">Apps</Crumbs>
       <div class="page-head">
         <h1 tabIndex={-1} data-testid="app-heading">
           {a ? a.name : list.error || missing ? "App" : <span class="skeleton title-skeleton" aria-label="Loading" />}
@@ -307,11 +288,7 @@ export function AppPage(props: { id: number }) {
           </div>
         )}
       </div>
-      {error && (
-        <p class="alert error" role="alert">
-          {error}
-        </p>
-      )}
+      <ActionError text={action.error} />
       {list.error && <ErrorBox error={list.error} onRetry={list.reload} />}
       {missing ? (
         <p class="alert error" role="alert" data-testid="load-error">

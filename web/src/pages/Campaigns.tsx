@@ -1,9 +1,9 @@
 import { useRef, useState } from "preact/hooks";
 import { api, type Campaign, type Utm } from "../api";
 import { StatsView } from "../components/StatsView";
-import { ConfirmButton, ErrorBox, Field, FormError, SkeletonRows, focusField } from "../components/ui";
-import { fmtDate, fmtDateTime } from "../format";
-import { toApiError, useFormErrors, useLoad } from "../hooks";
+import { ActionError, ConfirmButton, Crumbs, DateText, ErrorBox, Field, FormError, ListTable, TableRows, focusField } from "../components/ui";
+import { fmtDateTime } from "../format";
+import { useActionError, useFormErrors, useLoad } from "../hooks";
 import { navigate } from "../router";
 import { useApp } from "../state";
 import { LinksBrowser } from "./Links";
@@ -107,47 +107,37 @@ export function CampaignsPage() {
           </button>
         </div>
       </form>
-      {list.error && <ErrorBox error={list.error} onRetry={list.reload} />}
-      <div class="table-wrap">
-        <table class="fixed responsive" aria-busy={list.loading} data-testid="campaigns-table">
-          <colgroup>
-            <col class="c-name" />
-            <col class="c-utm" />
-            <col />
-            <col class="c-date" />
-          </colgroup>
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">UTM parameters</th>
-              <th scope="col">Notes</th>
-              <th scope="col">Created</th>
+      <ListTable
+        load={list}
+        class="fixed responsive"
+        testid="campaigns-table"
+        cols={["c-name", "c-utm", undefined, "c-date"]}
+        head={
+          <>
+            <th scope="col">Name</th>
+            <th scope="col">UTM parameters</th>
+            <th scope="col">Notes</th>
+            <th scope="col">Created</th>
+          </>
+        }
+      >
+        <TableRows rows={rows} cols={4} skeletonRows={4}>
+          {(c) => (
+            <tr key={c.id} data-testid="campaign-row">
+              <td data-label="Name">
+                <a href={`#/campaigns/${c.id}`}>{c.name}</a>
+              </td>
+              <td data-label="UTM">{utmText(c.utm) || <span class="muted">–</span>}</td>
+              <td data-label="Notes" class="clip">
+                {c.notes || <span class="muted">–</span>}
+              </td>
+              <td data-label="Created">
+                <DateText iso={c.created_at} />
+              </td>
             </tr>
-          </thead>
-          <tbody>
-            {!rows ? (
-              <SkeletonRows cols={4} rows={4} />
-            ) : (
-              rows.map((c) => (
-                <tr key={c.id} data-testid="campaign-row">
-                  <td data-label="Name">
-                    <a href={`#/campaigns/${c.id}`}>{c.name}</a>
-                  </td>
-                  <td data-label="UTM">{utmText(c.utm) || <span class="muted">–</span>}</td>
-                  <td data-label="Notes" class="clip">
-                    {c.notes || <span class="muted">–</span>}
-                  </td>
-                  <td data-label="Created">
-                    <time dateTime={c.created_at} title={fmtDateTime(c.created_at)}>
-                      {fmtDate(c.created_at)}
-                    </time>
-                  </td>
-                </tr>
-              ))
-            )}
-          </tbody>
-        </table>
-      </div>
+          )}
+        </TableRows>
+      </ListTable>
       {rows && rows.length === 0 && <p class="empty-state">No campaigns yet. A campaign groups links and shares its UTM parameters with them.</p>}
     </>
   );
@@ -156,13 +146,11 @@ export function CampaignsPage() {
 export function CampaignPage(props: { id: number }) {
   const app = useApp();
   const campaign = useLoad((signal) => api<Campaign>("GET", `/api/v1/campaigns/${props.id}`, { signal }), [props.id]);
-  const [deleteError, setDeleteError] = useState<string | undefined>(undefined);
+  const deletion = useActionError();
   const c = campaign.data;
   return (
     <>
-      <p class="crumbs">
-        <a href="#/campaigns">Campaigns</a> <span aria-hidden="true">›</span>
-      </p>
+      <Crumbs href="#/campaigns">Campaigns</Crumbs>
       <div class="page-head">
         <h1 tabIndex={-1} data-testid="campaign-heading">
           {c ? c.name : campaign.error ? "Campaign" : <span class="skeleton title-skeleton" aria-label="Loading" />}
@@ -176,25 +164,18 @@ export function CampaignPage(props: { id: number }) {
               label="Delete"
               what={`the campaign ${c?.name ?? props.id} (its links stay)`}
               testid="delete-campaign"
-              onConfirm={async () => {
-                setDeleteError(undefined);
-                try {
+              onConfirm={() =>
+                deletion.run(async () => {
                   await api("DELETE", `/api/v1/campaigns/${props.id}`);
                   app.flash({ kind: "ok", text: `Deleted the campaign ${c?.name ?? props.id}; its links stay.`, path: "/campaigns" });
                   navigate("/campaigns");
-                } catch (e) {
-                  setDeleteError(toApiError(e).problem.detail);
-                }
-              }}
+                })
+              }
             />
           </div>
         )}
       </div>
-      {deleteError && (
-        <p class="alert error" role="alert">
-          {deleteError}
-        </p>
-      )}
+      <ActionError text={deletion.error} />
       {campaign.error && <ErrorBox error={campaign.error} onRetry={campaign.reload} />}
       <dl class="facts card">
         <div>

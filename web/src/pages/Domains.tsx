@@ -1,7 +1,6 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, type Domain } from "../api";
-import { ConfirmButton, ErrorBox, Field, FormError, RowError, SkeletonRows, focusField } from "../components/ui";
-import { fmtDate, fmtDateTime } from "../format";
+import { ConfirmButton, DateText, Field, FormError, ListTable, RowError, TableRows, focusField } from "../components/ui";
 import { toApiError, useFormErrors, useLoad, useRowError } from "../hooks";
 import { href } from "../router";
 import { useApp } from "../state";
@@ -88,86 +87,74 @@ export function DomainsPage() {
           </button>
         </div>
       </form>
-      {list.error && <ErrorBox error={list.error} onRetry={list.reload} />}
-      <div class="table-wrap">
-        <table class="fixed responsive" aria-busy={list.loading} data-testid="domains-table">
-          <colgroup>
-            <col class="c-host" />
-            <col />
-            <col class="c-date" />
-            <col class="c-actions-s" />
-          </colgroup>
-          <thead>
-            <tr>
-              <th scope="col">Host name</th>
-              <th scope="col">Fallback URL</th>
-              <th scope="col">Created</th>
-              <th scope="col">
-                <span class="sr-only">Actions</span>
-              </th>
+      <ListTable
+        load={list}
+        class="fixed responsive"
+        testid="domains-table"
+        cols={["c-host", undefined, "c-date", "c-actions-s"]}
+        head={
+          <>
+            <th scope="col">Host name</th>
+            <th scope="col">Fallback URL</th>
+            <th scope="col">Created</th>
+          </>
+        }
+        actions
+      >
+        <TableRows rows={rows} cols={4} skeletonRows={3}>
+          {(d) => (
+            <tr key={d.id} data-testid="domain-row" data-hostname={d.hostname}>
+              <td data-label="Host name">
+                <a href={href("/links", { domain: d.hostname })} title={`Links on ${d.hostname}`}>
+                  {d.hostname}
+                </a>
+              </td>
+              <td data-label="Fallback URL" class="clip">
+                {editing === d.id ? (
+                  <FallbackEditor
+                    domain={d}
+                    onDone={(saved) => {
+                      if (saved) replace(saved);
+                      setEditing(undefined);
+                    }}
+                  />
+                ) : (
+                  d.fallback_url || <span class="muted">none (404)</span>
+                )}
+              </td>
+              <td data-label="Created">
+                <DateText iso={d.created_at} />
+              </td>
+              <td class="row-actions">
+                {editing !== d.id && (
+                  <button
+                    type="button"
+                    class="btn small"
+                    onClick={() => setEditing(d.id)}
+                    aria-label={`Change the fallback of ${d.hostname}`}
+                    data-testid="domain-edit"
+                  >
+                    Edit fallback
+                  </button>
+                )}
+                <ConfirmButton
+                  label="Delete"
+                  what={d.hostname}
+                  testid="delete-domain"
+                  onConfirm={() =>
+                    rowError.run(d.id, async () => {
+                      await api("DELETE", `/api/v1/domains/${d.id}`);
+                      if (list.data) list.set({ domains: list.data.domains.filter((x) => x.id !== d.id) });
+                      app.flash({ kind: "ok", text: `Deleted ${d.hostname}.` });
+                    })
+                  }
+                />
+                <RowError text={rowError.of(d.id)} alert testid="domain-row-error" />
+              </td>
             </tr>
-          </thead>
-          <tbody>
-            {!rows ? (
-              <SkeletonRows cols={4} rows={3} />
-            ) : (
-              rows.map((d) => (
-                <tr key={d.id} data-testid="domain-row" data-hostname={d.hostname}>
-                  <td data-label="Host name">
-                    <a href={href("/links", { domain: d.hostname })} title={`Links on ${d.hostname}`}>
-                      {d.hostname}
-                    </a>
-                  </td>
-                  <td data-label="Fallback URL" class="clip">
-                    {editing === d.id ? (
-                      <FallbackEditor
-                        domain={d}
-                        onDone={(saved) => {
-                          if (saved) replace(saved);
-                          setEditing(undefined);
-                        }}
-                      />
-                    ) : (
-                      d.fallback_url || <span class="muted">none (404)</span>
-                    )}
-                  </td>
-                  <td data-label="Created">
-                    <time dateTime={d.created_at} title={fmtDateTime(d.created_at)}>
-                      {fmtDate(d.created_at)}
-                    </time>
-                  </td>
-                  <td class="row-actions">
-                    {editing !== d.id && (
-                      <button
-                        type="button"
-                        class="btn small"
-                        onClick={() => setEditing(d.id)}
-                        aria-label={`Change the fallback of ${d.hostname}`}
-                        data-testid="domain-edit"
-                      >
-                        Edit fallback
-                      </button>
-                    )}
-                    <ConfirmButton
-                      label="Delete"
-                      what={d.hostname}
-                      testid="delete-domain"
-                      onConfirm={() =>
-                        rowError.run(d.id, async () => {
-                          await api("DELETE", `/api/v1/domains/${d.id}`);
-                          if (list.data) list.set({ domains: list.data.domains.filter((x) => x.id !== d.id) });
-                          app.flash({ kind: "ok", text: `Deleted ${d.hostname}.` });
-                        })
-                      }
-                    />
-                    <RowError text={rowError.of(d.id)} alert testid="domain-row-error" />
-                  </td>
-                </tr>
-              ))
-            )}
-          </tbody>
-        </table>
-      </div>
+          )}
+        </TableRows>
+      </ListTable>
       {rows && rows.length === 0 && <p class="empty-state">No domains yet. Register the first one below.</p>}
     </>
   );

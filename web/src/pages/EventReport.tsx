@@ -3,7 +3,7 @@ import { useMemo, useState } from "preact/hooks";
 import { api, type EventCounts, type EventReport, type Interval } from "../api";
 import { ClicksChart } from "../components/Chart";
 import { valueLabel } from "../components/FunnelChart";
-import { ErrorBox, Field } from "../components/ui";
+import { Crumbs, ErrorBox, Field } from "../components/ui";
 import { addDays, browserTimeZone, fmtNumber, startOfDay, today } from "../format";
 import { useLoad } from "../hooks";
 import { eventReportHref, useEventNames } from "./Funnels";
@@ -141,9 +141,7 @@ export function EventReportPage(props: { name: string }) {
 
   return (
     <>
-      <p class="crumbs">
-        <a href="#/funnels">Funnels and events</a> <span aria-hidden="true">›</span>
-      </p>
+      <Crumbs href="#/funnels">Funnels and events</Crumbs>
       <div class="page-head">
         <h1 tabIndex={-1} data-testid="report-heading">
           {props.name}

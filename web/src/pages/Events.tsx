@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import { api, type TrackedApp, type TrackedEvent } from "../api";
+import { AppFilter, TextFilter } from "../components/Filters";
 import { ErrorBox, LoadMore, TableRows } from "../components/ui";
 import { fmtDateTime, fmtNumber, fmtTime } from "../format";
 import { useCursorPages } from "../hooks";
@@ -239,54 +240,16 @@ export function EventsPage(props: { query: URLSearchParams }) {
       </div>
 
       <form class="filters card" onSubmit={apply} data-testid="events-filters" aria-label="Filter the events">
-        <div class="field">
-          <label for="events-app">App</label>
-          <select id="events-app" value={draft.app} onChange={(e) => setDraft({ ...draft, app: e.currentTarget.value })} data-testid="events-app">
-            <option value="">All apps</option>
-            {(apps.data?.apps ?? []).map((a) => (
-              <option key={a.id} value={String(a.id)}>
-                {a.name}
-              </option>
-            ))}
-            {appId && !appNames.has(Number(appId)) && <option value={appId}>App #{appId}</option>}
-          </select>
-        </div>
-        <div class="field">
-          <label for="events-name">Name</label>
-          <input
-            id="events-name"
-            type="text"
-            maxLength={64}
-            placeholder="any"
-            value={draft.name}
-            onInput={(e) => setDraft({ ...draft, name: e.currentTarget.value })}
-            data-testid="events-name"
-          />
-        </div>
-        <div class="field">
-          <label for="events-visitor">Visitor</label>
-          <input
-            id="events-visitor"
-            type="text"
-            maxLength={128}
-            placeholder="any"
-            value={draft.visitor}
-            onInput={(e) => setDraft({ ...draft, visitor: e.currentTarget.value })}
-            data-testid="events-visitor"
-          />
-        </div>
-        <div class="field">
-          <label for="events-session">Session</label>
-          <input
-            id="events-session"
-            type="text"
-            maxLength={64}
-            placeholder="any"
-            value={draft.session}
-            onInput={(e) => setDraft({ ...draft, session: e.currentTarget.value })}
-            data-testid="events-session"
-          />
-        </div>
+        <AppFilter id="events-app" apps={apps.data?.apps ?? []} current={appId} value={draft.app} onChange={(app) => setDraft({ ...draft, app })} />
+        <TextFilter id="events-name" label="Name" maxLength={64} value={draft.name} onInput={(name) => setDraft({ ...draft, name })} />
+        <TextFilter
+          id="events-visitor"
+          label="Visitor"
+          maxLength={128}
+          value={draft.visitor}
+          onInput={(visitor) => setDraft({ ...draft, visitor })}
+        />
+        <TextFilter id="events-session" label="Session" maxLength={64} value={draft.session} onInput={(session) => setDraft({ ...draft, session })} />
         <div class="field actions">
           <button type="submit" class="btn primary" data-testid="events-apply">
             Filter

@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, type BulkResult } from "../api";
 import type { ImportRow, ParsedCsv } from "../csv";
+import { ActionError, Crumbs } from "../components/ui";
 import { fmtNumber } from "../format";
 import { toApiError } from "../hooks";
 
@@ -142,9 +143,7 @@ export function ImportPage() {
 
   return (
     <>
-      <p class="crumbs">
-        <a href="#/links">Links</a> <span aria-hidden="true">›</span>
-      </p>
+      <Crumbs href="#/links">Links</Crumbs>
       <div class="page-head">
         <h1 tabIndex={-1}>Import links</h1>
       </div>
@@ -213,11 +212,7 @@ export function ImportPage() {
             {fmtNumber(created)} {created === 1 ? "link" : "links"} created, {fmtNumber(failures.length)} failed
             {phase === "done" ? ` (of ${fmtNumber(total)} rows).` : "."}
           </p>
-          {stopped && (
-            <p class="alert error" role="alert">
-              {stopped}
-            </p>
-          )}
+          <ActionError text={stopped} />
           {failures.length > 0 && (
             <>
               <div class="table-wrap">

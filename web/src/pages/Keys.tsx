@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, type ApiKey } from "../api";
-import { ConfirmButton, CopyButton, ErrorBox, FormError, RowError, SkeletonRows, focusField } from "../components/ui";
-import { fmtDate, fmtDateTime } from "../format";
+import { ConfirmButton, CopyButton, DateText, FormError, ListTable, RowError, TableRows, focusField } from "../components/ui";
+import { fmtDate } from "../format";
 import { useFormErrors, useLoad, useRowError } from "../hooks";
 import { useApp } from "../state";
 
@@ -143,68 +143,54 @@ export function KeysPage() {
         </section>
       )}
 
-      {list.error && <ErrorBox error={list.error} onRetry={list.reload} />}
-      <div class="table-wrap">
-        <table class="fixed responsive" aria-busy={list.loading} data-testid="keys-table">
-          <colgroup>
-            <col />
-            <col class="c-prefix" />
-            <col class="c-scopes" />
-            <col class="c-date" />
-            <col class="c-status" />
-            <col class="c-actions-xs" />
-          </colgroup>
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Key</th>
-              <th scope="col">Scopes</th>
-              <th scope="col">Created</th>
-              <th scope="col">Status</th>
-              <th scope="col">
-                <span class="sr-only">Actions</span>
-              </th>
+      <ListTable
+        load={list}
+        class="fixed responsive"
+        testid="keys-table"
+        cols={[undefined, "c-prefix", "c-scopes", "c-date", "c-status", "c-actions-xs"]}
+        head={
+          <>
+            <th scope="col">Name</th>
+            <th scope="col">Key</th>
+            <th scope="col">Scopes</th>
+            <th scope="col">Created</th>
+            <th scope="col">Status</th>
+          </>
+        }
+        actions
+      >
+        <TableRows rows={rows} cols={6} skeletonRows={3}>
+          {(k) => (
+            <tr key={k.id} data-testid="key-row" class={k.revoked_at ? "revoked" : undefined}>
+              <td data-label="Name">{k.name}</td>
+              <td data-label="Key">
+                <code>{k.prefix}…</code>
+              </td>
+              <td data-label="Scopes">{k.scopes.join(", ")}</td>
+              <td data-label="Created">
+                <DateText iso={k.created_at} />
+              </td>
+              <td data-label="Status">{k.revoked_at ? `revoked ${fmtDate(k.revoked_at)}` : "active"}</td>
+              <td class="row-actions">
+                {!k.revoked_at && (
+                  <ConfirmButton
+                    label="Revoke"
+                    what={`the key ${k.name} (${k.prefix}…)`}
+                    testid="revoke-key"
+                    onConfirm={() =>
+                      rowError.run(k.id, async () => {
+                        await api("DELETE", `/api/v1/keys/${k.id}`);
+                        list.reload();
+                      })
+                    }
+                  />
+                )}
+                <RowError text={rowError.of(k.id)} alert />
+              </td>
             </tr>
-          </thead>
-          <tbody>
-            {!rows ? (
-              <SkeletonRows cols={6} rows={3} />
-            ) : (
-              rows.map((k) => (
-                <tr key={k.id} data-testid="key-row" class={k.revoked_at ? "revoked" : undefined}>
-                  <td data-label="Name">{k.name}</td>
-                  <td data-label="Key">
-                    <code>{k.prefix}…</code>
-                  </td>
-                  <td data-label="Scopes">{k.scopes.join(", ")}</td>
-                  <td data-label="Created">
-                    <time dateTime={k.created_at} title={fmtDateTime(k.created_at)}>
-                      {fmtDate(k.created_at)}
-                    </time>
-                  </td>
-                  <td data-label="Status">{k.revoked_at ? `revoked ${fmtDate(k.revoked_at)}` : "active"}</td>
-                  <td class="row-actions">
-                    {!k.revoked_at && (
-                      <ConfirmButton
-                        label="Revoke"
-                        what={`the key ${k.name} (${k.prefix}…)`}
-                        testid="revoke-key"
-                        onConfirm={() =>
-                          rowError.run(k.id, async () => {
-                            await api("DELETE", `/api/v1/keys/${k.id}`);
-                            list.reload();
-                          })
-                        }
-                      />
-                    )}
-                    <RowError text={rowError.of(k.id)} alert />
-                  </td>
-                </tr>
-              ))
-            )}
-          </tbody>
-        </table>
-      </div>
+          )}
+        </TableRows>
+      </ListTable>
       {rows && rows.length === 0 && <p class="empty-state">No API keys yet.</p>}
     </>
   );

@@ -1,12 +1,11 @@
 import { api, type Campaign, type Link } from "../api";
 import { QrPanel } from "../components/Qr";
 import { StatsView } from "../components/StatsView";
-import { ConfirmButton, CopyButton, ErrorBox, Tags } from "../components/ui";
+import { ActionError, ConfirmButton, CopyButton, Crumbs, ErrorBox, Tags } from "../components/ui";
 import { fmtDateTime, fmtNumber } from "../format";
-import { toApiError, useLoad } from "../hooks";
+import { useActionError, useLoad } from "../hooks";
 import { href, navigate } from "../router";
 import { useApp } from "../state";
-import { useState } from "preact/hooks";
 
 export function LinkPage(props: { id: number }) {
   const app = useApp();
@@ -16,14 +15,12 @@ export function LinkPage(props: { id: number }) {
     (signal) => (campaignId ? api<Campaign>("GET", `/api/v1/campaigns/${campaignId}`, { signal }) : Promise.resolve(undefined)),
     [campaignId],
   );
-  const [deleteError, setDeleteError] = useState<string | undefined>(undefined);
+  const deletion = useActionError();
   const l = link.data;
 
   return (
     <>
-      <p class="crumbs">
-        <a href="#/links">Links</a> <span aria-hidden="true">›</span>
-      </p>
+      <Crumbs href="#/links">Links</Crumbs>
       <div class="page-head">
         <h1 tabIndex={-1} data-testid="link-heading">
           {l ? `${l.domain}/${l.slug}` : link.error ? "Link" : <span class="skeleton title-skeleton" aria-label="Loading" />}
@@ -37,25 +34,18 @@ export function LinkPage(props: { id: number }) {
               label="Delete"
               what={l ? `${l.domain}/${l.slug}` : `link ${props.id}`}
               testid="delete-link"
-              onConfirm={async () => {
-                setDeleteError(undefined);
-                try {
+              onConfirm={() =>
+                deletion.run(async () => {
                   await api("DELETE", `/api/v1/links/${props.id}`);
                   app.flash({ kind: "ok", text: `Deleted ${l ? `${l.domain}/${l.slug}` : "the link"}.`, path: "/links" });
                   navigate("/links");
-                } catch (e) {
-                  setDeleteError(toApiError(e).problem.detail);
-                }
-              }}
+                })
+              }
             />
           </div>
         )}
       </div>
-      {deleteError && (
-        <p class="alert error" role="alert">
-          {deleteError}
-        </p>
-      )}
+      <ActionError text={deletion.error} />
       {link.error && <ErrorBox error={link.error} onRetry={link.reload} />}
 
       <div class="link-summary card">

@@ -2,9 +2,9 @@ import { Fragment } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, type Domain, type Link, type Query } from "../api";
 import { QrPanel } from "../components/Qr";
-import { ConfirmButton, CopyButton, ErrorBox, RowError, SkeletonRows, Tags } from "../components/ui";
-import { fmtDate, fmtDateTime, fmtNumber } from "../format";
-import { useLoad, useRowError } from "../hooks";
+import { ConfirmButton, CopyButton, DateText, ListTable, RowError, TableRows, Tags } from "../components/ui";
+import { fmtNumber } from "../format";
+import { type Loaded, useLoad, useRowError } from "../hooks";
 import { href, navigate } from "../router";
 import { useApp } from "../state";
 
@@ -161,8 +161,7 @@ export function LinksBrowser(props: { query: Query; filtered?: boolean; emptyTex
   const links = list.data?.links;
   return (
     <div class="links-browser" ref={top}>
-      {list.error && <ErrorBox error={list.error} onRetry={list.reload} />}
-      <LinksTable links={links} loading={list.loading} onDeleted={removed} />
+      <LinksTable links={links} load={list} onDeleted={removed} />
       {links && links.length === 0 && !list.loading && (
         <p class="empty-state" data-testid="links-empty">
           {props.emptyText ??
@@ -196,113 +195,100 @@ export function LinksBrowser(props: { query: Query; filtered?: boolean; emptyTex
   );
 }
 
-export function LinksTable(props: { links: Link[] | undefined; loading: boolean; onDeleted: (l: Link) => void }) {
+export function LinksTable(props: {
+  links: Link[] | undefined;
+  load: Pick<Loaded<unknown>, "error" | "loading" | "reload">;
+  onDeleted: (l: Link) => void;
+}) {
   const [qrOpen, setQrOpen] = useState<number | undefined>(undefined);
   const rowError = useRowError();
   const cols = 6;
   return (
-    <div class="table-wrap">
-      <table
-        class={`links-table fixed responsive${props.loading && props.links ? " loading" : ""}`}
-        aria-busy={props.loading}
-        data-testid="links-table"
-      >
-        <colgroup>
-          <col class="c-short" />
-          <col />
-          <col class="c-tags" />
-          <col class="c-num" />
-          <col class="c-date" />
-          <col class="c-actions" />
-        </colgroup>
-        <thead>
-          <tr>
-            <th scope="col">Short link</th>
-            <th scope="col">Target</th>
-            <th scope="col">Tags</th>
-            <th scope="col" class="num">
-              Clicks
-            </th>
-            <th scope="col">Created</th>
-            <th scope="col">
-              <span class="sr-only">Actions</span>
-            </th>
-          </tr>
-        </thead>
-        <tbody>
-          {!props.links ? (
-            <SkeletonRows cols={cols} rows={10} />
-          ) : (
-            props.links.map((l) => (
-              <Fragment key={l.id}>
-                <tr data-testid="link-row" data-link-id={l.id} data-slug={l.slug}>
-                  <td data-label="Short link" class="short">
-                    <a href={`#/links/${l.id}`} class="slug" data-testid="link-open">
-                      {l.domain}/{l.slug}
-                    </a>
-                    <CopyButton text={l.short_url} what={l.short_url} testid="copy-short-url" />
-                    {l.title && <div class="sub muted">{l.title}</div>}
-                  </td>
-                  <td data-label="Target" class="target">
-                    <a href={l.target} target="_blank" rel="noopener noreferrer" title={l.target} class="truncate">
-                      {l.target}
-                    </a>
-                  </td>
-                  <td data-label="Tags">
-                    <Tags tags={l.tags} hrefFor={(t) => href("/links", { tag: t })} />
-                  </td>
-                  <td data-label="Clicks" class="num" data-testid="link-clicks">
-                    {fmtNumber(l.clicks)}
-                  </td>
-                  <td data-label="Created">
-                    <time dateTime={l.created_at} title={fmtDateTime(l.created_at)}>
-                      {fmtDate(l.created_at)}
-                    </time>
-                  </td>
-                  <td class="row-actions">
-                    <a class="btn small" href={`#/links/${l.id}`} aria-label={`Stats of ${l.domain}/${l.slug}`}>
-                      Stats
-                    </a>
-                    <a class="btn small" href={`#/links/${l.id}/edit`} aria-label={`Edit ${l.domain}/${l.slug}`} data-testid="edit-link">
-                      Edit
-                    </a>
-                    <button
-                      type="button"
-                      class="btn small"
-                      aria-expanded={qrOpen === l.id}
-                      aria-controls={`qr-${l.id}`}
-                      aria-label={`QR code of ${l.domain}/${l.slug}`}
-                      onClick={() => setQrOpen(qrOpen === l.id ? undefined : l.id)}
-                      data-testid="toggle-qr"
-                    >
-                      QR
-                    </button>
-                    <ConfirmButton
-                      label="Delete"
-                      what={`${l.domain}/${l.slug}`}
-                      testid="delete-link"
-                      onConfirm={() =>
-                        rowError.run(l.id, async () => {
-                          await api("DELETE", `/api/v1/links/${l.id}`);
-                          props.onDeleted(l);
-                        })
-                      }
-                    />
-                    <RowError text={rowError.of(l.id)} alert />
-                  </td>
-                </tr>
-                {qrOpen === l.id && (
-                  <tr class="qr-row" id={`qr-${l.id}`}>
-                    <td colSpan={cols}>
-                      <QrPanel link={l} />
-                    </td>
-                  </tr>
-                )}
-              </Fragment>
-            ))
-          )}
-        </tbody>
-      </table>
-    </div>
+    <ListTable
+      load={props.load}
+      class={`links-table fixed responsive${props.load.loading && props.links ? " loading" : ""}`}
+      testid="links-table"
+      cols={["c-short", undefined, "c-tags", "c-num", "c-date", "c-actions"]}
+      head={
+        <>
+          <th scope="col">Short link</th>
+          <th scope="col">Target</th>
+          <th scope="col">Tags</th>
+          <th scope="col" class="num">
+            Clicks
+          </th>
+          <th scope="col">Created</th>
+        </>
+      }
+      actions
+    >
+      <TableRows rows={props.links} cols={cols} skeletonRows={10}>
+        {(l) => (
+          <Fragment key={l.id}>
+            <tr data-testid="link-row" data-link-id={l.id} data-slug={l.slug}>
+              <td data-label="Short link" class="short">
+                <a href={`#/links/${l.id}`} class="slug" data-testid="link-open">
+                  {l.domain}/{l.slug}
+                </a>
+                <CopyButton text={l.short_url} what={l.short_url} testid="copy-short-url" />
+                {l.title && <div class="sub muted">{l.title}</div>}
+              </td>
+              <td data-label="Target" class="target">
+                <a href={l.target} target="_blank" rel="noopener noreferrer" title={l.target} class="truncate">
+                  {l.target}
+                </a>
+              </td>
+              <td data-label="Tags">
+                <Tags tags={l.tags} hrefFor={(t) => href("/links", { tag: t })} />
+              </td>
+              <td data-label="Clicks" class="num" data-testid="link-clicks">
+                {fmtNumber(l.clicks)}
+              </td>
+              <td data-label="Created">
+                <DateText iso={l.created_at} />
+              </td>
+              <td class="row-actions">
+                <a class="btn small" href={`#/links/${l.id}`} aria-label={`Stats of ${l.domain}/${l.slug}`}>
+                  Stats
+                </a>
+                <a class="btn small" href={`#/links/${l.id}/edit`} aria-label={`Edit ${l.domain}/${l.slug}`} data-testid="edit-link">
+                  Edit
+                </a>
+                <button
+                  type="button"
+                  class="btn small"
+                  aria-expanded={qrOpen === l.id}
+                  aria-controls={`qr-${l.id}`}
+                  aria-label={`QR code of ${l.domain}/${l.slug}`}
+                  onClick={() => setQrOpen(qrOpen === l.id ? undefined : l.id)}
+                  data-testid="toggle-qr"
+                >
+                  QR
+                </button>
+                <ConfirmButton
+                  label="Delete"
+                  what={`${l.domain}/${l.slug}`}
+                  testid="delete-link"
+                  onConfirm={() =>
+                    rowError.run(l.id, async () => {
+                      await api("DELETE", `/api/v1/links/${l.id}`);
+                      props.onDeleted(l);
+                    })
+                  }
+                />
+                <RowError text={rowError.of(l.id)} alert />
+              </td>
+            </tr>
+            {qrOpen === l.id && (
+              <tr class="qr-row" id={`qr-${l.id}`}>
+                <td colSpan={cols}>
+                  <QrPanel link={l} />
+                </td>
+              </tr>
+            )}
+          </Fragment>
+        )}
+      </TableRows>
+    </ListTable>
   );
 }

@@ -1,6 +1,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { api, type TrackedSession } from "../api";
-import { ErrorBox, SkeletonRows } from "../components/ui";
+import { AppFilter, TextFilter } from "../components/Filters";
+import { ErrorBox, ListTable, LoadMore, TableRows } from "../components/ui";
 import { fmtCount, fmtDateTime, fmtDuration, fmtNumber, fmtTime } from "../format";
 import { useLoad } from "../hooks";
 import { navigate } from "../router";
@@ -79,30 +80,15 @@ export function SessionsPage(props: { query: URLSearchParams }) {
           navigate("/sessions", { app: draft.app, visitor: draft.visitor.trim() });
         }}
       >
-        <div class="field">
-          <label for="sessions-app">App</label>
-          <select id="sessions-app" value={draft.app} onChange={(e) => setDraft({ ...draft, app: e.currentTarget.value })} data-testid="sessions-app">
-            <option value="">All apps</option>
-            {(apps.data?.apps ?? []).map((a) => (
-              <option key={a.id} value={String(a.id)}>
-                {a.name}
-              </option>
-            ))}
-            {appId && !appNames.has(Number(appId)) && <option value={appId}>App #{appId}</option>}
-          </select>
-        </div>
-        <div class="field grow">
-          <label for="sessions-visitor">Visitor</label>
-          <input
-            id="sessions-visitor"
-            type="text"
-            maxLength={128}
-            placeholder="any"
-            value={draft.visitor}
-            onInput={(e) => setDraft({ ...draft, visitor: e.currentTarget.value })}
-            data-testid="sessions-visitor"
-          />
-        </div>
+        <AppFilter id="sessions-app" apps={apps.data?.apps ?? []} current={appId} value={draft.app} onChange={(app) => setDraft({ ...draft, app })} />
+        <TextFilter
+          id="sessions-visitor"
+          label="Visitor"
+          maxLength={128}
+          class="grow"
+          value={draft.visitor}
+          onInput={(visitor) => setDraft({ ...draft, visitor })}
+        />
         <div class="field actions">
           <button type="submit" class="btn primary" data-testid="sessions-apply">
             Filter
@@ -115,107 +101,91 @@ export function SessionsPage(props: { query: URLSearchParams }) {
         </div>
       </form>
 
-      {first.error && <ErrorBox error={first.error} onRetry={first.reload} />}
-      <div class="table-wrap">
-        <table class="fixed responsive sessions-table" aria-busy={first.loading} data-testid="sessions-table" aria-label="Sessions, newest first">
-          <colgroup>
-            <col class="c-time" />
-            <col class="c-ev-app" />
-            <col />
-            <col class="c-num-w" />
-            <col class="c-num" />
-            <col class="c-time" />
-            <col class="c-status" />
-          </colgroup>
-          <thead>
-            <tr>
-              <th scope="col">Started</th>
-              <th scope="col">App</th>
-              <th scope="col">Visitor</th>
-              <th scope="col" class="num">
-                Duration
-              </th>
-              <th scope="col" class="num">
-                Events
-              </th>
-              <th scope="col">Last action</th>
-              <th scope="col">Stopped</th>
-            </tr>
-          </thead>
-          <tbody>
-            {!sessions ? (
-              <SkeletonRows cols={7} rows={5} />
-            ) : (
-              sessions.map((s) => {
-                const stop = stopText(s);
-                const isOpen = s.token === selected;
-                return (
-                  <tr
-                    key={s.id}
-                    class={`clickable${isOpen ? " selected" : ""}`}
-                    data-testid="session-row"
-                    data-token={s.token}
-                    onClick={(e) => {
-                      if ((e.target as HTMLElement).closest("a, button")) return;
-                      open(s.token);
-                    }}
+      <ListTable
+        load={first}
+        class="fixed responsive sessions-table"
+        testid="sessions-table"
+        label="Sessions, newest first"
+        cols={["c-time", "c-ev-app", undefined, "c-num-w", "c-num", "c-time", "c-status"]}
+        head={
+          <>
+            <th scope="col">Started</th>
+            <th scope="col">App</th>
+            <th scope="col">Visitor</th>
+            <th scope="col" class="num">
+              Duration
+            </th>
+            <th scope="col" class="num">
+              Events
+            </th>
+            <th scope="col">Last action</th>
+            <th scope="col">Stopped</th>
+          </>
+        }
+      >
+        <TableRows rows={sessions} cols={7} skeletonRows={5}>
+          {(s) => {
+            const stop = stopText(s);
+            const isOpen = s.token === selected;
+            return (
+              <tr
+                key={s.id}
+                class={`clickable${isOpen ? " selected" : ""}`}
+                data-testid="session-row"
+                data-token={s.token}
+                onClick={(e) => {
+                  if ((e.target as HTMLElement).closest("a, button")) return;
+                  open(s.token);
+                }}
+              >
+                <td data-label="Started">
+                  <button
+                    type="button"
+                    class="linkish"
+                    aria-expanded={isOpen}
+                    aria-controls="session-events"
+                    aria-label={`Events of the session started ${fmtDateTime(s.started_at)}`}
+                    onClick={() => open(s.token)}
+                    data-testid="session-open"
                   >
-                    <td data-label="Started">
-                      <button
-                        type="button"
-                        class="linkish"
-                        aria-expanded={isOpen}
-                        aria-controls="session-events"
-                        aria-label={`Events of the session started ${fmtDateTime(s.started_at)}`}
-                        onClick={() => open(s.token)}
-                        data-testid="session-open"
-                      >
-                        <time dateTime={s.started_at}>{fmtTime(s.started_at)}</time>
-                      </button>
-                    </td>
-                    <td data-label="App">
-                      <a href={`#/apps/${s.app_id}`} class="truncate">
-                        {appNames.get(s.app_id) ?? `#${s.app_id}`}
-                      </a>
-                    </td>
-                    <td data-label="Visitor">
-                      {s.visitor ? (
-                        <code class="truncate" title={s.visitor}>
-                          {s.visitor}
-                        </code>
-                      ) : (
-                        <span class="muted">–</span>
-                      )}
-                    </td>
-                    <td data-label="Duration" class="num" data-testid="session-duration">
-                      {fmtDuration(s.duration_ms)}
-                    </td>
-                    <td data-label="Events" class="num" data-testid="session-count">
-                      {fmtNumber(s.event_count)}
-                    </td>
-                    <td data-label="Last action">
-                      <time dateTime={s.last_event_at}>{fmtTime(s.last_event_at)}</time>
-                    </td>
-                    <td data-label="Stopped">
-                      <span class={`stop ${stop.cls}`} title={stop.title} data-testid="session-stop">
-                        {stop.text}
-                      </span>
-                    </td>
-                  </tr>
-                );
-              })
-            )}
-          </tbody>
-        </table>
-      </div>
+                    <time dateTime={s.started_at}>{fmtTime(s.started_at)}</time>
+                  </button>
+                </td>
+                <td data-label="App">
+                  <a href={`#/apps/${s.app_id}`} class="truncate">
+                    {appNames.get(s.app_id) ?? `#${s.app_id}`}
+                  </a>
+                </td>
+                <td data-label="Visitor">
+                  {s.visitor ? (
+                    <code class="truncate" title={s.visitor}>
+                      {s.visitor}
+                    </code>
+                  ) : (
+                    <span class="muted">–</span>
+                  )}
+                </td>
+                <td data-label="Duration" class="num" data-testid="session-duration">
+                  {fmtDuration(s.duration_ms)}
+                </td>
+                <td data-label="Events" class="num" data-testid="session-count">
+                  {fmtNumber(s.event_count)}
+                </td>
+                <td data-label="Last action">
+                  <time dateTime={s.last_event_at}>{fmtTime(s.last_event_at)}</time>
+                </td>
+                <td data-label="Stopped">
+                  <span class={`stop ${stop.cls}`} title={stop.title} data-testid="session-stop">
+                    {stop.text}
+                  </span>
+                </td>
+              </tr>
+            );
+          }}
+        </TableRows>
+      </ListTable>
       {sessions && sessions.length === 0 && <p class="empty-state">No sessions yet. A front end starts one with POST /api/v1/sessions.</p>}
-      <div class="pager">
-        {cursor && (
-          <button type="button" class="btn" disabled={moreBusy} onClick={more} data-testid="sessions-more">
-            {moreBusy ? "Loading…" : "Load more"}
-          </button>
-        )}
-      </div>
+      <LoadMore pages={{ items: sessions, next: cursor, loading: moreBusy, more }} what="session" testid="sessions" noEnd />
 
       {selected && (
         <section id="session-events" aria-labelledby="session-events-heading" class="session-detail">
@@ -263,13 +233,7 @@ function SessionEvents(props: { token: string; appNames: Map<number, string> }) 
         emptyText="No events in this session."
         skeletonRows={3}
       />
-      <div class="pager">
-        {page.cursor && (
-          <button type="button" class="btn" disabled={page.loading} onClick={page.more} data-testid="session-events-more">
-            {page.loading ? "Loading…" : "Load more"}
-          </button>
-        )}
-      </div>
+      <LoadMore pages={page} what="event" testid="session-events" noEnd />
     </>
   );
 }

@@ -1,7 +1,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { api, type LoggedEvent, type VisitorProfile, type VisitorSummary } from "../api";
 import { valueLabel, visitorHref } from "../components/FunnelChart";
-import { ErrorBox, LoadMore, TableRows, ListTable } from "../components/ui";
+import { Crumbs, ErrorBox, ListTable, LoadMore, TableRows } from "../components/ui";
 import { fmtCount, fmtDate, fmtDateTime, fmtNumber, fmtTime } from "../format";
 import { useCursorPages, useLoad } from "../hooks";
 import { href, navigate } from "../router";
@@ -214,9 +214,7 @@ export function VisitorPage(props: { id: string }) {
 
   return (
     <>
-      <p class="crumbs">
-        <a href="#/visitors">Visitors</a> <span aria-hidden="true">›</span>
-      </p>
+      <Crumbs href="#/visitors">Visitors</Crumbs>
       <div class="page-head">
         <h1 tabIndex={-1} data-testid="visitor-heading">
           {p ? <code>{p.id}</code> : profile.error ? "Visitor" : <span class="skeleton title-skeleton" aria-label="Loading" />}

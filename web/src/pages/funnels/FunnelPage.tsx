@@ -1,7 +1,7 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, type FunnelQuery, type FunnelResult, type SavedFunnel } from "../../api";
 import { FunnelChart } from "../../components/FunnelChart";
-import { ConfirmButton, ErrorBox, Field, FormError, focusField } from "../../components/ui";
+import { ConfirmButton, Crumbs, ErrorBox, Field, FormError, focusField } from "../../components/ui";
 import { draftOf, emptyDraft, formField, isDraftError, queryOf, type FunnelDraft } from "../../funnel";
 import { toApiError, useLoad } from "../../hooks";
 import { navigate } from "../../router";
@@ -139,9 +139,7 @@ export function FunnelPage(props: { id?: number }) {
 
   return (
     <>
-      <p class="crumbs">
-        <a href="#/funnels">Funnels</a> <span aria-hidden="true">›</span>
-      </p>
+      <Crumbs href="#/funnels">Funnels</Crumbs>
       <div class="page-head">
         <h1 tabIndex={-1} data-testid="funnel-heading">
           {title ?? <span class="skeleton title-skeleton" aria-label="Loading" />}
