@@ -165,6 +165,16 @@ export interface ClicktrailProcess {
   base: string;
   port: number;
   output: () => string;
+  /** SIGTERM, then up to 60 s for it to exit (killed after that) */
+  stop: () => Promise<Stopped>;
+}
+
+export interface Stopped {
+  code: number | null;
+  signal: string | null;
+  timedOut: boolean;
+  /** how it ended in words: "exit code 0", "killed by SIGKILL", … */
+  exit: string;
 }
 
 /** Starts `clicktrail serve` as a real child process and waits until /healthz answers 200. */
@@ -199,14 +209,51 @@ export async function startClicktrail(dataDir: string, env: Record<string, strin
     if (Date.now() > deadline) throw new Error(`clicktrail did not answer /healthz within 30 s:\n${out}`);
     await sleep(100);
   }
-  return { proc, base, port, output: () => out };
+  const stop = async (): Promise<Stopped> => {
+    proc.kill("SIGTERM");
+    const ex = await waitExit(proc, 60_000);
+    const exit = ex.timedOut ? "did not exit within 60 s (killed)" : ex.signal ? `killed by ${ex.signal}` : `exit code ${ex.code}`;
+    return { ...ex, exit };
+  };
+  return { proc, base, port, output: () => out, stop };
+}
+
+/** Creates an app (POST /api/v1/apps): its id and ingest key. */
+export async function createApp(base: string, name: string): Promise<{ id: number; key: string }> {
+  const r = await http(base, "POST", "/api/v1/apps", { key: ADMIN_KEY, body: { name } });
+  if (r.status !== 201) throw new Error(`POST /api/v1/apps answered ${r.status}: ${r.body.slice(0, 300)}`);
+  return { id: r.json.id as number, key: r.json.key as string };
+}
+
+/** Creates a link domain (POST /api/v1/domains): its id. */
+export async function createDomain(base: string, hostname: string): Promise<number> {
+  const r = await http(base, "POST", "/api/v1/domains", { key: ADMIN_KEY, body: { hostname } });
+  if (r.status !== 201) throw new Error(`POST /api/v1/domains answered ${r.status}: ${r.body.slice(0, 300)}`);
+  return r.json.id as number;
+}
+
+/** Creates links through POST /api/v1/links/bulk, 1,000 a request; every one must be created. The bulk results, in order. */
+export async function createLinks(base: string, links: object[], agent?: Agent): Promise<{ link?: { id: number } }[]> {
+  const results: { link?: { id: number } }[] = [];
+  for (let i = 0; i < links.length; i += 1000) {
+    const r = await http(base, "POST", "/api/v1/links/bulk", { key: ADMIN_KEY, body: { links: links.slice(i, i + 1000) }, agent });
+    if (r.status !== 200 || r.json?.failed !== 0) throw new Error(`POST /api/v1/links/bulk answered ${r.status}: ${r.body.slice(0, 500)}`);
+    results.push(...(r.json.results as { link?: { id: number } }[]));
+  }
+  return results;
 }
 
 /**
- * A bare node:http server (the baseline of a ratio) from a script that prints "PORT <n>" when listening: its child
- * process and its URL.
+ * A bare node:http server (the baseline of a ratio) in a child process: `handler` is the source of its request handler,
+ * `(req, res) => …`, after `setup` (source run once, e.g. constants the handler uses). Its child process and its URL.
  */
-export async function startBare(source: string): Promise<{ proc: ChildProcess; url: string; stop: () => Promise<void> }> {
+export async function startBare(handler: string, setup = ""): Promise<{ proc: ChildProcess; url: string; stop: () => Promise<void> }> {
+  const source = `${setup}
+const s = require("node:http").createServer(${handler});
+s.keepAliveTimeout = 65000;
+s.listen(0, "127.0.0.1", () => process.stdout.write("PORT " + s.address().port + "\\n"));
+process.on("SIGTERM", () => process.exit(0));
+`;
   const proc = spawnChild(process.execPath, ["-e", source], { stdio: ["ignore", "pipe", "inherit"] });
   const port = await new Promise<number>((resolve, reject) => {
     let buf = "";
@@ -388,13 +435,13 @@ export function summariseCpuProfile(file: string, top = 25, window?: { skipEndMs
   );
 }
 
-/** Runs a benchmark's main: cleans up children and temp dirs, exits 0, or 1 with the error. */
-export function runMain(main: () => Promise<void>) {
+/** Runs a benchmark's main: cleans up children and temp dirs, exits with the code it resolves to (default 0), or 1 with the error. */
+export function runMain(main: () => Promise<number | void>) {
   main().then(
-    () => {
+    (code) => {
       killChildren();
       removeTempDirs();
-      process.exit(0);
+      process.exit(code ?? 0);
     },
     (err) => {
       process.stderr.write(`\nbenchmark failed: ${(err as Error).stack ?? err}\n`);
@@ -549,6 +596,16 @@ export interface LoadResult {
   /** CPU of the load generator and of the server, in cores (1 = one core busy) */
   clientCpu: number | null;
   serverCpu: number | null;
+}
+
+/**
+ * Requests for runLoad: each connection its own pre-built list of 1,024 (`make(i)` the i-th, e.g. a random path),
+ * taken in turn: as random as a per-request setupRequest, at a third of the client's CPU (on a 2-core machine the load
+ * generator shares the box with the server, so its cost matters).
+ */
+export function requestLists(make: (i: number) => LoadRequest): { requests: LoadRequest[]; perClient: () => LoadRequest[] } {
+  const list = () => Array.from({ length: 1024 }, (_, i) => make(i));
+  return { requests: list(), perClient: list };
 }
 
 /** Runs one bounded load phase against `url` with the chosen tool. */
@@ -736,6 +793,20 @@ export async function benchDatabase(pgUrl: string): Promise<{ url: string; drop:
   return { url: u.toString(), drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
 }
 
+/**
+ * Runs `fn` on the store a `--db` flag names: SQLite (`fn(null)`), or PostgreSQL in a database of its own on the server
+ * at `pgUrl` (`fn(its URL)`), dropped afterwards.
+ */
+export async function withDatabase<T>(db: string, pgUrl: string, fn: (databaseUrl: string | null) => Promise<T>): Promise<T> {
+  if (db !== "sqlite" && db !== "postgres") fatal(`--db must be sqlite or postgres, got ${JSON.stringify(db)}`);
+  const database = db === "postgres" ? await benchDatabase(pgUrl).catch((e: Error) => fatal(e.message)) : null;
+  try {
+    return await fn(database?.url ?? null);
+  } finally {
+    await database?.drop();
+  }
+}
+
 /** Whether PostgreSQL answers at `pgUrl` (for optional PostgreSQL rows of the report). */
 export async function postgresReachable(pgUrl: string): Promise<boolean> {
   const { default: pg } = await import("pg");
@@ -772,16 +843,22 @@ export async function countEvents(dataDir: string, databaseUrl: string | null, s
 
 // ---------------------------------------------------------------- processes and the machine
 
-/** Resident memory of a process in bytes (VmRSS), from /proc; null where /proc is missing. */
-export function procRssBytes(pid: number | undefined): number | null {
+/** A memory field of /proc/<pid>/status in bytes; null where /proc is missing. */
+function procStatusBytes(pid: number | undefined, field: "VmRSS" | "VmHWM"): number | null {
   if (!pid) return null;
   try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(readFileSync(`/proc/${pid}/status`, "utf8"));
     return m ? Number(m[1]) * 1024 : null;
   } catch {
     return null;
   }
 }
+
+/** Resident memory of a process in bytes (VmRSS); null where /proc is missing. */
+export const procRssBytes = (pid: number | undefined) => procStatusBytes(pid, "VmRSS");
+
+/** The peak of a process's resident memory in bytes (VmHWM, the kernel's high-water mark); null where /proc is missing. */
+export const procPeakRssBytes = (pid: number | undefined) => procStatusBytes(pid, "VmHWM");
 
 export interface Machine {
   cpu: string;
@@ -810,10 +887,14 @@ export function machine(): Machine {
 
 /**
  * A benchmark's standalone entry: when `importMetaUrl` is the script node started, parse argv against `spec` and run
- * `run` under runMain (cleanup, exit code). Imported (by bench/report.ts), it does nothing.
+ * `run` under runMain (cleanup; the exit code is what `run` resolves to when that is a number, else 0). Imported (by
+ * bench/report.ts), it does nothing.
  */
 export function cliMain(importMetaUrl: string, spec: FlagSpec, usage: string, run: (opts: BenchRunOptions) => Promise<unknown>) {
   if (!isMain(importMetaUrl)) return;
   const flags: BenchRunOptions = { ...parseFlags(process.argv.slice(2), spec, usage) };
-  runMain(async () => void (await run(flags)));
+  runMain(async () => {
+    const r = await run(flags);
+    return typeof r === "number" ? r : 0;
+  });
 }

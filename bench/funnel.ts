@@ -9,22 +9,23 @@
  *   node dist/bench/funnel.js --visitors 1000000 --events-per-visitor 10 [--db postgres]
  */
 import { Agent } from "node:http";
-import { readFileSync } from "node:fs";
 import {
   ADMIN_KEY,
   BROWSER_UA,
-  benchDatabase,
   cliMain,
+  createApp,
   fmtInt,
   fmtMs,
   http,
   installCleanup,
   intFlag,
   log,
+  procPeakRssBytes,
+  procRssBytes,
   startClicktrail,
   table,
   tempDir,
-  waitExit,
+  withDatabase,
   withDefaults,
   type BenchFigure,
   type BenchResult,
@@ -95,13 +96,6 @@ function visitorEvents(v: number, perVisitor: number): { name: string; visitor: 
   return out;
 }
 
-/** Peak and current resident set of a process (Linux /proc), in bytes. */
-function memoryOf(pid: number): { peak: number; rss: number } {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN) * 1024;
-  return { peak: kb("VmHWM"), rss: kb("VmRSS") };
-}
-
 const QUERIES: { name: string; query: Record<string, unknown> }[] = [
   { name: "3 steps", query: { steps: ["pageview", "signup", "purchase"], window: "1d" } },
   { name: "3 steps, breakdown by ref", query: { steps: ["pageview", "signup", "purchase"], window: "1d", breakdown: { event_field: "ref" } } },
@@ -133,112 +127,110 @@ export async function run(opts: BenchRunOptions = {}): Promise<BenchResult> {
   const repeat = intFlag(flags.repeat, "repeat");
   const total = visitors * perVisitor;
   const dataDir = tempDir("clicktrail-bench-funnel-");
-  const db = flags.db === "postgres" ? await benchDatabase(flags["pg-url"]) : null;
-  const env: Record<string, string> = { CLICKTRAIL_INGEST_RATE_LIMIT: "1000000", CLICKTRAIL_BODY_LIMIT: String(8 * 1024 * 1024) };
-  if (db) env.CLICKTRAIL_DATABASE_URL = db.url;
-  const notes: string[] = [];
-  log(`funnel benchmark: ${fmtInt(total)} events for ${fmtInt(visitors)} visitors on ${flags.db}${short ? " (short: a tenth of the visitors)" : ""}`);
+  return withDatabase(flags.db, flags["pg-url"], async (databaseUrl) => {
+    const env: Record<string, string> = { CLICKTRAIL_INGEST_RATE_LIMIT: "1000000", CLICKTRAIL_BODY_LIMIT: String(8 * 1024 * 1024) };
+    if (databaseUrl) env.CLICKTRAIL_DATABASE_URL = databaseUrl;
+    const notes: string[] = [];
+    log(
+      `funnel benchmark: ${fmtInt(total)} events for ${fmtInt(visitors)} visitors on ${flags.db}${short ? " (short: a tenth of the visitors)" : ""}`,
+    );
 
-  let srv: ClicktrailProcess = await startClicktrail(dataDir, env);
-  try {
-    const app = await http(srv.base, "POST", "/api/v1/apps", { key: ADMIN_KEY, body: { name: "bench" } });
-    if (app.status !== 201) throw new Error(`creating the app answered ${app.status}: ${app.body}`);
-    const key = app.json.key as string;
+    let srv: ClicktrailProcess = await startClicktrail(dataDir, env);
+    try {
+      const { key } = await createApp(srv.base, "bench");
 
-    // ---------------------------------------------------------------- ingest
-    const agent = new Agent({ keepAlive: true, maxSockets: connections });
-    let next = 0;
-    const perBatch = Math.max(1, Math.floor(batch / perVisitor));
-    let acknowledged = 0;
-    const t0 = performance.now();
-    let lastReport = t0;
-    const sender = async () => {
-      for (;;) {
-        const from = next;
-        if (from >= visitors) return;
-        next = Math.min(visitors, from + perBatch);
-        const events = [];
-        for (let v = from; v < next; v++) events.push(...visitorEvents(v, perVisitor));
-        const r = await http(srv.base, "POST", "/api/v1/events", { body: { key, events }, agent, headers: { "user-agent": BROWSER_UA } });
-        if (r.status !== 201) throw new Error(`ingest answered ${r.status}: ${r.body.slice(0, 300)}`);
-        acknowledged += r.json.accepted as number;
-        const now = performance.now();
-        if (now - lastReport > 5000) {
-          lastReport = now;
-          log(
-            `  ${fmtInt(acknowledged)} events, ${fmtInt(acknowledged / ((now - t0) / 1000))}/s, server rss ${fmtInt(memoryOf(srv.proc.pid!).rss / 2 ** 20)} MB`,
-          );
+      // ---------------------------------------------------------------- ingest
+      const agent = new Agent({ keepAlive: true, maxSockets: connections });
+      let next = 0;
+      const perBatch = Math.max(1, Math.floor(batch / perVisitor));
+      let acknowledged = 0;
+      const t0 = performance.now();
+      let lastReport = t0;
+      const sender = async () => {
+        for (;;) {
+          const from = next;
+          if (from >= visitors) return;
+          next = Math.min(visitors, from + perBatch);
+          const events = [];
+          for (let v = from; v < next; v++) events.push(...visitorEvents(v, perVisitor));
+          const r = await http(srv.base, "POST", "/api/v1/events", { body: { key, events }, agent, headers: { "user-agent": BROWSER_UA } });
+          if (r.status !== 201) throw new Error(`ingest answered ${r.status}: ${r.body.slice(0, 300)}`);
+          acknowledged += r.json.accepted as number;
+          const now = performance.now();
+          if (now - lastReport > 5000) {
+            lastReport = now;
+            log(
+              `  ${fmtInt(acknowledged)} events, ${fmtInt(acknowledged / ((now - t0) / 1000))}/s, server rss ${fmtInt((procRssBytes(srv.proc.pid) ?? NaN) / 2 ** 20)} MB`,
+            );
+          }
         }
-      }
-    };
-    await Promise.all(Array.from({ length: connections }, sender));
-    const ingestS = (performance.now() - t0) / 1000;
-    agent.destroy();
-    const rate = acknowledged / ingestS;
-    log(`ingested ${fmtInt(acknowledged)} events in ${ingestS.toFixed(1)} s: ${fmtInt(rate)} events/s`);
+      };
+      await Promise.all(Array.from({ length: connections }, sender));
+      const ingestS = (performance.now() - t0) / 1000;
+      agent.destroy();
+      const rate = acknowledged / ingestS;
+      log(`ingested ${fmtInt(acknowledged)} events in ${ingestS.toFixed(1)} s: ${fmtInt(rate)} events/s`);
 
-    // ---------------------------------------------------------------- funnels: first (builds the table), then warm
-    const rows: (string | number)[][] = [];
-    const figures: BenchFigure[] = [
-      {
-        name: `ingest ${fmtInt(total)} events (batches of ${batch})`,
-        value: Math.round(rate),
-        unit: "events/s",
-        goal: `>= ${fmtInt(GOAL_INGEST)}`,
-        met: rate >= GOAL_INGEST,
-        issue: 8,
-      },
-    ];
-    const phase = async (label: string) => {
-      const first = await timeFunnel(srv.base, QUERIES[0].query);
-      rows.push([`${label}: first query (loads the table)`, QUERIES[0].name, fmtMs(first.ms), fmtMs(first.engineMs), first.steps.join(" > ")]);
-      figures.push({ name: `funnel, first query ${label} (loads ${fmtInt(total)} events)`, value: Math.round(first.ms), unit: "ms", issue: 8 });
-      for (const q of QUERIES) {
-        const runs: { ms: number; engineMs: number; steps: number[] }[] = [];
-        for (let i = 0; i < repeat; i++) runs.push(await timeFunnel(srv.base, q.query));
-        const ms = median(runs.map((x) => x.ms));
-        rows.push([`${label}: warm`, q.name, fmtMs(ms), fmtMs(median(runs.map((x) => x.engineMs))), runs[0].steps.join(" > ")]);
-        figures.push({
-          name: `funnel ${q.name}, warm, ${label}`,
-          value: Math.round(ms),
-          unit: "ms",
-          goal: `< ${GOAL_WARM_MS}`,
-          met: ms < GOAL_WARM_MS,
+      // ---------------------------------------------------------------- funnels: first (builds the table), then warm
+      const rows: (string | number)[][] = [];
+      const figures: BenchFigure[] = [
+        {
+          name: `ingest ${fmtInt(total)} events (batches of ${batch})`,
+          value: Math.round(rate),
+          unit: "events/s",
+          goal: `>= ${fmtInt(GOAL_INGEST)}`,
+          met: rate >= GOAL_INGEST,
           issue: 8,
-        });
-      }
-    };
-    await phase("after ingest");
-    const peak1 = memoryOf(srv.proc.pid!).peak;
+        },
+      ];
+      const phase = async (label: string) => {
+        const first = await timeFunnel(srv.base, QUERIES[0].query);
+        rows.push([`${label}: first query (loads the table)`, QUERIES[0].name, fmtMs(first.ms), fmtMs(first.engineMs), first.steps.join(" > ")]);
+        figures.push({ name: `funnel, first query ${label} (loads ${fmtInt(total)} events)`, value: Math.round(first.ms), unit: "ms", issue: 8 });
+        for (const q of QUERIES) {
+          const runs: { ms: number; engineMs: number; steps: number[] }[] = [];
+          for (let i = 0; i < repeat; i++) runs.push(await timeFunnel(srv.base, q.query));
+          const ms = median(runs.map((x) => x.ms));
+          rows.push([`${label}: warm`, q.name, fmtMs(ms), fmtMs(median(runs.map((x) => x.engineMs))), runs[0].steps.join(" > ")]);
+          figures.push({
+            name: `funnel ${q.name}, warm, ${label}`,
+            value: Math.round(ms),
+            unit: "ms",
+            goal: `< ${GOAL_WARM_MS}`,
+            met: ms < GOAL_WARM_MS,
+            issue: 8,
+          });
+        }
+      };
+      await phase("after ingest");
+      const peak1 = procPeakRssBytes(srv.proc.pid) ?? NaN;
 
-    // ---------------------------------------------------------------- restart
-    srv.proc.kill("SIGTERM");
-    await waitExit(srv.proc, 60_000);
-    srv = await startClicktrail(dataDir, env);
-    await phase("after a restart");
-    const peak2 = memoryOf(srv.proc.pid!).peak;
-    const peak = Math.max(peak1, peak2);
-    figures.push({
-      name: "server peak memory (VmHWM, ingest + funnels; and after a restart)",
-      value: Math.round(peak / 2 ** 20),
-      unit: "MB",
-      goal: "< 1024",
-      met: peak < GOAL_PEAK_BYTES,
-      issue: 8,
-      note: `${fmtInt(peak1 / 2 ** 20)} MB before the restart, ${fmtInt(peak2 / 2 ** 20)} MB after`,
-    });
+      // ---------------------------------------------------------------- restart
+      await srv.stop();
+      srv = await startClicktrail(dataDir, env);
+      await phase("after a restart");
+      const peak2 = procPeakRssBytes(srv.proc.pid) ?? NaN;
+      const peak = Math.max(peak1, peak2);
+      figures.push({
+        name: "server peak memory (VmHWM, ingest + funnels; and after a restart)",
+        value: Math.round(peak / 2 ** 20),
+        unit: "MB",
+        goal: "< 1024",
+        met: peak < GOAL_PEAK_BYTES,
+        issue: 8,
+        note: `${fmtInt(peak1 / 2 ** 20)} MB before the restart, ${fmtInt(peak2 / 2 ** 20)} MB after`,
+      });
 
-    log("");
-    log(table(["phase", "funnel", "HTTP ms", "engine ms", "visitors per step"], rows));
-    log("");
-    log(`peak memory of the server: ${fmtInt(peak1 / 2 ** 20)} MB (ingest and funnels), ${fmtInt(peak2 / 2 ** 20)} MB (after a restart)`);
-    if (short) notes.push(`short run: ${fmtInt(total)} events for ${fmtInt(visitors)} visitors (the goals are for 10M / 1M)`);
-    return { bench: "funnel", figures, notes };
-  } finally {
-    srv.proc.kill("SIGTERM");
-    await waitExit(srv.proc, 60_000);
-    await db?.drop();
-  }
+      log("");
+      log(table(["phase", "funnel", "HTTP ms", "engine ms", "visitors per step"], rows));
+      log("");
+      log(`peak memory of the server: ${fmtInt(peak1 / 2 ** 20)} MB (ingest and funnels), ${fmtInt(peak2 / 2 ** 20)} MB (after a restart)`);
+      if (short) notes.push(`short run: ${fmtInt(total)} events for ${fmtInt(visitors)} visitors (the goals are for 10M / 1M)`);
+      return { bench: "funnel", figures, notes };
+    } finally {
+      await srv.stop();
+    }
+  });
 }
 
 cliMain(import.meta.url, FLAGS, USAGE, async (opts) => {

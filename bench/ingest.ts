@@ -7,16 +7,13 @@
  *   node dist/bench/ingest.js --duration 10 --connections 64 [--tool wrk|autocannon] [--db postgres]
  */
 import {
-  ADMIN_KEY,
   BROWSER_UA,
-  benchDatabase,
   cliMain,
   countEvents,
-  fatal,
+  createApp,
   fmtCpu,
   fmtInt,
   fmtMs,
-  http,
   installCleanup,
   intFlag,
   log,
@@ -26,7 +23,7 @@ import {
   table,
   tempDir,
   toolFlag,
-  waitExit,
+  withDatabase,
   withDefaults,
   type BenchFigure,
   type BenchResult,
@@ -51,17 +48,12 @@ const FLAGS = {
 };
 const USAGE = "Ingest benchmark: single and batched events vs bare node:http, and stored vs acknowledged.";
 
-const BARE = `
-const http = require("node:http");
-const s = http.createServer((req, res) => {
+/** the bare server's request handler: reads the body, parses it, answers 201 */
+const BARE = `(req, res) => {
   const chunks = [];
   req.on("data", (c) => chunks.push(c));
   req.on("end", () => { JSON.parse(Buffer.concat(chunks).toString() || "{}"); res.writeHead(201, { "Content-Type": "application/json" }); res.end('{"accepted":1}'); });
-});
-s.keepAliveTimeout = 65000;
-s.listen(0, "127.0.0.1", () => process.stdout.write("PORT " + s.address().port + "\\n"));
-process.on("SIGTERM", () => process.exit(0));
-`;
+}`;
 
 function cannon(url: string, body: string, conns: number, o: { duration: number; tool: LoadTool }, pid?: number): Promise<LoadResult> {
   return runLoad({
@@ -82,14 +74,8 @@ export async function run(opts: BenchRunOptions = {}): Promise<BenchResult> {
   const connections = intFlag(flags.connections, "connections");
   const batchConnections = intFlag(flags["batch-connections"], "batch-connections");
   const tool = toolFlag(flags.tool);
-  if (flags.db !== "sqlite" && flags.db !== "postgres") fatal(`--db must be sqlite or postgres, got ${JSON.stringify(flags.db)}`);
   installCleanup();
-  const database = flags.db === "postgres" ? await benchDatabase(flags["pg-url"]).catch((e: Error) => fatal(e.message)) : null;
-  try {
-    return await measure({ duration, connections, batchConnections, tool }, database?.url ?? null);
-  } finally {
-    await database?.drop();
-  }
+  return withDatabase(flags.db, flags["pg-url"], (databaseUrl) => measure({ duration, connections, batchConnections, tool }, databaseUrl));
 }
 
 async function measure(
@@ -102,9 +88,7 @@ async function measure(
     CLICKTRAIL_INGEST_RATE_LIMIT: "100000000",
     ...(databaseUrl ? { CLICKTRAIL_DATABASE_URL: databaseUrl } : {}),
   });
-  const app = await http(srv.base, "POST", "/api/v1/apps", { key: ADMIN_KEY, body: { name: "bench" } });
-  if (app.status !== 201) throw new Error(`POST /api/v1/apps answered ${app.status}: ${app.body.slice(0, 300)}`);
-  const key = app.json.key as string;
+  const { key } = await createApp(srv.base, "bench");
   const event = (i: number) => ({ name: "tap", data: { target: "button#start", x: i % 1000, y: 300 } });
   const single = JSON.stringify({ key, ...event(1) });
   const batch = (n: number) => JSON.stringify({ key, events: Array.from({ length: n }, (_, i) => event(i)) });
@@ -137,8 +121,7 @@ async function measure(
     if (r.rps * n > bestBatched) [bestBatched, bestN] = [r.rps * n, n];
     rows.push(row(`batch ${n}`, "Clicktrail", r, n));
   }
-  srv.proc.kill("SIGTERM");
-  await waitExit(srv.proc, 60_000);
+  await srv.stop();
   const stored = await countEvents(dir, databaseUrl, `SELECT count(*) AS n FROM events WHERE source = 'api'`);
   log("\n" + table(["load", "server", "req/s", "events/s", "p99 ms", "non-2xx + errors", "server CPU", "client CPU"], rows));
   log(`\nsingle-event ratio b/a: ${ratio.toFixed(2)}`);

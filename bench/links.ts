@@ -10,7 +10,8 @@ import {
   ADMIN_KEY,
   BROWSER_UA,
   cliMain,
-  fatal,
+  createDomain,
+  createLinks,
   fmtInt,
   fmtMs,
   http,
@@ -22,7 +23,6 @@ import {
   startClicktrail,
   table,
   tempDir,
-  waitExit,
   withDefaults,
   type BenchResult,
   type BenchRunOptions,
@@ -75,25 +75,16 @@ export async function run(opts: BenchRunOptions = {}): Promise<BenchResult> {
   const env: Record<string, string> = flags["database-url"] ? { CLICKTRAIL_DATABASE_URL: flags["database-url"] } : {};
   const srv = await startClicktrail(dir, env);
   log(`Clicktrail on ${srv.base}; creating ${fmtInt(nLinks)} links on ${HOSTS.length} domains`);
-  for (const h of HOSTS) {
-    const r = await http(srv.base, "POST", "/api/v1/domains", { key: ADMIN_KEY, body: { hostname: h } });
-    if (r.status !== 201) fatal(`POST /api/v1/domains: ${r.status} ${r.body}`);
-  }
+  for (const h of HOSTS) await createDomain(srv.base, h);
   const t0 = Date.now();
-  for (let i = 0; i < nLinks; i += 1000) {
-    const links = Array.from({ length: Math.min(1000, nLinks - i) }, (_, j) => {
-      const n = i + j;
-      return {
-        domain: HOSTS[n % 2],
-        slug: `s${n.toString(36)}`,
-        target: `https://example.com/product/${n}`,
-        title: `Product ${n}`,
-        ...(n % 10 === 0 ? { tags: ["promo"] } : {}),
-      };
-    });
-    const r = await http(srv.base, "POST", "/api/v1/links/bulk", { key: ADMIN_KEY, body: { links }, agent: keepAlive });
-    if (r.status !== 200 || r.json.failed) fatal(`bulk: ${r.status} ${r.body.slice(0, 300)}`);
-  }
+  const links = Array.from({ length: nLinks }, (_, n) => ({
+    domain: HOSTS[n % 2],
+    slug: `s${n.toString(36)}`,
+    target: `https://example.com/product/${n}`,
+    title: `Product ${n}`,
+    ...(n % 10 === 0 ? { tags: ["promo"] } : {}),
+  }));
+  await createLinks(srv.base, links, keepAlive);
   log(`created in ${((Date.now() - t0) / 1000).toFixed(1)} s; ${fmtInt(nClicks)} clicks on the first links`);
   for (let i = 0; i < nClicks; i++) {
     const n = i % 500;
@@ -129,8 +120,7 @@ export async function run(opts: BenchRunOptions = {}): Promise<BenchResult> {
   }
   log("\n" + table(["query", "p50 ms", "p99 ms", "p50 vs /healthz"], rows));
   log(`\ngoal: every listing p99 <= ${GOAL_P99_MS} ms at ${fmtInt(nLinks)} links: ${fmtMs(worst)} ms ${worst <= GOAL_P99_MS ? "PASS" : "MISS"}`);
-  srv.proc.kill("SIGTERM");
-  await waitExit(srv.proc, 30_000);
+  await srv.stop();
   const db = flags["database-url"] ? "PostgreSQL" : "SQLite";
   return {
     bench: "links",

@@ -19,27 +19,26 @@ import { Agent } from "node:http";
 import {
   ADMIN_KEY,
   BROWSER_UA,
-  benchDatabase,
+  cliMain,
   countEvents,
+  createApp,
+  createDomain,
+  createLinks,
   fatal,
   fmtInt,
   fmtMs,
   http,
   installCleanup,
   intFlag,
-  isMain,
-  killChildren,
   log,
-  parseFlags,
   percentile,
   procRssBytes,
   promValue,
-  removeTempDirs,
   sleep,
   startClicktrail,
   table,
   tempDir,
-  waitExit,
+  withDatabase,
   withDefaults,
   type BenchFigure,
   type BenchResult,
@@ -100,14 +99,8 @@ export async function run(opts: BenchRunOptions = {}): Promise<BenchResult & { f
   const flags = withDefaults(FLAGS, opts.short ? { minutes: 1, ...opts } : opts);
   const minutes = Number(flags.minutes);
   if (!(minutes > 0)) fatal(`--minutes / SOAK_MINUTES must be a positive number, got ${JSON.stringify(flags.minutes)}`);
-  if (flags.db !== "sqlite" && flags.db !== "postgres") fatal(`--db must be sqlite or postgres, got ${JSON.stringify(flags.db)}`);
   installCleanup();
-  const database = flags.db === "postgres" ? await benchDatabase(flags["pg-url"]).catch((e: Error) => fatal(e.message)) : null;
-  try {
-    return await soak(flags, minutes, database?.url ?? null);
-  } finally {
-    await database?.drop();
-  }
+  return withDatabase(flags.db, flags["pg-url"], (databaseUrl) => soak(flags, minutes, databaseUrl));
 }
 
 async function soak(flags: { [K in keyof typeof FLAGS]: string }, minutes: number, databaseUrl: string | null) {
@@ -134,23 +127,17 @@ async function soak(flags: { [K in keyof typeof FLAGS]: string }, minutes: numbe
   });
   const pid = srv.proc.pid;
   log(`Soak: ${minutes} × ${minuteMs / 1000} s of mixed traffic on Clicktrail ${srv.base} (${db}, server pid ${pid})`);
-  const d = await http(srv.base, "POST", "/api/v1/domains", { key: ADMIN_KEY, body: { hostname: HOST } });
-  if (d.status !== 201) throw new Error(`POST /api/v1/domains answered ${d.status}: ${d.body}`);
+  const domainId = await createDomain(srv.base, HOST);
   const slugs = Array.from({ length: nLinks }, (_, i) => `s${i.toString(36)}`);
-  const linkIds: number[] = [];
-  for (let i = 0; i < nLinks; i += 1000) {
-    const links = slugs
-      .slice(i, i + 1000)
-      .map((slug, j) => ({ domain: HOST, slug, target: `https://example.com/p/${i + j}`, title: `Product ${i + j}`, tags: j % 10 ? [] : ["promo"] }));
-    const r = await http(srv.base, "POST", "/api/v1/links/bulk", { key: ADMIN_KEY, body: { links } });
-    if (r.status !== 200 || r.json?.failed !== 0) throw new Error(`POST /api/v1/links/bulk answered ${r.status}: ${r.body.slice(0, 300)}`);
-    for (const it of r.json.results as { link?: { id: number } }[]) if (it.link) linkIds.push(it.link.id);
-  }
-  const app = await http(srv.base, "POST", "/api/v1/apps", { key: ADMIN_KEY, body: { name: "soak" } });
-  if (app.status !== 201) throw new Error(`POST /api/v1/apps answered ${app.status}: ${app.body.slice(0, 300)}`);
-  const ingestKey = app.json.key as string;
-  const appId = app.json.id as number;
-  const domainId = d.json.id as number;
+  const links = slugs.map((slug, i) => ({
+    domain: HOST,
+    slug,
+    target: `https://example.com/p/${i}`,
+    title: `Product ${i}`,
+    tags: i % 10 ? [] : ["promo"],
+  }));
+  const linkIds = (await createLinks(srv.base, links)).flatMap((r) => (r.link ? [r.link.id] : []));
+  const { id: appId, key: ingestKey } = await createApp(srv.base, "soak");
   const pickLink = () => (linkIds.length ? linkIds[(Math.random() * linkIds.length) | 0]! : 1);
   log(`created ${fmtInt(nLinks)} links and app ${appId}; concurrency ${KINDS.map((k) => `${k} ${conc[k]}`).join(", ")}; batches of ${batchSize}`);
 
@@ -299,10 +286,8 @@ async function soak(flags: { [K in keyof typeof FLAGS]: string }, minutes: numbe
   const metrics = await http(srv.base, "GET", "/metrics");
   const serverRedirects = promValue(metrics.body, "clicktrail_redirects_total", { outcome: "redirect" });
   const rssEnd = procRssBytes(pid);
-  srv.proc.kill("SIGTERM");
-  const ex = await waitExit(srv.proc, 60_000);
-  const exit = ex.timedOut ? "did not exit within 60 s (killed)" : ex.signal ? `killed by ${ex.signal}` : `exit code ${ex.code}`;
-  if (ex.code !== 0) log(`server output:\n${srv.output()}`);
+  const { code, exit } = await srv.stop();
+  if (code !== 0) log(`server output:\n${srv.output()}`);
   const storedClicks = await countEvents(dataDir, databaseUrl, `SELECT count(*) AS n FROM events WHERE name = 'click' AND link_id IS NOT NULL`);
   const storedEvents = await countEvents(dataDir, databaseUrl, `SELECT count(*) AS n FROM events WHERE source = 'api'`);
 
@@ -349,20 +334,21 @@ async function soak(flags: { [K in keyof typeof FLAGS]: string }, minutes: numbe
   const ref = nMinutes >= 2 ? 1 : 0;
   const last = nMinutes - 1;
   const growth = (f: "rss" | "heap") => memOf(last, f) / memOf(ref, f) - 1;
-  const memChecks: [string, number][] = [
-    ["resident set (rss)", growth("rss")],
-    ["V8 heap used", growth("heap")],
+  const memChecks: [string, "rss" | "heap"][] = [
+    ["resident set (rss)", "rss"],
+    ["V8 heap used", "heap"],
   ];
   if (nMinutes < 3)
     log(`\nmemory: fewer than 3 minutes, so the last minute is minute ${last + 1} (compared with minute ${ref + 1}); run longer for a real check`);
-  for (const [what, g] of memChecks) {
-    const line = `${what}: minute ${last + 1} ${mb(memOf(last, what.startsWith("V8") ? "heap" : "rss"))} MB vs minute ${ref + 1} ${mb(memOf(ref, what.startsWith("V8") ? "heap" : "rss"))} MB (${g >= 0 ? "+" : ""}${(100 * g).toFixed(1)} %)`;
+  for (const [what, f] of memChecks) {
+    const g = growth(f);
+    const line = `${what}: minute ${last + 1} ${mb(memOf(last, f))} MB vs minute ${ref + 1} ${mb(memOf(ref, f))} MB (${g >= 0 ? "+" : ""}${(100 * g).toFixed(1)} %)`;
     if (!Number.isFinite(g)) failures.push(`${what}: no samples to compare`);
     else if (g > GOAL_GROWTH) failures.push(`memory grew: ${line}, more than ${100 * GOAL_GROWTH} %`);
     log(`memory ${line}`);
   }
   log(`final rss after the load: ${mb(rssEnd ?? NaN)} MB; shutdown: ${exit}`);
-  if (ex.code !== 0) failures.push(`the server did not stop cleanly on SIGTERM: ${exit}`);
+  if (code !== 0) failures.push(`the server did not stop cleanly on SIGTERM: ${exit}`);
 
   log(
     `\nstored clicks ${fmtInt(storedClicks)} for ${fmtInt(ackedClicks)} redirects answered 302 (server's redirect counter: ${serverRedirects === null ? "n/a" : fmtInt(serverRedirects)})`,
@@ -412,17 +398,4 @@ async function soak(flags: { [K in keyof typeof FLAGS]: string }, minutes: numbe
   return { bench: "soak", figures, notes: nMinutes < 3 ? [`${label}: too short for the memory check (needs 3 minutes or more)`] : [], failures };
 }
 
-if (isMain(import.meta.url)) {
-  const flags: BenchRunOptions = { ...parseFlags(process.argv.slice(2), FLAGS, USAGE) };
-  run(flags).then(
-    (r) => {
-      killChildren();
-      removeTempDirs();
-      process.exit(r.failures.length ? 1 : 0);
-    },
-    (err) => {
-      process.stderr.write(`\nbenchmark failed: ${(err as Error).stack ?? err}\n`);
-      process.exit(1);
-    },
-  );
-}
+cliMain(import.meta.url, FLAGS, USAGE, async (opts) => ((await run(opts)).failures.length ? 1 : 0));

@@ -28,7 +28,6 @@ import {
   startClicktrail,
   table,
   tempDir,
-  waitExit,
   withDefaults,
   type BenchResult,
   type BenchRunOptions,
@@ -560,8 +559,7 @@ export async function run(opts: BenchRunOptions = {}): Promise<BenchResult> {
   const check = await http(srv.base, "GET", `/api/v1/stats?bots=include&from=${encodeURIComponent(new Date(now - 31 * DAY).toISOString())}`, {
     key: ADMIN_KEY,
   });
-  srv.proc.kill("SIGTERM");
-  await waitExit(srv.proc, 30_000);
+  await srv.stop();
 
   const h50 = percentile(health.times, 50);
   const rows = [health, ...results].map((m) => {

@@ -18,13 +18,13 @@ import {
   installCleanup,
   intFlag,
   log,
+  requestLists,
   runLoad,
   startBare,
   startClicktrail,
   table,
   tempDir,
   toolFlag,
-  waitExit,
   withDefaults,
   type BenchFigure,
   type BenchResult,
@@ -45,22 +45,16 @@ const FLAGS = {
 };
 const USAGE = "Tracking benchmark: /t/c and /t/o vs bare node:http, and library encode/decode operations per second.";
 
-const BARE = `
-const http = require("node:http");
-const pixel = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=", "base64");
-const s = http.createServer((req, res) => {
+/** the bare server: the same pixel on /t/o/, else the same 302 */
+const BARE_SETUP = `const pixel = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=", "base64");`;
+const BARE = `(req, res) => {
   if (req.url.startsWith("/t/o/")) { res.writeHead(200, { "Content-Type": "image/png", "Cache-Control": "no-store" }); res.end(pixel); }
   else { res.writeHead(302, { Location: "https://example.com/" }); res.end(); }
-});
-s.keepAliveTimeout = 65000;
-s.listen(0, "127.0.0.1", () => process.stdout.write("PORT " + s.address().port + "\\n"));
-process.on("SIGTERM", () => process.exit(0));
-`;
+}`;
 
 function cannon(url: string, paths: string[], o: { connections: number; duration: number; tool: LoadTool }, pid?: number): Promise<LoadResult> {
-  const list = () =>
-    Array.from({ length: 1024 }, () => ({ method: "GET", path: paths[(Math.random() * paths.length) | 0]!, headers: { "user-agent": BROWSER_UA } }));
-  return runLoad({ url, ...o, timeoutSec: 10, requests: list(), perClient: list, serverPid: pid });
+  const load = requestLists(() => ({ method: "GET", path: paths[(Math.random() * paths.length) | 0]!, headers: { "user-agent": BROWSER_UA } }));
+  return runLoad({ url, ...o, timeoutSec: 10, ...load, serverPid: pid });
 }
 
 function opsPerSecond(fn: () => void, nOps: number): number {
@@ -99,8 +93,7 @@ export async function run(opts: BenchRunOptions = {}): Promise<BenchResult> {
   const probe = await http(srv.base, "GET", clicks[0]!, { headers: { "user-agent": BROWSER_UA } });
   if (probe.status !== 302) throw new Error(`GET ${clicks[0]}: ${probe.status}`);
 
-  const bare = await startBare(BARE);
-  const bareUrl = bare.url;
+  const bare = await startBare(BARE, BARE_SETUP);
   const rows: string[][] = [];
   const ratios: number[] = [];
   const figures: BenchFigure[] = [];
@@ -109,7 +102,7 @@ export async function run(opts: BenchRunOptions = {}): Promise<BenchResult> {
     ["open /t/o", opens],
   ] as const) {
     log(`[${kind}] bare node:http, then Clicktrail (${tool})`);
-    const a = await cannon(bareUrl, paths, { connections, duration, tool }, bare.proc.pid);
+    const a = await cannon(bare.url, paths, { connections, duration, tool }, bare.proc.pid);
     const b = await cannon(srv.base, paths, { connections, duration, tool }, srv.proc.pid);
     const ratio = b.rps / a.rps;
     ratios.push(ratio);
@@ -131,8 +124,7 @@ export async function run(opts: BenchRunOptions = {}): Promise<BenchResult> {
     rows.push([kind, "ratio", ratio.toFixed(2), "", "", "", "", "", ""]);
   }
   await bare.stop();
-  srv.proc.kill("SIGTERM");
-  await waitExit(srv.proc, 30_000);
+  await srv.stop();
   log("\n" + table(["kind", "server", "req/s", "p50 ms", "p99 ms", "errors (4xx/5xx)", "socket errors", "server CPU", "client CPU"], rows));
 
   // the library on its own
