@@ -9,7 +9,9 @@ import { AuthService } from "./auth/service.js";
 import { authRoutes } from "./auth/routes.js";
 import { SessionService } from "./auth/sessions.js";
 import path from "node:path";
-import { EventWriter, type WriterOptions } from "./events/writer.js";
+import { EventWriter, type EventLog, type WriterOptions } from "./events/writer.js";
+import { ThreadedWriter } from "./events/writer-thread.js";
+import { SqliteStore } from "./store/sqlite/index.js";
 import { Spool } from "./events/spool.js";
 import { DailySalt } from "./events/salt.js";
 import { GeoIp } from "./events/geoip.js";
@@ -77,7 +79,7 @@ export interface Services {
   keyring: TrackingKeyring;
   resolver: LinkResolver;
   stats: StatsService;
-  writer: EventWriter;
+  writer: EventLog;
   metrics: Metrics;
   /** each project's events, merges and properties in memory: funnels, event reports, visitor pages */
   analytics: Analytics;
@@ -94,9 +96,18 @@ export interface ClicktrailApp {
 }
 
 /** The services, without HTTP: the CLI uses these directly. */
-export function buildServices(store: Store, writerOptions: WriterOptions = {}, trackingUnsignedHosts: string[] = []): Services {
+export function buildServices(
+  store: Store,
+  writerOptions: WriterOptions & { thread?: boolean } = {},
+  trackingUnsignedHosts: string[] = [],
+): Services {
   const metrics = createMetrics();
-  const writer = new EventWriter(store, metrics, writerOptions);
+  const { thread, ...options } = writerOptions;
+  // SQLite on a file: the event log's writer runs on a thread of its own (see ThreadedWriter)
+  const writer: EventLog =
+    thread && store instanceof SqliteStore && store.file !== ":memory:"
+      ? new ThreadedWriter(store, metrics, options, { log: options.log })
+      : new EventWriter(store, metrics, options);
   metrics.depth.read = () => writer.depth;
   const resolver = new LinkResolver(store, (id) => writer.pendingClicks(id));
   const domains = new DomainService(store, resolver);
@@ -183,6 +194,7 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
       // several instances on one database: while it is unreachable, each instance spools to its own data directory
       spool: store.appendBatches ? new Spool(path.join(config.dataDir, "spool")) : undefined,
       log: fastify.log,
+      thread: config.sqliteWriterThread,
     },
     config.trackingUnsignedHosts,
   );

@@ -17,6 +17,8 @@ export interface Config {
   logLevel: string;
   bodyLimit: number;
   sqliteSynchronous: SqliteSync;
+  /** SQLite: the event log's writer on a thread of its own (off: on the HTTP thread) */
+  sqliteWriterThread: boolean;
   geoipDb: string | undefined;
   /** Public base URL of the API host, used in generated links of the docs; optional. */
   publicUrl: string | undefined;
@@ -219,6 +221,7 @@ export function loadConfig(rawEnv: Env = process.env): Config {
     logLevel: oneOf(env, "CLICKTRAIL_LOG_LEVEL", "info", ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const),
     bodyLimit: int(env, "CLICKTRAIL_BODY_LIMIT", 1_048_576, 1024, 100 * 1_048_576),
     sqliteSynchronous: oneOf(env, "CLICKTRAIL_SQLITE_SYNCHRONOUS", "NORMAL", ["FULL", "NORMAL"] as const, true),
+    sqliteWriterThread: bool(env, "CLICKTRAIL_SQLITE_WRITER_THREAD", true),
     geoipDb: env.CLICKTRAIL_GEOIP_DB?.trim() || undefined,
     publicUrl,
     databaseUrl,

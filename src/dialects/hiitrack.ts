@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import type { EventWriter } from "../events/writer.js";
+import type { EventLog } from "../events/writer.js";
 import type { Analytics } from "../funnels/source.js";
 import { analyticsStoreFor } from "../funnels/store.js";
 import { UniqueViolation, type EventRow, type Store } from "../store/port.js";
@@ -29,7 +29,7 @@ export { HT_MAX_STEPS } from "./hiitrack-reports.js";
 
 export interface HiiTrackDeps {
   store: Store;
-  writer: EventWriter;
+  writer: EventLog;
   analytics: Analytics;
   visitors: VisitorService;
 }

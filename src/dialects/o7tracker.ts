@@ -4,7 +4,7 @@ import type { O7Config } from "../config.js";
 import type { AuthService } from "../auth/service.js";
 import { FailureThrottle } from "../auth/throttle.js";
 import { AppError } from "../errors.js";
-import type { EventWriter } from "../events/writer.js";
+import type { EventLog } from "../events/writer.js";
 import type { DomainService } from "../links/domains.js";
 import type { LinkService } from "../links/links.js";
 import type { LinkResolver, ResolvedLink } from "../links/resolver.js";
@@ -36,7 +36,7 @@ export interface O7Deps {
   links: LinkService;
   resolver: LinkResolver;
   store: Store;
-  writer: EventWriter;
+  writer: EventLog;
   track: (
     req: FastifyRequest["raw"],
     res: FastifyReply["raw"],

@@ -9,7 +9,7 @@ import type { IpMode } from "../config.js";
 import { clientIp, storedIp, type TrustFn } from "../util/net.js";
 import { parseUa, type UaInfo } from "./enrich.js";
 import type { GeoIp } from "./geoip.js";
-import type { EventWriter } from "./writer.js";
+import type { EventLog } from "./writer.js";
 
 export const DEFAULT_IDLE_TIMEOUT_MS = 30 * 60_000;
 export const MAX_BATCH = 1000;
@@ -79,7 +79,7 @@ export class IngestService {
 
   constructor(
     private readonly store: Store,
-    private readonly writer: EventWriter,
+    private readonly writer: EventLog,
     opts: { requestsPerSecondPerKey?: number } = {},
   ) {
     this.limiter = new RateLimiter(opts.requestsPerSecondPerKey ?? Number(process.env.CLICKTRAIL_INGEST_RATE_LIMIT ?? 1000));

@@ -37,6 +37,11 @@ export function scopesOf(e: EventRow): [ScopeKind, number][] {
   return s;
 }
 
+/** Whether an event is a non-bot click that counts against its link's max_clicks (and in links.clicks). */
+export function countsAsLinkClick(e: EventRow): boolean {
+  return e.link_id !== null && !e.is_bot && e.name === "click" && (e.source === "link" || e.source === "campaign");
+}
+
 export function dimsOf(e: EventRow): Record<Dimension, string> {
   return {
     referrer_host: referrerHost(e.referrer ?? undefined),
@@ -113,7 +118,7 @@ export class RollupBuffer {
     for (const e of events) {
       const scopes = scopesOf(e);
       if (scopes.length === 0) continue;
-      if (e.link_id !== null && !e.is_bot) this.linkClicks.set(e.link_id, (this.linkClicks.get(e.link_id) ?? 0) + 1);
+      if (countsAsLinkClick(e)) this.linkClicks.set(e.link_id!, (this.linkClicks.get(e.link_id!) ?? 0) + 1);
       const slot = e.ts - (e.ts % SLOT_MS);
       const hour = e.ts - (e.ts % SKETCH_MS);
       const bot = e.is_bot ? 1 : 0;

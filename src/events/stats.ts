@@ -3,7 +3,7 @@ import { badRequest } from "../errors.js";
 import { campaignPlatformScope, DIMENSIONS, PLATFORMS, SLOT_MS, type Dimension, type ScopeKind, type Store } from "../store/port.js";
 import { bucketStart, DAY, HOUR, isTimeZone, parseTime, type Interval } from "../util/time.js";
 import { VisitorSketch } from "./sketch.js";
-import type { EventWriter } from "./writer.js";
+import type { EventLog } from "./writer.js";
 
 export interface StatsQuery {
   from?: string;
@@ -44,7 +44,7 @@ const MAX_BUCKETS = 5000;
 export class StatsService {
   constructor(
     private readonly store: Store,
-    private readonly writer: EventWriter,
+    private readonly writer: EventLog,
   ) {}
 
   private async visitors(range: Parameters<Store["statsSketches"]>[0]): Promise<number> {

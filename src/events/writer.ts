@@ -5,7 +5,30 @@ import type { Metrics } from "../ops/metrics.js";
 import { RollupBuffer, type TakenRollups } from "./rollup.js";
 import type { Spool, SpooledBatch } from "./spool.js";
 
-type Waiter = (err: Error | null) => void;
+/** Told once its event is committed (with the id of the last event of that commit) or refused. */
+type Waiter = (err: Error | null, lastId?: number) => void;
+
+/**
+ * What the rest of Clicktrail needs of the event log's writer: the in-process EventWriter, or (SQLite on a file) the
+ * ThreadedWriter that runs the same EventWriter on a worker thread.
+ */
+export interface EventLog {
+  /** Resolves once the event is committed; rejects (503, 507) when it could not be. */
+  write(event: EventRow): Promise<void>;
+  writeMany(events: EventRow[]): Promise<void>;
+  /** Commits everything queued so far. */
+  flush(): Promise<void>;
+  /** Writes the aggregated rollups; resolves when every event committed before the call is in them. */
+  flushRollups(): Promise<void>;
+  /** Non-bot clicks of a link committed to the event log but not yet to the link's counter. */
+  pendingClicks(linkId: number): number;
+  /** Events waiting for their commit. */
+  readonly depth: number;
+  /** Batches in the spool, waiting for the database. */
+  readonly spooled: number;
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
 
 export class WriterUnavailable extends Error {}
 
@@ -29,7 +52,9 @@ export interface WriterOptions {
    */
   spool?: Spool;
   /** Told about spool and replay trouble. */
-  log?: { warn(o: object, msg: string): void; info(o: object, msg: string): void };
+  log?: { warn(o: object, msg: string): void; info(o: object, msg: string): void; error?(o: object, msg: string): void };
+  /** Told after each rollup flush is committed: the flushed events' ids run up to `to` (the worker thread reports it). */
+  onFlushed?: (to: number) => void;
 }
 
 const yieldToLoop = () => new Promise<void>((r) => setImmediate(r));
@@ -50,7 +75,7 @@ const yieldToLoop = () => new Promise<void>((r) => setImmediate(r));
  * acknowledged, then replayed once the database answers again. A rollup flush that fails leaves the buffer unusable
  * (its content was handed over); the next flush rebuilds it from the event log, exactly as a restart would.
  */
-export class EventWriter {
+export class EventWriter implements EventLog {
   private queue: EventRow[] = [];
   private waiters: Waiter[] = [];
   private scheduled = false;
@@ -72,10 +97,11 @@ export class EventWriter {
   private exclusiveTurn: Promise<void> | null = null;
   private appendsDone: (() => void)[] = [];
   private timer: NodeJS.Timeout | null = null;
-  private readonly opts: Required<Omit<WriterOptions, "spool" | "log">>;
+  private readonly opts: Required<Omit<WriterOptions, "spool" | "log" | "onFlushed">>;
   private adoptTimer: NodeJS.Timeout | null = null;
   private readonly spool: Spool | undefined;
   private readonly log: WriterOptions["log"];
+  private readonly onFlushed: WriterOptions["onFlushed"];
   /** the database failed: batches go straight to the spool until a replay gets through */
   private spooling = false;
   private replayTimer: NodeJS.Timeout | null = null;
@@ -86,7 +112,8 @@ export class EventWriter {
     private readonly metrics: Metrics,
     opts: WriterOptions = {},
   ) {
-    const { spool, log, ...rest } = opts;
+    const { spool, log, onFlushed, ...rest } = opts;
+    this.onFlushed = onFlushed;
     this.opts = { maxBatch: 5000, rollupIntervalMs: 10_000, rollupMaxKeys: 200_000, chunkSize: 1000, maxInFlight: 1, ...rest };
     if (spool && !store.appendBatches) throw new Error("a spool needs a store with appendBatches (batch ids make replays safe)");
     this.spool = spool;
@@ -155,6 +182,7 @@ export class EventWriter {
       const taken = redo.take();
       await this.applyChunks(taken.ops, new Set(done));
       await this.store.endRollupFlush(to, taken.linkClicks);
+      this.onFlushed?.(to);
       watermark = to;
     }
     this.buffer = new RollupBuffer(watermark);
@@ -193,18 +221,28 @@ export class EventWriter {
     });
   }
 
-  writeMany(events: EventRow[]): Promise<void> {
-    if (events.length === 0) return Promise.resolve();
+  async writeMany(events: EventRow[]): Promise<void> {
+    await this.append(events);
+  }
+
+  /**
+   * Like writeMany, and resolves with the id of the last event of the last commit the events were in (0: none, or not
+   * known: spooled), which is at least the id of each of them.
+   */
+  append(events: EventRow[]): Promise<number> {
+    if (events.length === 0) return Promise.resolve(0);
     if (this.closed) return Promise.reject(new WriterUnavailable("the server is shutting down"));
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<number>((resolve, reject) => {
       let left = events.length;
       let failed = false;
+      let last = 0;
       for (const e of events) {
         this.queue.push(e);
-        this.waiters.push((err) => {
+        this.waiters.push((err, lastId) => {
           if (failed) return;
           if (err) return ((failed = true), reject(err));
-          if (--left === 0) resolve();
+          if (lastId !== undefined && lastId > last) last = lastId;
+          if (--left === 0) resolve(last);
         });
       }
       this.schedule();
@@ -248,7 +286,7 @@ export class EventWriter {
       const id = this.store.appendBatches ? randomUUID() : "";
       if (!this.spooling) {
         try {
-          return await this.appendInTurn([{ id, events }], () => this.acknowledge(events, waiters, start));
+          return await this.appendInTurn([{ id, events }], (lastId) => this.acknowledge(events, waiters, start, lastId));
         } catch (err) {
           if (!(err instanceof StoreUnavailable) || !this.spool) throw err;
           this.spooling = true;
@@ -294,7 +332,7 @@ export class EventWriter {
   }
 
   /** Appends batches; committed events join the rollup buffer. */
-  private appendInTurn(batches: SpooledBatch[], acknowledge?: () => void): Promise<void> {
+  private appendInTurn(batches: SpooledBatch[], acknowledge?: (lastId: number) => void): Promise<void> {
     const append = async () => {
       if (!this.store.appendBatches) return { lastId: await this.store.appendEvents(batches[0]!.events), duplicates: 0 };
       return this.store.appendBatches(batches);
@@ -314,7 +352,7 @@ export class EventWriter {
       if (acknowledge) {
         // committed: the requests are answered first, the rollup aggregation waits one turn of the event loop, so it
         // is not part of any request's latency (measured: about a tenth of the redirect path's CPU time)
-        acknowledge();
+        acknowledge(r.lastId ?? 0);
         await yieldToLoop();
       }
       // duplicates: replayed batches whose first commit went through after all; the event log knows where their events
@@ -325,11 +363,11 @@ export class EventWriter {
     });
   }
 
-  private acknowledge(events: EventRow[], waiters: Waiter[], start: bigint) {
+  private acknowledge(events: EventRow[], waiters: Waiter[], start: bigint, lastId = 0) {
     this.metrics.batchSize.observe(events.length);
     this.metrics.batchLatency.observe(Number(process.hrtime.bigint() - start) / 1e9);
     this.metrics.eventsWritten.inc(events.length);
-    for (const w of waiters) w(null);
+    for (const w of waiters) w(null, lastId);
   }
 
   private scheduleReplay() {
@@ -393,6 +431,7 @@ export class EventWriter {
         await this.store.beginRollupFlush(taken.from, taken.to);
         await this.applyChunks(taken.ops);
         await this.store.endRollupFlush(taken.to, taken.linkClicks);
+        this.onFlushed?.(taken.to);
       } catch (err) {
         this.broken = true;
         if (err instanceof WriterRetired) this.buffer = null;

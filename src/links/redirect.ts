@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Config } from "../config.js";
 import { AppError, problem } from "../errors.js";
-import type { EventWriter } from "../events/writer.js";
+import type { EventLog } from "../events/writer.js";
 import { hashedVisitor, parseUa } from "../events/enrich.js";
 import type { DailySalt } from "../events/salt.js";
 import type { GeoIp } from "../events/geoip.js";
@@ -20,7 +20,7 @@ const TWO_YEARS = 2 * 365 * 86400;
 export interface RedirectDeps {
   config: Config;
   resolver: LinkResolver;
-  writer: EventWriter;
+  writer: EventLog;
   salt: DailySalt;
   metrics: Metrics;
   trust: TrustFn;

@@ -1,11 +1,11 @@
 import type { FastifyInstance } from "fastify";
 import type { Store } from "../store/port.js";
-import type { EventWriter } from "../events/writer.js";
+import type { EventLog } from "../events/writer.js";
 import type { Metrics } from "./metrics.js";
 
 export const VERSION = "0.1.0";
 
-export async function opsRoutes(app: FastifyInstance, deps: { store: Store; writer: EventWriter; metrics: Metrics }) {
+export async function opsRoutes(app: FastifyInstance, deps: { store: Store; writer: EventLog; metrics: Metrics }) {
   app.get("/healthz", { schema: { tags: ["operations"], summary: "Liveness and what is down" } }, async (_req, reply) => {
     const checks: Record<string, string> = {};
     let ok = true;

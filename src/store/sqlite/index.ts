@@ -36,6 +36,8 @@ export interface SqliteOptions {
   /** Path of the database file, or ":memory:". */
   file: string;
   synchronous?: "FULL" | "NORMAL";
+  /** false: this connection never checkpoints the WAL (a checkpointer thread does; see checkpointer.ts) */
+  autocheckpoint?: boolean;
 }
 
 export function sqlitePath(dataDir: string): string {
@@ -86,7 +88,10 @@ function guardedDatabase(db: Database.Database, onFull: () => void): Database.Da
           throw map(e);
         }
       };
-    return Object.assign(call(tx), {
+    // IMMEDIATE by default: the event log is written by a second connection (the writer thread), and a deferred
+    // transaction that reads first could not take the write lock after that connection committed (SQLITE_BUSY_SNAPSHOT);
+    // an immediate one waits for the lock (busy_timeout) before it reads
+    return Object.assign(call(tx.immediate), {
       default: call(tx.default),
       deferred: call(tx.deferred),
       immediate: call(tx.immediate),
@@ -141,22 +146,31 @@ export class SqliteStore implements Store {
    * path use it, so a group commit does not pay the mapping's proxy on every row (measured: about a tenth of ingest's CPU).
    */
   private readonly raw: Database.Database;
-  private lastDataVersion = 0;
+  private lastConfigVersion: string | null = null;
+  readonly file: string;
+  readonly synchronous: "FULL" | "NORMAL";
+  /**
+   * Set by the writer thread (see ThreadedWriter): the clicks of a link committed to the event log after the rollup
+   * watermark and not yet in links.clicks. Links are read with the watermark in one snapshot and counted with these.
+   */
+  clicksPending?: (linkId: number, watermark: number) => number;
   private prepared?: ReturnType<SqliteStore["prepareAll"]>;
 
   /** when a write last failed for lack of disk space (0: since then one succeeded), for /healthz */
   private fullAt = 0;
 
   constructor(opts: SqliteOptions) {
+    this.file = opts.file;
+    this.synchronous = opts.synchronous ?? "FULL";
     this.raw = new Database(opts.file);
     this.db = guardedDatabase(this.raw, () => (this.fullAt = Date.now()));
     this.db.pragma("journal_mode = WAL");
-    this.db.pragma(`synchronous = ${opts.synchronous ?? "FULL"}`);
+    this.db.pragma(`synchronous = ${this.synchronous}`);
     this.db.pragma("foreign_keys = ON");
     this.db.pragma("busy_timeout = 5000");
     this.db.pragma("cache_size = -65536");
     // checkpoint less often: fewer, larger WAL-to-database copies (measured: about 30 % less commit time)
-    this.db.pragma("wal_autocheckpoint = 10000");
+    this.db.pragma(`wal_autocheckpoint = ${opts.autocheckpoint === false ? 0 : 10000}`);
   }
 
   private get s() {
@@ -186,6 +200,7 @@ export class SqliteStore implements Store {
       linkBySlug: db.prepare(`${LINK_SELECT} WHERE l.domain_id = ? AND l.slug = ?`),
       domainByHost: db.prepare(`SELECT * FROM domains WHERE hostname = ?`),
       keyByHash: db.prepare(`SELECT * FROM api_keys WHERE hash = ?`),
+      watermark: db.prepare(`SELECT value FROM meta WHERE key = 'rollup_watermark'`).pluck(),
     };
   }
 
@@ -213,7 +228,7 @@ export class SqliteStore implements Store {
       this.db.pragma("foreign_keys = ON");
     }
     this.prepared = undefined;
-    this.lastDataVersion = this.db.pragma("data_version", { simple: true }) as number;
+    this.lastConfigVersion = await this.getMeta("config_version");
     return applied;
   }
 
@@ -221,10 +236,11 @@ export class SqliteStore implements Store {
     if (this.db.open) this.db.close();
   }
 
+  /** Whether a cached table changed since the last call (migration 8's triggers move the counter). */
   async externalChange(): Promise<boolean> {
-    const v = this.db.pragma("data_version", { simple: true }) as number;
-    const changed = v !== this.lastDataVersion;
-    this.lastDataVersion = v;
+    const v = await this.getMeta("config_version");
+    const changed = v !== this.lastConfigVersion;
+    this.lastConfigVersion = v;
     return changed;
   }
 
@@ -557,16 +573,40 @@ export class SqliteStore implements Store {
     for (const t of tags) ins.run(linkId, t);
   }
 
+  /**
+   * Reads links; with a writer thread, in one snapshot with the rollup watermark, so each link's clicks can be counted
+   * exactly: the stored counter plus the committed clicks past the watermark (none twice, none missed).
+   */
+  private links(read: () => Row[]): Link[] {
+    const pending = this.clicksPending;
+    if (!pending) return read().map((r) => toLink(r)!);
+    const [rows, watermark] = this.db.transaction(() => [read(), Number(this.s.watermark.get() ?? 0)] as const).deferred();
+    return rows.map((r) => {
+      const l = toLink(r)!;
+      l.clicks += pending(l.id, watermark);
+      return l;
+    });
+  }
+
+  private link(read: () => Row | undefined): Link | null {
+    return (
+      this.links(() => {
+        const r = read();
+        return r ? [r] : [];
+      })[0] ?? null
+    );
+  }
+
   async getLink(projectId: number, id: number): Promise<Link | null> {
-    return toLink(this.s.linkById.get(projectId, id) as Row | undefined);
+    return this.link(() => this.s.linkById.get(projectId, id) as Row | undefined);
   }
 
   async getLinkBySlug(domainId: number, slug: string): Promise<Link | null> {
-    return toLink(this.s.linkBySlug.get(domainId, slug) as Row | undefined);
+    return this.link(() => this.s.linkBySlug.get(domainId, slug) as Row | undefined);
   }
 
   async findLinkByTarget(domainId: number, target: string): Promise<Link | null> {
-    return toLink(this.db.prepare(`${LINK_SELECT} WHERE l.domain_id = ? AND l.target = ? LIMIT 1`).get(domainId, target) as Row | undefined);
+    return this.link(() => this.db.prepare(`${LINK_SELECT} WHERE l.domain_id = ? AND l.target = ? LIMIT 1`).get(domainId, target) as Row | undefined);
   }
 
   async listLinks(f: LinkFilter): Promise<Link[]> {
@@ -586,8 +626,7 @@ export class SqliteStore implements Store {
     if (f.targeted) add("(l.rules <> '[]' OR l.allowed_platforms IS NOT NULL)");
     const { where: after, order } = linkOrder(f, (v) => (vals.push(v), "?"));
     if (after) where.push(after);
-    const rows = this.db.prepare(`${LINK_SELECT} WHERE ${where.join(" AND ")} ORDER BY ${order} LIMIT ?`).all(...vals, f.limit) as Row[];
-    return rows.map((r) => toLink(r)!);
+    return this.links(() => this.db.prepare(`${LINK_SELECT} WHERE ${where.join(" AND ")} ORDER BY ${order} LIMIT ?`).all(...vals, f.limit) as Row[]);
   }
 
   async updateLink(projectId: number, id: number, patch: LinkPatch): Promise<Link | null> {
@@ -656,6 +695,21 @@ export class SqliteStore implements Store {
     const id = (this.appendTxn ??= this.db.transaction(this.appendTx))(events);
     this.fullAt = 0;
     return id;
+  }
+
+  /** A checkpointer thread copies the WAL into the database file (see checkpointer.ts): this connection leaves it. */
+  stopAutocheckpoint(): void {
+    this.db.pragma("wal_autocheckpoint = 0");
+  }
+
+  /** The writer thread's commits failed for lack of disk space (it has a connection of its own). */
+  noteDiskFull(): void {
+    this.fullAt = Date.now();
+  }
+
+  /** The writer thread committed: the disk takes writes again. */
+  noteWriteSucceeded(): void {
+    this.fullAt = 0;
   }
 
   status(): Record<string, string> {

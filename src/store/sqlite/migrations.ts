@@ -383,4 +383,30 @@ CREATE TABLE hiitrack_buckets (
 );
 `,
   },
+  {
+    id: 8,
+    name: "config_version",
+    // The server drops its caches when another process (the CLI, another instance) changes what they hold. It used to
+    // watch PRAGMA data_version, which every commit of another connection moves: since the event log is written by a
+    // connection on its own thread, that is many times a second. A counter moved by triggers on the cached tables (and
+    // not by the clicks counter, which the rollup flush moves) says exactly when configuration changed.
+    sql: `INSERT INTO meta (key, value) VALUES ('config_version', '0') ON CONFLICT DO NOTHING;\n${configTriggers()}`,
+  },
 ];
+
+/** Triggers that move meta.config_version on every change of a table the server caches (links: not clicks alone). */
+function configTriggers(): string {
+  const linkColumns =
+    "id, project_id, domain_id, slug, target, redirect_status, expires_at, max_clicks, tags, utm, forward_query, title, notes, created_at, updated_at, rules, allowed_platforms, campaign_id";
+  const tables = ["projects", "users", "memberships", "api_keys", "domains", "campaigns", "links", "link_tags", "tracking_keys", "apps", "webhooks"];
+  const bump = `UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'config_version';`;
+  return tables
+    .flatMap((t) =>
+      [
+        ["insert", "INSERT"],
+        ["delete", "DELETE"],
+        ["update", t === "links" ? `UPDATE OF ${linkColumns}` : "UPDATE"],
+      ].map(([tag, on]) => `CREATE TRIGGER config_${t}_${tag} AFTER ${on} ON ${t} BEGIN ${bump} END;`),
+    )
+    .join("\n");
+}

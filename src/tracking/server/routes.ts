@@ -7,7 +7,7 @@ import { AppError, badRequest, notFound, problem } from "../../errors.js";
 import { hashedVisitor, parseUa } from "../../events/enrich.js";
 import type { GeoIp } from "../../events/geoip.js";
 import type { DailySalt } from "../../events/salt.js";
-import type { EventWriter } from "../../events/writer.js";
+import type { EventLog } from "../../events/writer.js";
 import { idParams } from "../../schemas.js";
 import type { EventRow, Store, TrackingKey } from "../../store/port.js";
 import { clientIp, storedIp, type TrustFn } from "../../util/net.js";
@@ -21,7 +21,7 @@ export interface TrackingRouteDeps {
   config: Config;
   auth: AuthService;
   store: Store;
-  writer: EventWriter;
+  writer: EventLog;
   salt: DailySalt;
   trust: TrustFn;
   geoip: GeoIp | null;

@@ -1,0 +1,66 @@
+/**
+ * The writer thread (see writer-thread.ts): the event log's EventWriter on a connection of its own, so inserting,
+ * committing, aggregating and flushing rollups and WAL checkpoints do not take the HTTP thread's time.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import { SqliteStore } from "../store/sqlite/index.js";
+import type { Metrics } from "../ops/metrics.js";
+import { EventWriter } from "./writer.js";
+import { serializeError, type FromWorker, type ToWorker, type WorkerInit, type WorkerMetrics } from "./writer-thread.js";
+
+const init = workerData as WorkerInit;
+const port = parentPort!;
+const post = (m: FromWorker) => port.postMessage(m);
+
+/** What the EventWriter measures, gathered here and handed to the HTTP thread's metrics with the next answer. */
+const gathered: WorkerMetrics = { batchSizes: [], latencies: [], events: 0, failures: 0 };
+const take = (): WorkerMetrics | undefined => {
+  if (gathered.batchSizes.length === 0 && gathered.failures === 0) return undefined;
+  const m = { ...gathered };
+  gathered.batchSizes = [];
+  gathered.latencies = [];
+  gathered.events = 0;
+  gathered.failures = 0;
+  return m;
+};
+const metrics = {
+  batchSize: { observe: (v: number) => gathered.batchSizes.push(v) },
+  batchLatency: { observe: (v: number) => gathered.latencies.push(v) },
+  eventsWritten: { inc: (n = 1) => (gathered.events += n) },
+  writerFailures: { inc: (n = 1) => (gathered.failures += n) },
+  spooled: { inc: () => {} },
+} as unknown as Metrics;
+
+const log = {
+  warn: (o: object, msg: string) => post({ t: "log", level: "warn", obj: o, msg }),
+  info: (o: object, msg: string) => post({ t: "log", level: "info", obj: o, msg }),
+};
+
+let store: SqliteStore;
+let writer: EventWriter;
+
+async function start() {
+  store = new SqliteStore({ file: init.file, synchronous: init.synchronous, autocheckpoint: false });
+  writer = new EventWriter(store, metrics, { ...init.options, log, onFlushed: (to) => post({ t: "flushed", to }) });
+  await writer.start();
+}
+
+start().then(
+  () => post({ t: "ready" }),
+  (err: unknown) => post({ t: "failed", error: serializeError(err) }),
+);
+
+port.on("message", (m: ToWorker) => {
+  if (m.t === "append") {
+    writer.append(m.events).then(
+      (lastId) => post({ t: "ack", seq: m.seq, lastId, metrics: take() }),
+      (err: unknown) => post({ t: "ack", seq: m.seq, error: serializeError(err), metrics: take() }),
+    );
+    return;
+  }
+  const run = m.op === "flush" ? writer.flush() : m.op === "flushRollups" ? writer.flushRollups() : writer.close().then(() => store.close());
+  run.then(
+    () => post({ t: "done", id: m.id, metrics: take() }),
+    (err: unknown) => post({ t: "done", id: m.id, error: serializeError(err), metrics: take() }),
+  );
+});

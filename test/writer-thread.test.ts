@@ -1,0 +1,152 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { rmSync } from "node:fs";
+import path from "node:path";
+import { ThreadedWriter } from "../src/events/writer-thread.js";
+import { WriterUnavailable } from "../src/events/writer.js";
+import { createMetrics } from "../src/ops/metrics.js";
+import { SqliteStore } from "../src/store/sqlite/index.js";
+import type { EventRow, Link } from "../src/store/port.js";
+import { clickEvent } from "./events.js";
+import { tmpDir } from "./helpers.js";
+
+async function setup() {
+  const dir = tmpDir();
+  const store = new SqliteStore({ file: path.join(dir, "w.db") });
+  await store.migrate();
+  const p = await store.createProject("p");
+  const d = await store.createDomain({ project_id: p.id, hostname: "x.test", fallback_url: null });
+  const link = (slug: string): Promise<Link> =>
+    store.createLink({
+      project_id: p.id,
+      domain_id: d.id,
+      slug,
+      target: "https://e.test/",
+      redirect_status: 302,
+      expires_at: null,
+      max_clicks: null,
+      tags: [],
+      utm: {},
+      forward_query: false,
+      title: null,
+      notes: null,
+      rules: [],
+      allowed_platforms: null,
+      campaign_id: null,
+    });
+  const metrics = createMetrics();
+  const writer = new ThreadedWriter(store, metrics, { rollupIntervalMs: 3_600_000, chunkSize: 7 });
+  await writer.start();
+  const cleanup = async () => {
+    await writer.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return { store, writer, metrics, link, projectId: p.id, domainId: d.id, cleanup };
+}
+
+const click = (linkId: number, domainId: number, i: number, over: Partial<EventRow> = {}): EventRow =>
+  clickEvent({ link_id: linkId, domain_id: domainId, visitor: `v${i % 13}`, channel: "default", ...over });
+
+test("writer thread: acknowledged events are committed, rollups and metrics agree, a link's clicks are exact at every moment", async () => {
+  const { store, writer, metrics, link, domainId, cleanup } = await setup();
+  try {
+    const a = await link("a");
+    const b = await link("b");
+    let acked = 0;
+    const reads: number[] = [];
+    // many turns of clicks on two links (one in ten a bot, which max_clicks does not count), with rollup flushes in
+    // between; every read of the link must count exactly the acknowledged clicks (plus, at most, those in flight)
+    for (let round = 0; round < 40; round++) {
+      const batch = Array.from({ length: 25 }, (_, i) => click(i % 2 ? a.id : b.id, domainId, round * 25 + i, { is_bot: i % 10 === 3 }));
+      const inFlight = batch.filter((e) => e.link_id === a.id && !e.is_bot).length;
+      const writes = [writer.writeMany(batch.slice(0, 10)), ...batch.slice(10).map((e) => writer.write(e))];
+      const before = (await store.getLink(a.project_id, a.id))!.clicks;
+      assert.ok(before >= acked && before <= acked + inFlight, `read ${before} with ${acked} acknowledged and ${inFlight} in flight`);
+      await Promise.all(writes);
+      acked += inFlight;
+      const after = (await store.getLinkBySlug(domainId, "a"))!.clicks;
+      assert.equal(after, acked, `round ${round}: the link counts exactly its acknowledged clicks`);
+      reads.push(after);
+      if (round % 7 === 3) {
+        await writer.flushRollups();
+        assert.equal((await store.getLink(a.project_id, a.id))!.clicks, acked, "after a flush: not counted twice");
+        const stored = store.db.prepare(`SELECT clicks FROM links WHERE id = ?`).pluck().get(a.id) as number;
+        assert.ok(stored > 0 && stored <= acked, "the flush moved the clicks into links.clicks");
+      }
+    }
+    // the moment the writer thread commits a flush, this thread has not heard of it yet: reads made then (synchronously,
+    // so no message can come in between) must count each click once, from the counter or from the pending batches
+    const watermark = () => Number(store.db.prepare(`SELECT value FROM meta WHERE key = 'rollup_watermark'`).pluck().get());
+    const w0 = watermark();
+    const flushed = writer.flushRollups();
+    // (a few microtasks: the request goes out; no message can come in before the loop below)
+    for (let i = 0; i < 5; i++) await null;
+    const during: Promise<Link | null>[] = [];
+    const until = Date.now() + 10_000;
+    let after = -1;
+    while (Date.now() < until && after < 200) {
+      during.push(store.getLink(a.project_id, a.id));
+      if (after >= 0 || watermark() !== w0) after++;
+    }
+    assert.ok(after >= 0, "the flush was committed while this thread was reading");
+    for (const l of await Promise.all(during)) assert.equal(l!.clicks, acked, "read while the flush was committed");
+    await flushed;
+    const stored = store.db.prepare(`SELECT clicks FROM links WHERE id = ?`).pluck().get(a.id) as number;
+    assert.equal(stored, acked, "after the last flush links.clicks holds them all");
+    assert.equal((await store.listLinks({ project_id: a.project_id, limit: 10 })).find((l) => l.id === a.id)!.clicks, acked);
+
+    const events = store.db.prepare(`SELECT count(*) FROM events`).pluck().get() as number;
+    assert.equal(events, 1000);
+    const total = store.db.prepare(`SELECT sum(clicks) FROM rollups WHERE scope = 'project' AND dim = 'total'`).pluck().get() as number;
+    assert.equal(total, 1000, "the rollups count every committed click");
+    const written = (await metrics.registry.getSingleMetricAsString("clicktrail_events_written_total")).match(/ (\d+)$/m)?.[1];
+    assert.equal(Number(written), 1000, "the writer thread's measurements reach the server's metrics");
+    assert.equal(writer.depth, 0);
+  } finally {
+    await cleanup();
+  }
+});
+
+test("writer thread: configuration changes are told apart from event-log writes; a dead thread refuses its batches and is replaced", async () => {
+  const { store, writer, link, domainId, cleanup } = await setup();
+  try {
+    const a = await link("a");
+    await store.externalChange();
+    await writer.writeMany(Array.from({ length: 50 }, (_, i) => click(a.id, domainId, i)));
+    await writer.flushRollups();
+    assert.equal(await store.externalChange(), false, "appends and rollup flushes (links.clicks) are not configuration changes");
+    const other = new SqliteStore({ file: store.file });
+    other.db.prepare(`UPDATE links SET target = 'https://changed.test/' WHERE id = ?`).run(a.id);
+    await other.close();
+    assert.equal(await store.externalChange(), true, "a link changed by another connection is noticed");
+    assert.equal(await store.externalChange(), false);
+
+    // the thread dies: what it held is either committed or refused as unavailable (a 503, so the client retries), never
+    // left hanging; then a new thread takes over
+    const w = writer as unknown as { worker: { terminate(): Promise<number> } };
+    const held = writer.write(click(a.id, domainId, 1));
+    await new Promise((r) => setImmediate(r));
+    await w.worker.terminate();
+    const outcome = await held.then(
+      () => "committed",
+      (e: unknown) => (e instanceof WriterUnavailable ? "refused" : String(e)),
+    );
+    assert.ok(outcome === "committed" || outcome === "refused", outcome);
+    let ok = false;
+    for (let i = 0; i < 100 && !ok; i++) {
+      ok = await writer.write(click(a.id, domainId, 2)).then(
+        () => true,
+        () => false,
+      );
+      if (!ok) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(ok, "a new writer thread takes events again");
+    await writer.flushRollups();
+    const events = store.db.prepare(`SELECT count(*) FROM events`).pluck().get() as number;
+    const total = store.db.prepare(`SELECT sum(clicks) FROM rollups WHERE scope = 'project' AND dim = 'total'`).pluck().get() as number;
+    assert.equal(total, events, "the new thread recovered the rollups from the event log");
+  } finally {
+    await cleanup();
+  }
+});
