@@ -27,6 +27,22 @@ async function events(name: string) {
     .filter((e) => e.source === "tracking");
 }
 
+test("the first tracking links of a project, minted at once by many requests, share one new key", async () => {
+  // (first in this file: the project has no tracking key yet) a key per concurrent request made every decode derive
+  // keys again once there were hundreds of them
+  const items = Array.from({ length: 200 }, (_, i) => ({ url: `https://example.com/first/${i}` }));
+  const answers = await Promise.all([
+    req(t.base, "POST", "/api/v1/tracking/links", { body: { items } }),
+    ...Array.from({ length: 10 }, (_, i) => req(t.base, "POST", "/api/v1/tracking/links", { body: { url: `https://example.com/one/${i}` } })),
+  ]);
+  for (const a of answers) assert.equal(a.status, 200, a.body);
+  const keys = (await req(t.base, "GET", "/api/v1/tracking/keys")).json.keys as { kind: string; revoked_at: string | null }[];
+  assert.equal(keys.filter((k) => k.kind === "clicktrail").length, 1, JSON.stringify(keys));
+  // (the links are followed by the tests below, which count the events they record)
+  const kid = (url: string) => new URL(url).pathname.slice(5, 11);
+  assert.equal(new Set(answers.flatMap((a) => (a.json.items ?? [a.json]).map((x: { click_url: string }) => kid(x.click_url)))).size, 1);
+});
+
 test("a minted click link redirects (302) and records a click with its metadata; the open pixel records an open", async () => {
   const r = await req(t.base, "POST", "/api/v1/tracking/links", {
     body: { url: "https://example.com/offer?x=1&y=é", open: true, metadata: { campaign_id: "spring", customer_id: 42 } },

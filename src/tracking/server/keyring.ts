@@ -37,7 +37,9 @@ export function newSecret(kind: TrackingKey["kind"]): string {
  * unsigned pytracking links only when an allowlist of target hosts is configured). Keys are reloaded when changed.
  */
 export class TrackingKeyring {
-  private keys: TrackingKey[] | null = null;
+  private keys: Promise<TrackingKey[]> | null = null;
+  /** keys being created, per project and kind: concurrent first uses create one key, not one each */
+  private creating = new Map<string, Promise<TrackingKey>>();
 
   constructor(
     private readonly store: Store,
@@ -49,19 +51,35 @@ export class TrackingKeyring {
 
   invalidate() {
     this.keys = null;
+    this.creating.clear();
   }
 
-  private async all(): Promise<TrackingKey[]> {
-    return (this.keys ??= await this.store.activeTrackingKeys());
+  /** The active keys (one query, however many requests ask at once). */
+  private all(): Promise<TrackingKey[]> {
+    const p = (this.keys ??= this.store.activeTrackingKeys());
+    p.catch(() => {
+      if (this.keys === p) this.keys = null;
+    });
+    return p;
   }
 
   /** The project's newest key of a kind, created on first use. */
   async keyFor(projectId: number, kind: TrackingKey["kind"]): Promise<TrackingKey> {
     const found = (await this.all()).find((k) => k.project_id === projectId && k.kind === kind);
     if (found) return found;
-    const k = await this.store.createTrackingKey({ project_id: projectId, kid: randomBytes(4).toString("hex"), kind, secret: newSecret(kind) });
-    this.invalidate();
-    return k;
+    const slot = `${projectId}/${kind}`;
+    let creating = this.creating.get(slot);
+    if (!creating) {
+      creating = this.store
+        .createTrackingKey({ project_id: projectId, kid: randomBytes(4).toString("hex"), kind, secret: newSecret(kind) })
+        // the new key joins the active ones; the slot stays (until another change): a request that read the keys before
+        // it existed finds it here rather than creating another
+        .finally(() => (this.keys = null));
+      this.creating.set(slot, creating);
+      // a creation that failed is tried again by the next request
+      creating.catch(() => this.creating.get(slot) === creating && this.creating.delete(slot));
+    }
+    return creating;
   }
 
   async encode(
