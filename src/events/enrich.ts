@@ -45,13 +45,21 @@ export function parseUa(ua: string | undefined): UaInfo {
   return info;
 }
 
+/** referrer → host: every committed event's rollup needs it, and a site's events mostly share a few referrers */
+const hosts = new Map<string, string>();
+
 export function referrerHost(referrer: string | undefined): string {
   if (!referrer) return "";
+  let host = hosts.get(referrer);
+  if (host !== undefined) return host;
   try {
-    return new URL(referrer).hostname;
+    host = new URL(referrer).hostname;
   } catch {
-    return "";
+    host = "";
   }
+  if (hosts.size >= 10_000) hosts.clear();
+  hosts.set(referrer, host);
+  return host;
 }
 
 /** Visitor id when cookies are off: a hash of the daily salt, project, IP and user agent (not reversible). */
