@@ -181,7 +181,9 @@ export interface Stopped {
 export async function startClicktrail(dataDir: string, env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<ClicktrailProcess> {
   const port = await freePort();
   let out = "";
-  const proc = spawnChild(process.execPath, [...nodeArgs, MAIN, "serve"], {
+  // BENCH_SERVER_NODE_ARGS: extra node options for the server of any benchmark (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p")
+  const extra = process.env.BENCH_SERVER_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
+  const proc = spawnChild(process.execPath, [...extra, ...nodeArgs, MAIN, "serve"], {
     env: {
       ...process.env,
       CLICKTRAIL_DATA_DIR: dataDir,

@@ -147,46 +147,92 @@ export class RollupBuffer {
     if (lastId > this.to) this.to = lastId;
   }
 
-  /** Everything aggregated so far as row changes, in key order, and a fresh buffer behind it. */
-  take(): TakenRollups {
-    const counts = new Map<string, CountOp>();
-    const count = (t: Tuple, dim: Dimension | "total", slot: number, value: string) => {
-      const key = `${t.scope}\u0000${t.scope_id}\u0000${dim}\u0000${slot}\u0000${t.bot ? 1 : 0}\u0000${value}`;
-      const op = counts.get(key);
-      if (op) op.clicks += t.clicks;
-      else counts.set(key, { kind: "count", scope: t.scope, scope_id: t.scope_id, dim, slot, bot: t.bot, value, clicks: t.clicks });
-    };
-    for (const m of this.tuples.values()) {
-      for (const t of m.values()) {
-        count(t, "total", t.slot, "");
-        const dimSlot = t.slot - (t.slot % DIM_SLOT_MS);
-        for (const d of DIMENSIONS) count(t, d, dimSlot, t.dims[d]);
-      }
-    }
-    const ops: RollupOp[] = [];
-    for (const k of [...counts.keys()].sort()) ops.push(counts.get(k)!);
-    for (const k of [...this.sketches.keys()].sort()) {
-      const { scope, scope_id, hour, bot, sketch } = this.sketches.get(k)!;
-      ops.push({
-        kind: "sketch",
-        scope,
-        scope_id,
-        hour,
-        bot,
-        merge: (stored) => {
-          if (!stored) return sketch.toBuffer();
-          const s = VisitorSketch.from(stored);
-          s.merge(sketch);
-          return s.toBuffer();
-        },
-      });
-    }
-    const taken = { from: this.from, to: this.to, ops, linkClicks: this.linkClicks };
+  /** Everything aggregated so far, handed over as it is (no work: see rollupOps), and a fresh buffer behind it. */
+  detach(): DetachedRollups {
+    const d: DetachedRollups = { from: this.from, to: this.to, linkClicks: this.linkClicks, tuples: this.tuples, sketches: this.sketches };
     this.tuples = new Map();
     this.tupleCount = 0;
     this.sketches = new Map();
     this.linkClicks = new Map();
     this.from = this.to;
-    return taken;
+    return d;
   }
+
+  /** Everything aggregated so far as row changes, in key order, and a fresh buffer behind it. */
+  take(): TakenRollups {
+    const d = this.detach();
+    const it = opsOf(d);
+    let r = it.next();
+    while (!r.done) r = it.next();
+    return { from: d.from, to: d.to, linkClicks: d.linkClicks, ops: r.value };
+  }
+}
+
+/** A buffer's content as detach() handed it over. */
+export interface DetachedRollups {
+  from: number;
+  to: number;
+  linkClicks: Map<number, number>;
+  tuples: Map<string, Map<string, Tuple>>;
+  sketches: Map<string, SketchEntry>;
+}
+
+/**
+ * The row changes of detached rollups, as take() orders them, with a pause every few thousand (a flush on the writer
+ * thread builds them between commits: at 10,000 links, 300,000 clicks make 220,000 row changes, 0.4 s of work in one go).
+ */
+export async function rollupOps(d: DetachedRollups, pause: () => Promise<void>): Promise<RollupOp[]> {
+  const it = opsOf(d);
+  for (;;) {
+    const r = it.next();
+    if (r.done) return r.value;
+    await pause();
+  }
+}
+
+/**
+ * Row changes in key order: the counts scope by scope (their keys start with the scope's, and U+0000 ends it, the
+ * smallest character, so this is the order of one sort of all keys: an interrupted flush is redone in the same order),
+ * then the sketches. Yields between scopes once it has done some work.
+ */
+function* opsOf(d: DetachedRollups): Generator<void, RollupOp[]> {
+  const ops: RollupOp[] = [];
+  let work = 0;
+  for (const outer of [...d.tuples.keys()].sort()) {
+    const counts = new Map<string, CountOp>();
+    const count = (t: Tuple, dim: Dimension | "total", slot: number, value: string) => {
+      const key = `${dim}\u0000${slot}\u0000${t.bot ? 1 : 0}\u0000${value}`;
+      const op = counts.get(key);
+      if (op) op.clicks += t.clicks;
+      else counts.set(key, { kind: "count", scope: t.scope, scope_id: t.scope_id, dim, slot, bot: t.bot, value, clicks: t.clicks });
+    };
+    for (const t of d.tuples.get(outer)!.values()) {
+      count(t, "total", t.slot, "");
+      const dimSlot = t.slot - (t.slot % DIM_SLOT_MS);
+      for (const dim of DIMENSIONS) count(t, dim, dimSlot, t.dims[dim]);
+    }
+    for (const k of [...counts.keys()].sort()) ops.push(counts.get(k)!);
+    work += counts.size;
+    if (work >= 5000) {
+      work = 0;
+      yield;
+    }
+  }
+  for (const k of [...d.sketches.keys()].sort()) {
+    const { scope, scope_id, hour, bot, sketch } = d.sketches.get(k)!;
+    ops.push({
+      kind: "sketch",
+      scope,
+      scope_id,
+      hour,
+      bot,
+      merge: (stored) => {
+        if (!stored) return sketch.toBuffer();
+        const s = VisitorSketch.from(stored);
+        s.merge(sketch);
+        return s.toBuffer();
+      },
+    });
+  }
+  return ops;
 }

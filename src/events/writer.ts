@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { AppError } from "../errors.js";
 import { StoreUnavailable, WriterRetired, type EventRow, type RollupOp, type Store } from "../store/port.js";
 import type { Metrics } from "../ops/metrics.js";
-import { RollupBuffer, type TakenRollups } from "./rollup.js";
+import { RollupBuffer, rollupOps } from "./rollup.js";
 import type { Spool, SpooledBatch } from "./spool.js";
 
 /** Told once its event is committed (with the id of the last event of that commit) or refused. */
@@ -85,7 +85,7 @@ export class EventWriter implements EventLog {
   private buffer: RollupBuffer | null = null;
   private rolling: Promise<void> | null = null;
   /** The flush under way: its link clicks count as pending until its watermark is committed. */
-  private inFlight: TakenRollups | null = null;
+  private inFlight: { linkClicks: Map<number, number> } | null = null;
   /** a rollup flush failed: the buffer must be rebuilt from the event log before the next one */
   private broken = false;
   /**
@@ -426,8 +426,10 @@ export class EventWriter implements EventLog {
   /** `alone`: the caller already runs with no commit under way (recovery). */
   private flushTaken(buf: RollupBuffer, alone = false): Promise<void> {
     this.rolling = (async () => {
-      const taken = alone ? (this.inFlight = buf.take()) : await this.exclusive(() => (this.inFlight = buf.take()));
+      const detached = alone ? (this.inFlight = buf.detach()) : await this.exclusive(() => (this.inFlight = buf.detach()));
       try {
+        // built between commits (a large flush is a few hundred milliseconds of work: no commit waits for all of it)
+        const taken = { ...detached, ops: await rollupOps(detached, yieldToLoop) };
         await this.store.beginRollupFlush(taken.from, taken.to);
         await this.applyChunks(taken.ops);
         await this.store.endRollupFlush(taken.to, taken.linkClicks);
