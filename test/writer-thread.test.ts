@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
 import path from "node:path";
-import { ThreadedWriter } from "../src/events/writer-thread.js";
+import { packEvents, ThreadedWriter, unpackEvents } from "../src/events/writer-thread.js";
 import { WriterUnavailable } from "../src/events/writer.js";
 import { createMetrics } from "../src/ops/metrics.js";
 import { SqliteStore } from "../src/store/sqlite/index.js";
@@ -149,4 +149,37 @@ test("writer thread: configuration changes are told apart from event-log writes;
   } finally {
     await cleanup();
   }
+});
+
+test("writer thread: events cross to it unchanged (every field, nulls, shared and distinct strings)", () => {
+  const full: EventRow = {
+    project_id: 3,
+    ts: 1_764_000_000_123,
+    client_ts: 1_764_000_000_000,
+    name: "signup",
+    visitor: "v1",
+    session: "s1",
+    link_id: 7,
+    domain_id: 8,
+    campaign_id: 9,
+    source: "api",
+    channel: "mail",
+    platform: "ios",
+    ip: "10.0.0.0",
+    ua: "Mozilla/5.0 (iPhone)",
+    referrer: "https://news.example/a",
+    browser: "Mobile Safari",
+    os: "iOS",
+    device: "mobile",
+    is_bot: true,
+    country: "DE",
+    rule: "iOS",
+    app_id: 4,
+    data: '{"plan":"pro"}',
+  };
+  const empty = clickEvent({ visitor: null, ua: null, referrer: null, data: null, app_id: null });
+  const events = [full, empty, { ...full, ua: "other", visitor: "v2", is_bot: false }, full];
+  const packed = packEvents(events);
+  assert.deepEqual(unpackEvents(structuredClone(packed)), events);
+  assert.ok(packed.strings.filter((x) => x === full.ua).length === 1, "a shared string crosses once");
 });

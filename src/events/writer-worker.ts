@@ -6,7 +6,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { SqliteStore } from "../store/sqlite/index.js";
 import type { Metrics } from "../ops/metrics.js";
 import { EventWriter } from "./writer.js";
-import { serializeError, type FromWorker, type ToWorker, type WorkerInit, type WorkerMetrics } from "./writer-thread.js";
+import { serializeError, unpackEvents, type FromWorker, type ToWorker, type WorkerInit, type WorkerMetrics } from "./writer-thread.js";
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -52,7 +52,7 @@ start().then(
 
 port.on("message", (m: ToWorker) => {
   if (m.t === "append") {
-    writer.append(m.events).then(
+    writer.append(unpackEvents(m.events)).then(
       (lastId) => post({ t: "ack", seq: m.seq, lastId, metrics: take() }),
       (err: unknown) => post({ t: "ack", seq: m.seq, error: serializeError(err), metrics: take() }),
     );
