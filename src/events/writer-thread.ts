@@ -141,8 +141,6 @@ interface Batch {
 
 export interface ThreadedWriterOptions {
   log?: WriterOptions["log"];
-  /** Where the writer thread's module is (tests may point elsewhere); default: writer-worker.js next to this file. */
-  workerUrl?: URL;
 }
 
 /**
@@ -164,14 +162,13 @@ export class ThreadedWriter implements EventLog {
   private checkpointer: Worker | null = null;
   private ready: Promise<void> | null = null;
   private queue: EventRow[] = [];
-  private waiters: { resolve: () => void; reject: (err: Error) => void; n: number }[] = [];
+  private waiters: { resolve: () => void; reject: (err: Error) => void }[] = [];
   private scheduled = false;
   private seq = 0;
   private batches = new Map<number, Batch>();
   private calls = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
   private inFlight = 0;
   private closed = false;
-  private stopping = false;
   /** link id → [commit's last event id, clicks] of committed batches not yet in links.clicks, in commit order */
   private unflushed = new Map<number, [number, number][]>();
 
@@ -217,7 +214,7 @@ export class ThreadedWriter implements EventLog {
     for (const k of ["maxBatch", "rollupIntervalMs", "rollupMaxKeys", "chunkSize"] as const)
       if (this.options[k] !== undefined) options[k] = this.options[k];
     const init: WorkerInit = { file: this.store.file, synchronous: this.store.synchronous, options };
-    const worker = new Worker(this.opts.workerUrl ?? new URL("./writer-worker.js", import.meta.url), { workerData: init });
+    const worker = new Worker(new URL("./writer-worker.js", import.meta.url), { workerData: init });
     this.worker = worker;
     return (this.ready = new Promise<void>((resolve, reject) => {
       let started = false;
@@ -237,7 +234,7 @@ export class ThreadedWriter implements EventLog {
         this.worker = null;
         this.failAll(new WriterUnavailable(`the event writer thread stopped (exit code ${code}); try again in a moment`));
         if (!started) reject(new Error(`the event writer thread stopped while starting (exit code ${code})`));
-        else if (!this.stopping) {
+        else if (!this.closed) {
           // a new thread recovers the rollups from the event log, as a restart would
           this.opts.log?.error?.({ code }, "the event writer thread stopped unexpectedly; starting a new one");
           this.spawn().catch((err: Error) => this.opts.log?.error?.({ err: err.message }, "the event writer thread could not be restarted"));
@@ -312,7 +309,7 @@ export class ThreadedWriter implements EventLog {
     if (this.closed) return Promise.reject(new WriterUnavailable("the server is shutting down"));
     return new Promise<void>((resolve, reject) => {
       this.queue.push(event);
-      this.waiters.push({ resolve, reject, n: 1 });
+      this.waiters.push({ resolve, reject });
       this.schedule();
     });
   }
@@ -322,7 +319,7 @@ export class ThreadedWriter implements EventLog {
     if (this.closed) return Promise.reject(new WriterUnavailable("the server is shutting down"));
     return new Promise<void>((resolve, reject) => {
       for (const e of events) this.queue.push(e);
-      this.waiters.push({ resolve, reject, n: events.length });
+      this.waiters.push({ resolve, reject });
       this.schedule();
     });
   }
@@ -386,12 +383,12 @@ export class ThreadedWriter implements EventLog {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (!this.worker) return;
+    // (a thread being replaced: its successor is the one to close)
+    await this.ready?.catch(() => {});
+    const w = this.worker;
     try {
-      await this.call("close");
+      if (w) await this.call("close");
     } finally {
-      this.stopping = true;
-      const w = this.worker;
       this.worker = null;
       await w?.terminate();
       await this.checkpointer?.terminate();
