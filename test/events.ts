@@ -1,4 +1,4 @@
-import type { EventRow } from "../src/store/port.js";
+import type { EventRow, NewLink } from "../src/store/port.js";
 
 /** A link click as the redirect path records it: every column, nulls where a test does not care, then `over`. */
 export function clickEvent(over: Partial<EventRow> = {}): EventRow {
@@ -25,6 +25,28 @@ export function clickEvent(over: Partial<EventRow> = {}): EventRow {
     country: null,
     rule: null,
     data: null,
+    ...over,
+  };
+}
+
+/** A plain link as the store takes it: a 302 to https://e.test/, nothing else set, then `over`. */
+export function newLink(projectId: number, domainId: number, slug: string, over: Partial<NewLink> = {}): NewLink {
+  return {
+    project_id: projectId,
+    domain_id: domainId,
+    slug,
+    target: "https://e.test/",
+    redirect_status: 302,
+    expires_at: null,
+    max_clicks: null,
+    tags: [],
+    utm: {},
+    forward_query: false,
+    title: null,
+    notes: null,
+    rules: [],
+    allowed_platforms: null,
+    campaign_id: null,
     ...over,
   };
 }

@@ -1,5 +1,5 @@
 import { test } from "node:test";
-import { clickEvent } from "./events.js";
+import { clickEvent, newLink } from "./events.js";
 import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
 import path from "node:path";
@@ -72,26 +72,7 @@ test("an interrupted rollup flush is finished exactly once after a crash, and th
     const p = await store.createProject("p");
     const d = await store.createDomain({ project_id: p.id, hostname: "x.test", fallback_url: null });
     const links: Link[] = [];
-    for (let i = 0; i < 5; i++)
-      links.push(
-        await store.createLink({
-          project_id: p.id,
-          domain_id: d.id,
-          slug: `s${i}`,
-          target: "https://e.test/",
-          redirect_status: 302,
-          expires_at: null,
-          max_clicks: null,
-          tags: [],
-          utm: {},
-          forward_query: false,
-          title: null,
-          notes: null,
-          rules: [],
-          allowed_platforms: null,
-          campaign_id: null,
-        }),
-      );
+    for (let i = 0; i < 5; i++) links.push(await store.createLink(newLink(p.id, d.id, `s${i}`)));
     const t0 = Date.UTC(2026, 10, 20, 10);
     const events = Array.from({ length: 3000 }, (_, i) => click(i, links[i % 5]!.id, t0 + i * 60_000));
 

@@ -7,7 +7,7 @@ import { WriterUnavailable } from "../src/events/writer.js";
 import { createMetrics } from "../src/ops/metrics.js";
 import { SqliteStore } from "../src/store/sqlite/index.js";
 import type { EventRow, Link } from "../src/store/port.js";
-import { clickEvent } from "./events.js";
+import { clickEvent, newLink } from "./events.js";
 import { tmpDir } from "./helpers.js";
 
 async function setup() {
@@ -16,24 +16,7 @@ async function setup() {
   await store.migrate();
   const p = await store.createProject("p");
   const d = await store.createDomain({ project_id: p.id, hostname: "x.test", fallback_url: null });
-  const link = (slug: string): Promise<Link> =>
-    store.createLink({
-      project_id: p.id,
-      domain_id: d.id,
-      slug,
-      target: "https://e.test/",
-      redirect_status: 302,
-      expires_at: null,
-      max_clicks: null,
-      tags: [],
-      utm: {},
-      forward_query: false,
-      title: null,
-      notes: null,
-      rules: [],
-      allowed_platforms: null,
-      campaign_id: null,
-    });
+  const link = (slug: string): Promise<Link> => store.createLink(newLink(p.id, d.id, slug));
   const metrics = createMetrics();
   const writer = new ThreadedWriter(store, metrics, { rollupIntervalMs: 3_600_000, chunkSize: 7 });
   await writer.start();
