@@ -111,6 +111,7 @@ test("writer thread: configuration changes are told apart from event-log writes;
     const held = writer.write(click(a.id, domainId, 1));
     await new Promise((r) => setImmediate(r));
     await w.worker.terminate();
+    assert.match(writer.status().writer ?? "", /^down: no event writer thread/, "/healthz says so while no thread takes events");
     const outcome = await held.then(
       () => "committed",
       (e: unknown) => (e instanceof WriterUnavailable ? "refused" : String(e)),
@@ -125,6 +126,7 @@ test("writer thread: configuration changes are told apart from event-log writes;
       if (!ok) await new Promise((r) => setTimeout(r, 50));
     }
     assert.ok(ok, "a new writer thread takes events again");
+    assert.deepEqual(writer.status(), {});
     await writer.flushRollups();
     const events = store.db.prepare(`SELECT count(*) FROM events`).pluck().get() as number;
     const total = store.db.prepare(`SELECT sum(clicks) FROM rollups WHERE scope = 'project' AND dim = 'total'`).pluck().get() as number;

@@ -169,6 +169,10 @@ export class ThreadedWriter implements EventLog {
   private calls = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
   private inFlight = 0;
   private closed = false;
+  /** since when no writer thread takes events (it died and its successor is not up yet), 0: one does */
+  private downSince = 0;
+  /** the thread has recovered the rollups and takes events (not before: a batch must not race its recovery) */
+  private up = false;
   /** link id → [commit's last event id, clicks] of committed batches not yet in links.clicks, in commit order */
   private unflushed = new Map<number, [number, number][]>();
 
@@ -221,6 +225,8 @@ export class ThreadedWriter implements EventLog {
       worker.on("message", (m: FromWorker) => {
         if (m.t === "ready") {
           started = true;
+          this.up = true;
+          this.downSince = 0;
           resolve();
         } else if (m.t === "failed") reject(deserializeError(m.error));
         else this.receive(m);
@@ -232,15 +238,30 @@ export class ThreadedWriter implements EventLog {
       worker.on("exit", (code) => {
         if (this.worker !== worker) return;
         this.worker = null;
+        this.up = false;
         this.failAll(new WriterUnavailable(`the event writer thread stopped (exit code ${code}); try again in a moment`));
         if (!started) reject(new Error(`the event writer thread stopped while starting (exit code ${code})`));
         else if (!this.closed) {
-          // a new thread recovers the rollups from the event log, as a restart would
           this.opts.log?.error?.({ code }, "the event writer thread stopped unexpectedly; starting a new one");
-          this.spawn().catch((err: Error) => this.opts.log?.error?.({ err: err.message }, "the event writer thread could not be restarted"));
+          this.downSince = Date.now();
+          this.restart();
         }
       });
     }));
+  }
+
+  /** A new thread recovers the rollups from the event log, as a restart would; tried again every second until one starts. */
+  private restart() {
+    if (this.closed) return;
+    this.spawn().catch((err: Error) => {
+      this.opts.log?.error?.({ err: err.message }, "the event writer thread could not be restarted; trying again in 1 s");
+      setTimeout(() => this.restart(), 1000).unref();
+    });
+  }
+
+  status(): Record<string, string> {
+    if (!this.downSince) return {};
+    return { writer: `down: no event writer thread since ${new Date(this.downSince).toISOString()} (restarting); events are refused with 503` };
   }
 
   private receive(m: FromWorker) {
@@ -352,7 +373,7 @@ export class ThreadedWriter implements EventLog {
         else w.resolve();
       }
     };
-    if (!this.worker) return settle(new WriterUnavailable("the event writer thread is restarting; try again in a moment"));
+    if (!this.worker || !this.up) return settle(new WriterUnavailable("the event writer thread is restarting; try again in a moment"));
     const seq = ++this.seq;
     this.batches.set(seq, { events: events.length, clicks, resolve: () => settle(null), reject: settle });
     this.inFlight += events.length;

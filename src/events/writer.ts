@@ -26,6 +26,8 @@ export interface EventLog {
   readonly depth: number;
   /** Batches in the spool, waiting for the database. */
   readonly spooled: number;
+  /** For /healthz: what is wrong with the writer itself ("down: …"), if anything. */
+  status?(): Record<string, string>;
   start(): Promise<void>;
   close(): Promise<void>;
 }

@@ -17,7 +17,7 @@ export async function opsRoutes(app: FastifyInstance, deps: { store: Store; writ
       checks.database = `down: ${(e as Error).message}`;
     }
     // the change channel (Redis or LISTEN): while down, caches are bypassed, so this instance is slower but correct
-    const extra = deps.store.status?.() ?? {};
+    const extra = { ...deps.store.status?.(), ...deps.writer.status?.() };
     Object.assign(checks, extra);
     // "down", "down: why", "full: why" (SQLite: the disk is full, writes are refused with 507 until space is freed)
     const degraded = !ok || Object.values(extra).some((v) => /^(down|full)\b/.test(v)) || deps.writer.spooled > 0;
