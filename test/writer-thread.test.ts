@@ -126,6 +126,13 @@ test("writer thread: configuration changes are told apart from event-log writes;
       if (!ok) await new Promise((r) => setTimeout(r, 50));
     }
     assert.ok(ok, "a new writer thread takes events again");
+
+    // the WAL checkpointer thread stops too: a new one replaces it (without one the log would only grow)
+    const c = writer as unknown as { checkpointer: { terminate(): Promise<number> } };
+    const first = c.checkpointer;
+    await first.terminate();
+    for (let i = 0; i < 60 && c.checkpointer === first; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.notEqual(c.checkpointer, first, "a new checkpointer thread");
     assert.deepEqual(writer.status(), {});
     await writer.flushRollups();
     const events = store.db.prepare(`SELECT count(*) FROM events`).pluck().get() as number;

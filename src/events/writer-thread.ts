@@ -205,11 +205,23 @@ export class ThreadedWriter implements EventLog {
     await this.spawn();
     // no connection checkpoints inside its commits any more: a thread of its own does, between them
     this.store.stopAutocheckpoint();
-    this.checkpointer = new Worker(new URL("../store/sqlite/checkpointer.js", import.meta.url), {
+    this.startCheckpointer();
+  }
+
+  /** The WAL checkpointer thread; replaced a second after it stops (without it the WAL would only grow). */
+  private startCheckpointer() {
+    if (this.closed) return;
+    const c = new Worker(new URL("../store/sqlite/checkpointer.js", import.meta.url), {
       workerData: { file: this.store.file } satisfies CheckpointerInit,
     });
-    this.checkpointer.on("error", (err) => this.opts.log?.error?.({ err: err.message }, "the WAL checkpointer thread failed"));
-    this.checkpointer.unref();
+    this.checkpointer = c;
+    c.on("error", (err) => this.opts.log?.error?.({ err: err.message }, "the WAL checkpointer thread failed"));
+    c.on("exit", () => {
+      if (this.checkpointer !== c || this.closed) return;
+      this.opts.log?.error?.({}, "the WAL checkpointer thread stopped; starting a new one in 1 s");
+      setTimeout(() => this.startCheckpointer(), 1000).unref();
+    });
+    c.unref();
   }
 
   private spawn(): Promise<void> {
@@ -412,7 +424,9 @@ export class ThreadedWriter implements EventLog {
     } finally {
       this.worker = null;
       await w?.terminate();
-      await this.checkpointer?.terminate();
+      const c = this.checkpointer;
+      this.checkpointer = null;
+      await c?.terminate();
     }
   }
 }
