@@ -4,11 +4,11 @@ import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
 import path from "node:path";
 import { EventWriter } from "../src/events/writer.js";
-import { RollupBuffer } from "../src/events/rollup.js";
+import { RollupBuffer, rollupOps } from "../src/events/rollup.js";
 import { hash32, VisitorSketch } from "../src/events/sketch.js";
 import { createMetrics } from "../src/ops/metrics.js";
 import { SqliteStore } from "../src/store/sqlite/index.js";
-import type { EventRow, Link } from "../src/store/port.js";
+import type { EventRow, Link, RollupOp } from "../src/store/port.js";
 import { tmpDir } from "./helpers.js";
 
 test("visitor sketches: exact while small, about 1.6 % error when large, merging is idempotent", () => {
@@ -111,4 +111,35 @@ test("an interrupted rollup flush is finished exactly once after a crash, and th
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("rollup row changes come in the order of one sort of their keys (an interrupted flush is resumed by position)", async () => {
+  // link ids that are prefixes of each other (1, 12, 123), several scopes, bots, dimensions with and without values
+  const t0 = Date.UTC(2026, 10, 20, 10);
+  const events = Array.from({ length: 5000 }, (_, i) =>
+    clickEvent({
+      ...click(i, [1, 12, 123, 2, 21, 1234][i % 6]!, t0 + i * 97_000),
+      domain_id: [1, 11][i % 2]!,
+      campaign_id: i % 5 ? null : [3, 31][i % 2]!,
+      source: i % 4 ? "link" : "campaign",
+      platform: ["desktop", "ios", null][i % 3]!,
+    }),
+  );
+  const a = new RollupBuffer(0);
+  a.add(events, events.length);
+  const ops = a.take().ops;
+  const key = (o: RollupOp) =>
+    o.kind === "count"
+      ? `0\u0000${o.scope}\u0000${o.scope_id}\u0000${o.dim}\u0000${o.slot}\u0000${o.bot ? 1 : 0}\u0000${o.value}`
+      : `1\u0000${o.scope}\u0000${o.scope_id}\u0000${o.hour}\u0000${o.bot ? 1 : 0}`;
+  const keys = ops.map(key);
+  assert.ok(keys.length > 1000);
+  assert.deepEqual(keys, [...keys].sort(), "counts, then sketches, each in key order");
+  // built between commits (rollupOps, pausing) or at once (take): the same changes in the same order
+  const b = new RollupBuffer(0);
+  b.add(events, events.length);
+  let pauses = 0;
+  const sliced = await rollupOps(b.detach(), async () => void pauses++);
+  assert.deepEqual(sliced.map(key), keys);
+  assert.ok(pauses > 0, "a large flush pauses while it builds its changes");
 });
