@@ -56,7 +56,9 @@ export class TrackingKeyring {
 
   /** The active keys (one query, however many requests ask at once). */
   private all(): Promise<TrackingKey[]> {
-    const p = (this.keys ??= this.store.activeTrackingKeys());
+    if (this.keys) return this.keys;
+    const p = (this.keys = this.store.activeTrackingKeys());
+    // a failed read is not kept: the next request reads again
     p.catch(() => {
       if (this.keys === p) this.keys = null;
     });
