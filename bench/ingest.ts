@@ -49,7 +49,7 @@ const FLAGS = {
 const USAGE = "Ingest benchmark: single and batched events vs bare node:http, and stored vs acknowledged.";
 
 /** the bare server's request handler: reads the body, parses it, answers 201 */
-const BARE = `(req, res) => {
+export const BARE = `(req, res) => {
   const chunks = [];
   req.on("data", (c) => chunks.push(c));
   req.on("end", () => { JSON.parse(Buffer.concat(chunks).toString() || "{}"); res.writeHead(201, { "Content-Type": "application/json" }); res.end('{"accepted":1}'); });

@@ -173,7 +173,7 @@ function phaseRow(p: Phase): string[] {
 
 // ---------------------------------------------------------------- (a) bare node:http
 
-const BARE = `(req, res) => { res.writeHead(302, { Location: "https://example.com/" }); res.end(); }`;
+export const BARE = `(req, res) => { res.writeHead(302, { Location: "https://example.com/" }); res.end(); }`;
 
 async function bare(slugs: string[]): Promise<Phase> {
   const server = await startBare(BARE);

@@ -46,8 +46,8 @@ const FLAGS = {
 const USAGE = "Tracking benchmark: /t/c and /t/o vs bare node:http, and library encode/decode operations per second.";
 
 /** the bare server: the same pixel on /t/o/, else the same 302 */
-const BARE_SETUP = `const pixel = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=", "base64");`;
-const BARE = `(req, res) => {
+export const BARE_SETUP = `const pixel = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=", "base64");`;
+export const BARE = `(req, res) => {
   if (req.url.startsWith("/t/o/")) { res.writeHead(200, { "Content-Type": "image/png", "Cache-Control": "no-store" }); res.end(pixel); }
   else { res.writeHead(302, { Location: "https://example.com/" }); res.end(); }
 }`;

@@ -1,0 +1,48 @@
+/**
+ * Loaded into a Clicktrail server by bench/ceilings.ts (`node --import`), never by the server itself: it takes parts
+ * away, so a benchmark measures how fast the rest can go on the same machine.
+ *
+ *   CLICKTRAIL_BENCH_CEILING=discard  every event is acknowledged at once and dropped: the request path without storage
+ *   CLICKTRAIL_BENCH_CEILING=raw      requests matching CLICKTRAIL_BENCH_RAW_MATCH (a regular expression over
+ *                                     host + path) are answered by the benchmark's bare handler
+ *                                     (CLICKTRAIL_BENCH_RAW_HANDLER, its setup in CLICKTRAIL_BENCH_RAW_SETUP) inside
+ *                                     Clicktrail's process: the process without Clicktrail's request path
+ *
+ * With `raw`, the first CLICKTRAIL_BENCH_RAW_SKIP (default 200) matching requests still take the real path, so the
+ * benchmarks' set-up probes see real answers.
+ */
+import { createRequire, syncBuiltinESMExports } from "node:module";
+import type { IncomingMessage, ServerResponse, RequestListener } from "node:http";
+import { EventWriter } from "../src/events/writer.js";
+import { ThreadedWriter } from "../src/events/writer-thread.js";
+
+const mode = process.env.CLICKTRAIL_BENCH_CEILING;
+
+if (mode === "discard") {
+  const resolved = () => Promise.resolve();
+  for (const proto of [EventWriter.prototype, ThreadedWriter.prototype] as unknown as Record<string, unknown>[]) {
+    proto.write = resolved;
+    proto.writeMany = resolved;
+  }
+  (EventWriter.prototype as unknown as Record<string, unknown>).append = () => Promise.resolve(0);
+} else if (mode === "raw") {
+  const require = createRequire(import.meta.url);
+  const http = require("node:http") as typeof import("node:http");
+  const match = new RegExp(process.env.CLICKTRAIL_BENCH_RAW_MATCH ?? "^$");
+  const skip = Number(process.env.CLICKTRAIL_BENCH_RAW_SKIP ?? 200);
+  const handler = new Function("require", `${process.env.CLICKTRAIL_BENCH_RAW_SETUP ?? ""}\nreturn (${process.env.CLICKTRAIL_BENCH_RAW_HANDLER});`)(
+    require,
+  ) as RequestListener;
+  let seen = 0;
+  const createServer = http.createServer;
+  const wrap =
+    (listener: RequestListener): RequestListener =>
+    (req: IncomingMessage, res: ServerResponse) =>
+      match.test(`${req.headers.host ?? ""}${req.url ?? ""}`) && ++seen > skip ? handler(req, res) : listener(req, res);
+  (http as { createServer: unknown }).createServer = (opts: unknown, listener?: RequestListener) =>
+    typeof opts === "function" ? createServer(wrap(opts as RequestListener)) : createServer(opts as object, wrap(listener!));
+  // the app imports createServer by name: ES module bindings of built-ins follow their CommonJS objects only after this
+  syncBuiltinESMExports();
+} else if (mode) {
+  throw new Error(`CLICKTRAIL_BENCH_CEILING must be discard or raw, got ${JSON.stringify(mode)}`);
+}
