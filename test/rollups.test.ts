@@ -8,7 +8,7 @@ import { RollupBuffer, rollupOps } from "../src/events/rollup.js";
 import { hash32, VisitorSketch } from "../src/events/sketch.js";
 import { createMetrics } from "../src/ops/metrics.js";
 import { SqliteStore } from "../src/store/sqlite/index.js";
-import type { EventRow, Link, RollupOp } from "../src/store/port.js";
+import { LEGACY_CHUNK_SIZE, type EventRow, type Link, type RollupOp } from "../src/store/port.js";
 import { tmpDir } from "./helpers.js";
 
 test("visitor sketches: exact while small, about 1.6 % error when large, merging is idempotent", () => {
@@ -94,7 +94,7 @@ test("an interrupted rollup flush is finished exactly once after a crash, and th
     const buf = new RollupBuffer(0);
     buf.add(half, last);
     const taken = buf.take();
-    await store.beginRollupFlush(taken.from, taken.to);
+    await store.beginRollupFlush(taken.from, taken.to, 50);
     await store.applyRollupChunk(taken.ops.slice(0, 50), 0);
     await store.applyRollupChunk(taken.ops.slice(100, 150), 2);
     // …and more events committed whose rollups were only in memory
@@ -108,6 +108,63 @@ test("an interrupted rollup flush is finished exactly once after a crash, and th
     assert.equal(state.pending, null);
     assert.equal(state.watermark, 3000);
     await store.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** Totals of `events` written through a writer that finishes normally (the reference for the crash tests). */
+async function referenceTotals(events: EventRow[]) {
+  const refDir = tmpDir();
+  const ref = new SqliteStore({ file: path.join(refDir, "ref.db") });
+  try {
+    await ref.migrate();
+    const w = new EventWriter(ref, createMetrics(), { chunkSize: 50 });
+    await w.start();
+    await w.writeMany(events);
+    await w.close();
+    return await totals(ref);
+  } finally {
+    await ref.close();
+    rmSync(refDir, { recursive: true, force: true });
+  }
+}
+
+test("an interrupted rollup flush is finished in the chunks it was cut into, whatever the chunk size of the writer that finishes it", async () => {
+  const dir = tmpDir();
+  try {
+    for (const recorded of ["sized", "legacy"] as const) {
+      const store = new SqliteStore({ file: path.join(dir, `${recorded}.db`) });
+      await store.migrate();
+      const p = await store.createProject("p");
+      const d = await store.createDomain({ project_id: p.id, hostname: "x.test", fallback_url: null });
+      const links: Link[] = [];
+      for (let i = 0; i < 5; i++) links.push(await store.createLink(newLink(p.id, d.id, `s${i}`)));
+      const t0 = Date.UTC(2026, 10, 20, 10);
+      const events = Array.from({ length: 3000 }, (_, i) => click(i, links[i % 5]!.id, t0 + i * 60_000));
+      const want = await referenceTotals(events);
+
+      const last = await store.appendEvents(events);
+      const buf = new RollupBuffer(0);
+      buf.add(events, last);
+      const taken = buf.take();
+      // a flush cut into chunks of 40 (sized), or one written before the size was recorded: chunks of 1,000 (legacy)
+      const size = recorded === "sized" ? 40 : LEGACY_CHUNK_SIZE;
+      assert.ok(taken.ops.length > 2 * size, `enough row changes for three chunks (${taken.ops.length})`);
+      await store.beginRollupFlush(taken.from, taken.to, size);
+      if (recorded === "legacy") store.db.prepare(`UPDATE meta SET value = ? WHERE key = 'rollup_pending'`).run(`${taken.from}:${taken.to}`);
+      assert.equal((await store.rollupState()).pending?.chunkSize, size);
+      await store.applyRollupChunk(taken.ops.slice(0, size), 0);
+      await store.applyRollupChunk(taken.ops.slice(2 * size, 3 * size), 2);
+
+      // the writer that finishes it cuts its own flushes otherwise (a size that does not divide either)
+      const w = new EventWriter(store, createMetrics(), { chunkSize: 77 });
+      await w.start();
+      await w.close();
+      assert.deepEqual(await totals(store), want, `${recorded}: every click counted once`);
+      assert.equal((await store.rollupState()).pending, null);
+      await store.close();
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

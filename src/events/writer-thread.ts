@@ -11,6 +11,7 @@ import { WriterUnavailable, type EventLog, type WriterOptions } from "./writer.j
 export interface WorkerInit {
   file: string;
   synchronous: "FULL" | "NORMAL";
+  walRestartBytes: number;
   options: Pick<WriterOptions, "maxBatch" | "rollupIntervalMs" | "rollupMaxKeys" | "chunkSize">;
 }
 
@@ -212,7 +213,7 @@ export class ThreadedWriter implements EventLog {
   private startCheckpointer() {
     if (this.closed) return;
     const c = new Worker(new URL("../store/sqlite/checkpointer.js", import.meta.url), {
-      workerData: { file: this.store.file } satisfies CheckpointerInit,
+      workerData: { file: this.store.file, restartBytes: this.store.walRestartBytes } satisfies CheckpointerInit,
     });
     this.checkpointer = c;
     c.on("error", (err) => this.opts.log?.error?.({ err: err.message }, "the WAL checkpointer thread failed"));
@@ -229,7 +230,7 @@ export class ThreadedWriter implements EventLog {
     const options: WorkerInit["options"] = {};
     for (const k of ["maxBatch", "rollupIntervalMs", "rollupMaxKeys", "chunkSize"] as const)
       if (this.options[k] !== undefined) options[k] = this.options[k];
-    const init: WorkerInit = { file: this.store.file, synchronous: this.store.synchronous, options };
+    const init: WorkerInit = { file: this.store.file, synchronous: this.store.synchronous, walRestartBytes: this.store.walRestartBytes, options };
     const worker = new Worker(new URL("./writer-worker.js", import.meta.url), { workerData: init });
     this.worker = worker;
     return (this.ready = new Promise<void>((resolve, reject) => {

@@ -37,10 +37,23 @@ const log = {
 };
 
 let store: SqliteStore;
+let checkedWalAt = 0;
+
+/** After an answer, at most every 100 ms: the log started over once it is large (see checkpointBetweenCommits). */
+function checkpointSometimes() {
+  const now = Date.now();
+  if (now - checkedWalAt < 100) return;
+  checkedWalAt = now;
+  try {
+    store.checkpointBetweenCommits();
+  } catch {
+    // busy (the checkpointer thread is at it) or a full disk: the next time
+  }
+}
 let writer: EventWriter;
 
 async function start() {
-  store = new SqliteStore({ file: init.file, synchronous: init.synchronous, autocheckpoint: false });
+  store = new SqliteStore({ file: init.file, synchronous: init.synchronous, autocheckpoint: false, walRestartBytes: init.walRestartBytes });
   writer = new EventWriter(store, metrics, { ...init.options, log, onFlushed: (to) => post({ t: "flushed", to }) });
   await writer.start();
 }
@@ -53,7 +66,10 @@ start().then(
 port.on("message", (m: ToWorker) => {
   if (m.t === "append") {
     writer.append(unpackEvents(m.events)).then(
-      (lastId) => post({ t: "ack", seq: m.seq, lastId, metrics: take() }),
+      (lastId) => {
+        post({ t: "ack", seq: m.seq, lastId, metrics: take() });
+        checkpointSometimes();
+      },
       (err: unknown) => post({ t: "ack", seq: m.seq, error: serializeError(err), metrics: take() }),
     );
     return;

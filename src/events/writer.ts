@@ -178,11 +178,12 @@ export class EventWriter implements EventLog {
     const state = await this.store.rollupState();
     let watermark = state.watermark;
     if (state.pending) {
-      const { from, to, done } = state.pending;
+      const { from, to, chunkSize, done } = state.pending;
       const redo = new RollupBuffer(from);
       await this.replay(redo, from, to);
       const taken = redo.take();
-      await this.applyChunks(taken.ops, new Set(done));
+      // cut as that flush cut them (its chunk size may not be ours), so the chunks it applied are the ones it recorded
+      await this.applyChunks(taken.ops, chunkSize, new Set(done));
       await this.store.endRollupFlush(to, taken.linkClicks);
       this.onFlushed?.(to);
       watermark = to;
@@ -406,11 +407,11 @@ export class EventWriter implements EventLog {
     })());
   }
 
-  private async applyChunks(ops: RollupOp[], skip: Set<number> = new Set()) {
-    for (let i = 0, chunk = 0; i < ops.length; i += this.opts.chunkSize, chunk++) {
+  private async applyChunks(ops: RollupOp[], size: number, skip: Set<number> = new Set()) {
+    for (let i = 0, chunk = 0; i < ops.length; i += size, chunk++) {
       if (skip.has(chunk)) continue;
-      await this.store.applyRollupChunk(ops.slice(i, i + this.opts.chunkSize), chunk);
-      if (i + this.opts.chunkSize < ops.length) await yieldToLoop();
+      await this.store.applyRollupChunk(ops.slice(i, i + size), chunk);
+      if (i + size < ops.length) await yieldToLoop();
     }
   }
 
@@ -432,8 +433,8 @@ export class EventWriter implements EventLog {
       try {
         // built between commits (a large flush is a few hundred milliseconds of work: no commit waits for all of it)
         const taken = { ...detached, ops: await rollupOps(detached, yieldToLoop) };
-        await this.store.beginRollupFlush(taken.from, taken.to);
-        await this.applyChunks(taken.ops);
+        await this.store.beginRollupFlush(taken.from, taken.to, this.opts.chunkSize);
+        await this.applyChunks(taken.ops, this.opts.chunkSize);
         await this.store.endRollupFlush(taken.to, taken.linkClicks);
         this.onFlushed?.(taken.to);
       } catch (err) {

@@ -273,11 +273,17 @@ export type RollupOp =
       merge: (stored: Uint8Array | null) => Buffer;
     };
 
+/** Row changes per chunk of rollup flushes whose marker does not say (written before the chunk size was recorded). */
+export const LEGACY_CHUNK_SIZE = 1000;
+
 export interface RollupState {
   /** Every event with an id up to here is in the rollups. */
   watermark: number;
-  /** A flush that started and did not finish: its event range and the chunks already applied. */
-  pending: { from: number; to: number; done: number[] } | null;
+  /**
+   * A flush that started and did not finish: its event range, the row changes per chunk it was cut into (a marker
+   * written before that was recorded: 1,000), and the chunks already applied.
+   */
+  pending: { from: number; to: number; chunkSize: number; done: number[] } | null;
 }
 
 export interface StatsRange {
@@ -435,7 +441,7 @@ export interface Store {
 
   /** Rollups are flushed in chunks: begin (records the event range), apply each chunk atomically, end (watermark). */
   rollupState(): Promise<RollupState>;
-  beginRollupFlush(from: number, to: number): Promise<void>;
+  beginRollupFlush(from: number, to: number, chunkSize: number): Promise<void>;
   applyRollupChunk(ops: RollupOp[], chunk: number): Promise<void>;
   /** Sets the watermark and adds the links' non-bot clicks (link id → clicks) in one transaction. */
   endRollupFlush(to: number, linkClicks: Map<number, number>): Promise<void>;

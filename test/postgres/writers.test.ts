@@ -6,6 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { EventWriter } from "../../src/events/writer.js";
+import { RollupBuffer } from "../../src/events/rollup.js";
 import { createMetrics } from "../../src/ops/metrics.js";
 import { PgStore } from "../../src/store/postgres/index.js";
 import { SLOT_MS, type EventRow } from "../../src/store/port.js";
@@ -113,6 +114,35 @@ test("an instance adopted while alive is fenced off and starts over: nothing cou
     await wa.close();
     await wb.close();
     assert.equal(await rolledUp(a), 15);
+  } finally {
+    await cleanup.run();
+  }
+});
+
+test("a flush interrupted by an instance's death is finished by the adopter in the chunks the dead one cut it into", async () => {
+  const cleanup = new Cleanup();
+  try {
+    const { db, a, b } = await setup(cleanup);
+    // A commits 30 clicks and starts a flush in chunks of 4 row changes; it applies chunks 0 and 2, then dies
+    const events = clicks(30, "a");
+    const last = await a.appendEvents(events);
+    const buf = new RollupBuffer(0);
+    buf.add(events, last);
+    const taken = buf.take();
+    assert.ok(taken.ops.length > 12, `enough row changes for three chunks (${taken.ops.length})`);
+    await a.beginRollupFlush(taken.from, taken.to, 4);
+    await a.applyRollupChunk(taken.ops.slice(0, 4), 0);
+    await a.applyRollupChunk(taken.ops.slice(8, 12), 2);
+    assert.equal((await a.rollupState()).pending?.chunkSize, 4);
+    await a.close();
+    await sql(db.url, `UPDATE writers SET heartbeat_at = 0`);
+
+    // B cuts its own flushes into chunks of 1,000: A's are finished as A cut them, each exactly once
+    const wb = writer(b);
+    await wb.start();
+    assert.equal(await wb.adoptOrphans(), 1);
+    assert.equal(await rolledUp(b), 30);
+    await wb.close();
   } finally {
     await cleanup.run();
   }

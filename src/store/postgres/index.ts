@@ -5,6 +5,7 @@ import { LINK_COLUMNS, LINK_SELECT, linkFieldValue, linkOrder, linkValues, toCam
 import { ensurePartitions } from "./partitions.js";
 import { PgNotifyChannel, RedisChannel, type ChangeChannel } from "./changes.js";
 import {
+  LEGACY_CHUNK_SIZE,
   DIMENSIONS,
   StoreUnavailable,
   UniqueViolation,
@@ -824,8 +825,8 @@ export class PgStore implements Store {
 
   async rollupState(): Promise<RollupState> {
     const writer = await this.writer();
-    const w = await this.one<{ watermark: number; pending_from: number | null; pending_to: number | null }>(
-      `SELECT watermark, pending_from, pending_to FROM writers WHERE id = $1`,
+    const w = await this.one<{ watermark: number; pending_from: number | null; pending_to: number | null; pending_chunk_size: number | null }>(
+      `SELECT watermark, pending_from, pending_to, pending_chunk_size FROM writers WHERE id = $1`,
       [writer],
     );
     if (!w) this.retired();
@@ -833,13 +834,14 @@ export class PgStore implements Store {
     const done = (await this.q<{ chunk: number }>(`SELECT chunk FROM rollup_chunks_done WHERE writer = $1 ORDER BY chunk`, [writer])).map(
       (r) => r.chunk,
     );
-    return { watermark: w.watermark, pending: { from: w.pending_from, to: w.pending_to, done } };
+    const chunkSize = w.pending_chunk_size ?? LEGACY_CHUNK_SIZE;
+    return { watermark: w.watermark, pending: { from: w.pending_from, to: w.pending_to, chunkSize, done } };
   }
 
-  async beginRollupFlush(from: number, to: number): Promise<void> {
+  async beginRollupFlush(from: number, to: number, chunkSize: number): Promise<void> {
     await this.writerTx(async (c, writer) => {
       await c.query(`DELETE FROM rollup_chunks_done WHERE writer = $1`, [writer]);
-      await c.query(`UPDATE writers SET pending_from = $2, pending_to = $3 WHERE id = $1`, [writer, from, to]);
+      await c.query(`UPDATE writers SET pending_from = $2, pending_to = $3, pending_chunk_size = $4 WHERE id = $1`, [writer, from, to, chunkSize]);
     });
   }
 

@@ -382,4 +382,11 @@ CREATE TABLE hiitrack_buckets (
     // with NOTIFY (changes.ts). Nothing to do here: the numbers stay the same on both engines.
     sql: `SELECT 1;`,
   },
+  {
+    id: 9,
+    name: "rollup_chunk_size",
+    // a rollup flush records how many row changes each of its chunks holds, so the chunk size can change between
+    // versions without a restart misreading an interrupted flush (SQLite records it in its meta value)
+    sql: `ALTER TABLE writers ADD COLUMN pending_chunk_size integer;`,
+  },
 ];

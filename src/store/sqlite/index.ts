@@ -2,9 +2,11 @@ import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { MIGRATIONS } from "./migrations.js";
+import { WAL_RESTART_BYTES, walSize } from "./wal.js";
 import { AppError } from "../../errors.js";
 import { LINK_COLUMNS, LINK_SELECT, linkFieldValue, linkOrder, linkValues, toCampaign, toLink, type Row } from "../rows.js";
 import {
+  LEGACY_CHUNK_SIZE,
   DIMENSIONS,
   UniqueViolation,
   type EventRow,
@@ -38,6 +40,8 @@ export interface SqliteOptions {
   synchronous?: "FULL" | "NORMAL";
   /** false: this connection never checkpoints the WAL (a checkpointer thread does; see checkpointer.ts) */
   autocheckpoint?: boolean;
+  /** the write-ahead log's size past which it is started over (default WAL_RESTART_BYTES; see checkpointer.ts) */
+  walRestartBytes?: number;
 }
 
 export function sqlitePath(dataDir: string): string {
@@ -149,6 +153,7 @@ export class SqliteStore implements Store {
   private lastConfigVersion: string | null = null;
   readonly file: string;
   readonly synchronous: "FULL" | "NORMAL";
+  readonly walRestartBytes: number;
   /**
    * Set by the writer thread (see ThreadedWriter): the clicks of a link committed to the event log after the rollup
    * watermark and not yet in links.clicks. Links are read with the watermark in one snapshot and counted with these.
@@ -162,6 +167,7 @@ export class SqliteStore implements Store {
   constructor(opts: SqliteOptions) {
     this.file = opts.file;
     this.synchronous = opts.synchronous ?? "FULL";
+    this.walRestartBytes = opts.walRestartBytes ?? WAL_RESTART_BYTES;
     this.raw = new Database(opts.file);
     this.db = guardedDatabase(this.raw, () => (this.fullAt = Date.now()));
     this.db.pragma("journal_mode = WAL");
@@ -171,6 +177,9 @@ export class SqliteStore implements Store {
     this.db.pragma("cache_size = -65536");
     // checkpoint less often: fewer, larger WAL-to-database copies (measured: about 30 % less commit time)
     this.db.pragma(`wal_autocheckpoint = ${opts.autocheckpoint === false ? 0 : 10000}`);
+    // a log started over is cut back to this size: without it the file keeps its largest size for good, and its size
+    // (what the checkpointer thread watches) no longer says how much log there is
+    this.db.pragma(`journal_size_limit = ${Math.floor(this.walRestartBytes / 4)}`);
   }
 
   private get s() {
@@ -702,6 +711,16 @@ export class SqliteStore implements Store {
     this.db.pragma("wal_autocheckpoint = 0");
   }
 
+  /**
+   * On the writer thread, between two of its commits: once the write-ahead log has passed walRestartBytes, a PASSIVE checkpoint
+   * on this connection. No commit is under way and the checkpointer thread has copied (and synced) all but the last
+   * frames, so it copies those few and the next commit starts the log over, without the blocking RESTART (see
+   * checkpointer.ts). Nothing happens while a reader still needs the log; the next call tries again.
+   */
+  checkpointBetweenCommits(): void {
+    if (walSize(this.file) > this.walRestartBytes) this.db.pragma("wal_checkpoint(PASSIVE)");
+  }
+
   /** The writer thread's commits failed for lack of disk space (it has a connection of its own). */
   noteDiskFull(): void {
     this.fullAt = Date.now();
@@ -727,17 +746,18 @@ export class SqliteStore implements Store {
     const watermark = Number((await this.getMeta("rollup_watermark")) ?? 0);
     const pending = await this.getMeta("rollup_pending");
     if (!pending) return { watermark, pending: null };
-    const [from, to] = pending.split(":").map(Number) as [number, number];
+    // from:to:chunkSize (before the chunk size was recorded: from:to, cut into chunks of 1,000)
+    const [from, to, chunkSize = LEGACY_CHUNK_SIZE] = pending.split(":").map(Number) as [number, number, number?];
     const done = this.db.prepare(`SELECT chunk FROM rollup_chunks_done ORDER BY chunk`).pluck().all() as number[];
-    return { watermark, pending: { from, to, done } };
+    return { watermark, pending: { from, to, chunkSize, done } };
   }
 
-  async beginRollupFlush(from: number, to: number): Promise<void> {
+  async beginRollupFlush(from: number, to: number, chunkSize: number): Promise<void> {
     this.db.transaction(() => {
       this.db.prepare(`DELETE FROM rollup_chunks_done`).run();
       this.db
         .prepare(`INSERT INTO meta (key, value) VALUES ('rollup_pending', ?) ON CONFLICT DO UPDATE SET value = excluded.value`)
-        .run(`${from}:${to}`);
+        .run(`${from}:${to}:${chunkSize}`);
     })();
   }
 

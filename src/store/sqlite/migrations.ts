@@ -392,6 +392,13 @@ CREATE TABLE hiitrack_buckets (
     // not by the clicks counter, which the rollup flush moves) says exactly when configuration changed.
     sql: `INSERT INTO meta (key, value) VALUES ('config_version', '0') ON CONFLICT DO NOTHING;\n${configTriggers()}`,
   },
+  {
+    id: 9,
+    name: "rollup_chunk_size",
+    // PostgreSQL's migration 9 adds a column for the chunk size of an interrupted rollup flush; here it goes into the
+    // meta value rollup_pending (from:to:chunkSize), so there is nothing to do: the numbers stay the same on both engines
+    sql: `SELECT 1;`,
+  },
 ];
 
 /** Triggers that move meta.config_version on every change of a table the server caches (links: not clicks alone). */
