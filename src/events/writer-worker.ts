@@ -37,6 +37,7 @@ const log = {
 };
 
 let store: SqliteStore;
+let writer: EventWriter;
 let checkedWalAt = 0;
 
 /** After an answer, at most every 100 ms: the log started over once it is large (see checkpointBetweenCommits). */
@@ -50,7 +51,6 @@ function checkpointSometimes() {
     // busy (the checkpointer thread is at it) or a full disk: the next time
   }
 }
-let writer: EventWriter;
 
 async function start() {
   store = new SqliteStore({ file: init.file, synchronous: init.synchronous, autocheckpoint: false, walRestartBytes: init.walRestartBytes });

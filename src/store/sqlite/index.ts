@@ -44,6 +44,41 @@ export interface SqliteOptions {
   walRestartBytes?: number;
 }
 
+/** The events table's columns an insert sets, in the order eventValues writes them. */
+const EVENT_COLUMNS =
+  "project_id, ts, client_ts, name, visitor, session, link_id, domain_id, campaign_id, source, channel, platform, ip, ua, referrer, browser, os, device, is_bot, country, rule, data, app_id";
+const EVENT_COLUMN_COUNT = 23;
+const EVENT_PLACEHOLDERS = `(${Array(EVENT_COLUMN_COUNT).fill("?").join(", ")})`;
+/** rows per multi-row insert (23 values each; SQLite allows 32,766 per statement) */
+const ROWS_PER_INSERT = 16;
+
+/** Writes an event's values for EVENT_COLUMNS into `out` from position `at`. */
+function eventValues(e: EventRow, out: unknown[], at: number): void {
+  out[at] = e.project_id;
+  out[at + 1] = e.ts;
+  out[at + 2] = e.client_ts;
+  out[at + 3] = e.name;
+  out[at + 4] = e.visitor;
+  out[at + 5] = e.session;
+  out[at + 6] = e.link_id;
+  out[at + 7] = e.domain_id;
+  out[at + 8] = e.campaign_id;
+  out[at + 9] = e.source;
+  out[at + 10] = e.channel;
+  out[at + 11] = e.platform;
+  out[at + 12] = e.ip;
+  out[at + 13] = e.ua;
+  out[at + 14] = e.referrer;
+  out[at + 15] = e.browser;
+  out[at + 16] = e.os;
+  out[at + 17] = e.device;
+  out[at + 18] = e.is_bot ? 1 : 0;
+  out[at + 19] = e.country;
+  out[at + 20] = e.rule;
+  out[at + 21] = e.data;
+  out[at + 22] = e.app_id ?? null;
+}
+
 export function sqlitePath(dataDir: string): string {
   mkdirSync(dataDir, { recursive: true });
   return path.join(dataDir, "clicktrail.db");
@@ -190,11 +225,8 @@ export class SqliteStore implements Store {
     const db = this.db;
     const tx = this.raw;
     return {
-      insertEvent: tx.prepare(
-        `INSERT INTO events (project_id, ts, client_ts, name, visitor, session, link_id, domain_id, campaign_id, source, channel,
-           platform, ip, ua, referrer, browser, os, device, is_bot, country, rule, data, app_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ),
+      insertEvent: tx.prepare(`INSERT INTO events (${EVENT_COLUMNS}) VALUES ${EVENT_PLACEHOLDERS}`),
+      insertEvents: tx.prepare(`INSERT INTO events (${EVENT_COLUMNS}) VALUES ${Array(ROWS_PER_INSERT).fill(EVENT_PLACEHOLDERS).join(", ")}`),
       upsertRollup: tx.prepare(
         `INSERT INTO rollups (scope, scope_id, dim, slot, bot, value, clicks) VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT DO UPDATE SET clicks = clicks + excluded.clicks`,
@@ -664,37 +696,22 @@ export class SqliteStore implements Store {
     return this.db.prepare(`DELETE FROM links WHERE project_id = ? AND id = ?`).run(projectId, id).changes > 0;
   }
 
+  /** bind values of one statement of ROWS_PER_INSERT events (reused: the insert copies them) */
+  private readonly manyValues: unknown[] = new Array(ROWS_PER_INSERT * EVENT_COLUMN_COUNT);
+  private readonly oneValues: unknown[] = new Array(EVENT_COLUMN_COUNT);
+
   private readonly appendTx = (events: EventRow[]): number => {
     const s = this.s;
     let last = 0;
-    for (const e of events) {
-      last = Number(
-        s.insertEvent.run(
-          e.project_id,
-          e.ts,
-          e.client_ts,
-          e.name,
-          e.visitor,
-          e.session,
-          e.link_id,
-          e.domain_id,
-          e.campaign_id,
-          e.source,
-          e.channel,
-          e.platform,
-          e.ip,
-          e.ua,
-          e.referrer,
-          e.browser,
-          e.os,
-          e.device,
-          e.is_bot ? 1 : 0,
-          e.country,
-          e.rule,
-          e.data,
-          e.app_id ?? null,
-        ).lastInsertRowid,
-      );
+    let i = 0;
+    // several rows per statement: a sixth less time per event than one statement each (measured: 4.3 → 3.7 µs)
+    for (; i + ROWS_PER_INSERT <= events.length; i += ROWS_PER_INSERT) {
+      for (let j = 0; j < ROWS_PER_INSERT; j++) eventValues(events[i + j]!, this.manyValues, j * EVENT_COLUMN_COUNT);
+      last = Number(s.insertEvents.run(this.manyValues).lastInsertRowid);
+    }
+    for (; i < events.length; i++) {
+      eventValues(events[i]!, this.oneValues, 0);
+      last = Number(s.insertEvent.run(this.oneValues).lastInsertRowid);
     }
     return last;
   };
