@@ -63,30 +63,40 @@ async function totals(store: SqliteStore) {
   return { r, byChannel };
 }
 
-test("an interrupted rollup flush is finished exactly once after a crash, and the rest replayed", async () => {
-  const dir = tmpDir();
-  const file = path.join(dir, "r.db");
-  try {
-    const store = new SqliteStore({ file });
-    await store.migrate();
-    const p = await store.createProject("p");
-    const d = await store.createDomain({ project_id: p.id, hostname: "x.test", fallback_url: null });
-    const links: Link[] = [];
-    for (let i = 0; i < 5; i++) links.push(await store.createLink(newLink(p.id, d.id, `s${i}`)));
-    const t0 = Date.UTC(2026, 10, 20, 10);
-    const events = Array.from({ length: 3000 }, (_, i) => click(i, links[i % 5]!.id, t0 + i * 60_000));
+/** A migrated store with five links, and 3,000 clicks on them a minute apart (not written yet). */
+async function clicksOnFiveLinks(file: string) {
+  const store = new SqliteStore({ file });
+  await store.migrate();
+  const p = await store.createProject("p");
+  const d = await store.createDomain({ project_id: p.id, hostname: "x.test", fallback_url: null });
+  const links: Link[] = [];
+  for (let i = 0; i < 5; i++) links.push(await store.createLink(newLink(p.id, d.id, `s${i}`)));
+  const t0 = Date.UTC(2026, 10, 20, 10);
+  return { store, events: Array.from({ length: 3000 }, (_, i) => click(i, links[i % 5]!.id, t0 + i * 60_000)) };
+}
 
-    // the reference: everything through a writer that finishes normally
-    const refDir = tmpDir();
-    const ref = new SqliteStore({ file: path.join(refDir, "ref.db") });
+/** Totals of `events` written through a writer that finishes normally (the reference for the crash tests). */
+async function referenceTotals(events: EventRow[]) {
+  const refDir = tmpDir();
+  const ref = new SqliteStore({ file: path.join(refDir, "ref.db") });
+  try {
     await ref.migrate();
-    const w0 = new EventWriter(ref, createMetrics(), { chunkSize: 50 });
-    await w0.start();
-    await w0.writeMany(events);
-    await w0.close();
-    const want = await totals(ref);
+    const w = new EventWriter(ref, createMetrics(), { chunkSize: 50 });
+    await w.start();
+    await w.writeMany(events);
+    await w.close();
+    return await totals(ref);
+  } finally {
     await ref.close();
     rmSync(refDir, { recursive: true, force: true });
+  }
+}
+
+test("an interrupted rollup flush is finished exactly once after a crash, and the rest replayed", async () => {
+  const dir = tmpDir();
+  try {
+    const { store, events } = await clicksOnFiveLinks(path.join(dir, "r.db"));
+    const want = await referenceTotals(events);
 
     // a crash in the middle of a flush: events committed, some chunks applied, the watermark not advanced
     const half = events.slice(0, 2000);
@@ -113,35 +123,11 @@ test("an interrupted rollup flush is finished exactly once after a crash, and th
   }
 });
 
-/** Totals of `events` written through a writer that finishes normally (the reference for the crash tests). */
-async function referenceTotals(events: EventRow[]) {
-  const refDir = tmpDir();
-  const ref = new SqliteStore({ file: path.join(refDir, "ref.db") });
-  try {
-    await ref.migrate();
-    const w = new EventWriter(ref, createMetrics(), { chunkSize: 50 });
-    await w.start();
-    await w.writeMany(events);
-    await w.close();
-    return await totals(ref);
-  } finally {
-    await ref.close();
-    rmSync(refDir, { recursive: true, force: true });
-  }
-}
-
 test("an interrupted rollup flush is finished in the chunks it was cut into, whatever the chunk size of the writer that finishes it", async () => {
   const dir = tmpDir();
   try {
     for (const recorded of ["sized", "legacy"] as const) {
-      const store = new SqliteStore({ file: path.join(dir, `${recorded}.db`) });
-      await store.migrate();
-      const p = await store.createProject("p");
-      const d = await store.createDomain({ project_id: p.id, hostname: "x.test", fallback_url: null });
-      const links: Link[] = [];
-      for (let i = 0; i < 5; i++) links.push(await store.createLink(newLink(p.id, d.id, `s${i}`)));
-      const t0 = Date.UTC(2026, 10, 20, 10);
-      const events = Array.from({ length: 3000 }, (_, i) => click(i, links[i % 5]!.id, t0 + i * 60_000));
+      const { store, events } = await clicksOnFiveLinks(path.join(dir, `${recorded}.db`));
       const want = await referenceTotals(events);
 
       const last = await store.appendEvents(events);
