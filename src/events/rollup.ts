@@ -169,9 +169,7 @@ export class RollupBuffer {
 
   /** Everything aggregated so far, handed over as it is (no work: see rollupOps), and a fresh buffer behind it. */
   detach(): DetachedRollups {
-    const records: ScopeRecord[] = [];
-    for (const byId of this.scopes.values()) for (const r of byId.values()) records.push(r);
-    const d: DetachedRollups = { from: this.from, to: this.to, linkClicks: this.linkClicks, records };
+    const d: DetachedRollups = { from: this.from, to: this.to, linkClicks: this.linkClicks, scopes: this.scopes };
     this.scopes = new Map();
     this.tupleCount = 0;
     this.sketchCount = 0;
@@ -195,8 +193,8 @@ export interface DetachedRollups {
   from: number;
   to: number;
   linkClicks: Map<number, number>;
-  /** one per scope, in no particular order */
-  records: ScopeRecord[];
+  /** per scope kind, per scope id (opsOf puts them in order) */
+  scopes: Map<ScopeKind, Map<number, ScopeRecord>>;
 }
 
 /**
@@ -220,7 +218,9 @@ export async function rollupOps(d: DetachedRollups, pause: () => Promise<void>):
 function* opsOf(d: DetachedRollups): Generator<void, RollupOp[]> {
   const ops: RollupOp[] = [];
   let work = 0;
-  const records = d.records.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const records: ScopeRecord[] = [];
+  for (const byId of d.scopes.values()) for (const r of byId.values()) records.push(r);
+  records.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   for (const r of records) {
     const counts = new Map<string, CountOp>();
     const count = (t: Tuple, dim: Dimension | "total", slot: number, value: string) => {
