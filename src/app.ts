@@ -354,6 +354,11 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
       .send(problem(404, "not-found", `no route ${req.method} ${req.url.split("?")[0]}`));
   });
 
+  // every API, dialect and dashboard request reads what its client was told is stored (events answered once in the
+  // writer thread's journal are committed within a moment: the request waits for that, at once when nothing is pending)
+  const settled = writer.settled?.bind(writer);
+  if (settled) fastify.addHook("onRequest", async () => settled());
+
   fastify.addHook("onSend", async (req, reply, payload) => {
     reply.header("x-request-id", req.id);
     reply.header("x-content-type-options", "nosniff");

@@ -58,6 +58,56 @@ test("SIGKILL loses no click whose redirect was answered", async () => {
   }
 });
 
+test("SIGKILL loses no event whose ingest was acknowledged, and commits none twice (the writer thread's journal)", async () => {
+  const dir = tmpDir();
+  try {
+    const srv = await startProcess(dir);
+    const app = await req(srv.base, "POST", "/api/v1/apps", { body: { name: "kill" } });
+    assert.equal(app.status, 201, app.body);
+    const key = app.json.key as string;
+    const answered = new Set<string>();
+    let stop = false;
+    // 16 clients sending events of 1 to 20 each as fast as they can (answered once in the journal); SIGKILL mid-flight
+    const client = async (c: number) => {
+      for (let i = 0; !stop; i++) {
+        const ids = Array.from({ length: 1 + ((c * 7 + i) % 20) }, (_, j) => `${c}.${i}.${j}`);
+        try {
+          const r = await req(srv.base, "POST", "/api/v1/events", {
+            key: null,
+            body: { key, events: ids.map((id) => ({ name: "tap", data: { id } })) },
+          });
+          if (r.status === 201) for (const id of ids) answered.add(id);
+        } catch {
+          return; // connection reset by the kill: not answered
+        }
+      }
+    };
+    const clients = Array.from({ length: 16 }, (_, c) => client(c));
+    await new Promise((r) => setTimeout(r, 1500));
+    srv.proc.kill("SIGKILL");
+    stop = true;
+    await Promise.all(clients);
+    await waitExit(srv.proc);
+    assert.ok(answered.size > 1000, `only ${answered.size} events acknowledged before the kill`);
+    // restart: the writer thread commits what the journal holds past what the event log has
+    const again = await startProcess(dir);
+    await stopProcess(again.proc);
+    const s = new SqliteStore({ file: sqlitePath(dir) });
+    let ids: string[];
+    try {
+      ids = s.db.prepare("SELECT json_extract(data, '$.id') FROM events WHERE name = 'tap'").pluck().all() as string[];
+    } finally {
+      s.db.close();
+    }
+    assert.equal(new Set(ids).size, ids.length, "no event stored twice");
+    const stored = new Set(ids);
+    const missing = [...answered].filter((id) => !stored.has(id));
+    assert.deepEqual(missing.slice(0, 5), [], `${missing.length} of ${answered.size} acknowledged events lost`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("SIGTERM stops accepting, commits queued clicks and exits 0", async () => {
   const dir = tmpDir();
   try {

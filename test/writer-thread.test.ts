@@ -217,3 +217,39 @@ test("writer thread: under continuous writes the write-ahead log starts over whe
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("writer thread: events answered from the journal are committed exactly once, though the thread dies before it commits them", async () => {
+  const dir = tmpDir();
+  const store = new SqliteStore({ file: path.join(dir, "j.db") });
+  const logged: string[] = [];
+  const log = { info: (_o: object, msg: string) => logged.push(msg), warn: () => {}, error: () => {} };
+  const writer = new ThreadedWriter(store, createMetrics(), { rollupIntervalMs: 3_600_000 }, { log });
+  try {
+    await store.migrate();
+    const p = await store.createProject("p");
+    await writer.start();
+    const w = writer as unknown as { worker: { terminate(): Promise<number> } | null };
+    const event = (i: number) => clickEvent({ project_id: p.id, name: "tap", source: "api", data: JSON.stringify({ i }) });
+    let n = 0;
+    for (let round = 0; round < 5; round++) {
+      // answered: each in the journal; the thread is stopped before it has committed them all
+      await Promise.all(Array.from({ length: 300 }, () => writer.write(event(n++))));
+      await writer.writeMany(Array.from({ length: 300 }, () => event(n++)));
+      await w.worker!.terminate();
+      for (let i = 0; i < 100 && (w.worker === null || writer.status().writer); i++) await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(writer.status(), {}, "a new writer thread is up");
+    }
+    await writer.settled();
+    const data = store.db.prepare(`SELECT data FROM events WHERE source = 'api'`).pluck().all() as string[];
+    assert.equal(new Set(data).size, data.length, "no event committed twice");
+    assert.equal(data.length, n, "every answered event is committed");
+    assert.ok(logged.includes("committed events from the event journal"), `the journal was replayed at least once: ${logged.join("; ")}`);
+    await writer.flushRollups();
+    const total = store.db.prepare(`SELECT count(*) FROM events`).pluck().get() as number;
+    assert.equal(total, n);
+  } finally {
+    await writer.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

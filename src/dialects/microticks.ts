@@ -165,6 +165,8 @@ export async function microticksRoutes(app: FastifyInstance, deps: MicroticksDep
         {},
         true,
       );
+      // the original answers the new event's id: it must be in the event log first
+      await ingest.settled();
       const last = await store.listEvents({ project_id: a.project_id, session: token, desc: true, limit: 1 });
       return { event_id: last[0]?.id ?? null, status: 200 };
     }),

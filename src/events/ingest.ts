@@ -92,6 +92,11 @@ export class IngestService {
     await this.flush();
   }
 
+  /** Resolves once the events acknowledged so far are in the event log (see EventLog.settled), where reads find them. */
+  async settled(): Promise<void> {
+    await this.writer.settled?.();
+  }
+
   /** Writes the sessions' activity counted since the last flush. */
   async flush(): Promise<void> {
     if (this.pending.size === 0) return;

@@ -4,12 +4,15 @@ import type { Metrics } from "../ops/metrics.js";
 import type { EventRow } from "../store/port.js";
 import type { SqliteStore } from "../store/sqlite/index.js";
 import type { CheckpointerInit } from "../store/sqlite/checkpointer.js";
+import { Journal, markOf, MAX_RECORD_EVENTS } from "./journal.js";
 import { countsAsLinkClick } from "./rollup.js";
 import { WriterUnavailable, type EventLog, type WriterOptions } from "./writer.js";
 
 /** What the writer thread starts with. */
 export interface WorkerInit {
   file: string;
+  /** the event journal's folder (see journal.ts): what it holds past the committed mark is committed first */
+  journalDir: string;
   synchronous: "FULL" | "NORMAL";
   walRestartBytes: number;
   options: Pick<WriterOptions, "maxBatch" | "rollupIntervalMs" | "rollupMaxKeys" | "chunkSize">;
@@ -81,10 +84,11 @@ export function packEvents(events: EventRow[]): PackedEvents {
   return { strings, rows };
 }
 
-export function unpackEvents(p: PackedEvents): EventRow[] {
+/** `jseq`: the events are the journal's record `jseq`, and each carries its mark (see journal.ts). */
+export function unpackEvents(p: PackedEvents, jseq?: number): EventRow[] {
   const { strings, rows } = p;
   const s = (i: unknown): string | null => (i === -1 ? null : strings[i as number]!);
-  return rows.map((r): EventRow => ({
+  const events = rows.map((r): EventRow => ({
     project_id: r[0] as number,
     ts: r[1] as number,
     client_ts: r[2] as number | null,
@@ -109,12 +113,22 @@ export function unpackEvents(p: PackedEvents): EventRow[] {
     app_id: r[21] as number | null | undefined,
     data: r[22] as string | null,
   }));
+  if (jseq !== undefined) for (let i = 0; i < events.length; i++) events[i]!.journal = markOf(jseq, i);
+  return events;
 }
 
-export type ToWorker = { t: "append"; seq: number; events: PackedEvents } | { t: "call"; id: number; op: "flush" | "flushRollups" | "close" };
+/**
+ * An append: the events packed (`events`), or, for a batch already in the journal, the journal record's JSON (`json`,
+ * one string crosses cheaper than nested arrays) and its sequence number.
+ */
+export type ToWorker =
+  | { t: "append"; seq: number; events: PackedEvents }
+  | { t: "append"; seq: number; json: string; jseq: number }
+  | { t: "call"; id: number; op: "flush" | "flushRollups" | "close" };
 
 export type FromWorker =
-  | { t: "ready" }
+  /** `journalSeq`: the last journal record it found (or had committed before), all of it committed now */
+  | { t: "ready"; journalSeq: number; replayed: number }
   | { t: "failed"; error: SerializedError }
   | { t: "ack"; seq: number; lastId?: number; error?: SerializedError; metrics?: WorkerMetrics }
   | { t: "done"; id: number; error?: SerializedError; metrics?: WorkerMetrics }
@@ -134,6 +148,8 @@ function deserializeError(e: SerializedError): Error {
 
 interface Batch {
   events: number;
+  /** its journal record: answered already, committed again from the journal if this thread dies before it does */
+  jseq?: number;
   /** link id → its non-bot clicks in this batch */
   clicks: Map<number, number> | null;
   resolve: () => void;
@@ -146,24 +162,40 @@ export interface ThreadedWriterOptions {
 
 /**
  * The event log's writer on a thread of its own (SQLite on a file): the HTTP thread hands each turn's events over in one
- * message and answers its clients when the writer thread says they are committed. The writer thread runs the same
- * EventWriter (group commit, rollups, recovery) on its own connection to the database file, so inserting, committing,
- * aggregating, flushing rollups and WAL checkpoints no longer take the HTTP thread's time (measured: most of what a
- * redirect cost beyond answering it).
+ * message. The writer thread runs the same EventWriter (group commit, rollups, recovery) on its own connection to the
+ * database file, so inserting, committing, aggregating, flushing rollups and WAL checkpoints do not take the HTTP
+ * thread's time.
  *
- * Link clicks: the HTTP thread keeps each committed batch's clicks per link until the writer thread reports a rollup
- * flush past it; the store reads links in one snapshot with the rollup watermark and adds the clicks past it
- * (SqliteStore.clicksPending), so a link's count is exact at every moment. `pendingClicks()` is therefore 0 here.
+ * When a request is answered:
+ * - **Link clicks** (they count against max_clicks, exactly): once the writer thread says they are committed. The HTTP
+ *   thread keeps each committed batch's clicks per link until the writer thread reports a rollup flush past it; the
+ *   store reads links in one snapshot with the rollup watermark and adds the clicks past it
+ *   (SqliteStore.clicksPending), so a link's count is exact at every moment. `pendingClicks()` is therefore 0 here.
+ * - **Every other event** (front ends' events, tracking links and pixels, orphan visits, sessions): once written to the
+ *   event journal (journal.ts), which survives a killed process as SQLite's WAL does, so the answer does not wait for
+ *   the round trip to the writer thread (measured: it was most of an ingest request's latency). The writer thread
+ *   commits them within a moment; reads that must see them wait for that first (`settled()`, which the API calls before
+ *   every request).
  *
- * If the writer thread dies, the batches it held are refused (503, nothing acknowledged is lost) and a new one starts,
- * which recovers the rollups from the event log as a restart would.
+ * If the writer thread dies, the link clicks it held are refused (503, nothing acknowledged is lost), and a new one
+ * starts, which recovers the rollups from the event log and commits what the journal holds, as a restart would.
  */
+/**
+ * Events answered from the journal but not yet committed, past which answers wait for commits again: the writer thread
+ * is then behind (the load is more than it commits), and clients are slowed down to its pace instead of the journal and
+ * its queue growing without bound. About 40 ms of its work at full speed.
+ */
+const MAX_UNCOMMITTED = 10_000;
+
 export class ThreadedWriter implements EventLog {
   private worker: Worker | null = null;
   private checkpointer: Worker | null = null;
   private ready: Promise<void> | null = null;
+  /** events answered once committed (link clicks), and those answered once in the journal */
   private queue: EventRow[] = [];
   private waiters: { resolve: () => void; reject: (err: Error) => void }[] = [];
+  private early: EventRow[] = [];
+  private earlyWaiters: { resolve: () => void; reject: (err: Error) => void }[] = [];
   private scheduled = false;
   private seq = 0;
   private batches = new Map<number, Batch>();
@@ -172,20 +204,32 @@ export class ThreadedWriter implements EventLog {
   private closed = false;
   /** since when no writer thread takes events (it died and its successor is not up yet), 0: one does */
   private downSince = 0;
+  /** why the last writer thread died or could not start, when the client should hear it (507 storage-full) */
+  private downCause: AppError | null = null;
   /** the thread has recovered the rollups and takes events (not before: a batch must not race its recovery) */
   private up = false;
   /** link id → [commit's last event id, clicks] of committed batches not yet in links.clicks, in commit order */
   private unflushed = new Map<number, [number, number][]>();
+  private journal: Journal;
+  /** the last journal record written, and the last one the writer thread has committed */
+  private journalSeq = 0;
+  private journalCommitted = 0;
+  /** events answered from the journal that the writer thread has not committed yet */
+  private journaledInFlight = 0;
+  /** reads waiting for the journal to be committed up to their record */
+  private settling: { upTo: number; resolve: () => void }[] = [];
 
   constructor(
     private readonly store: SqliteStore,
     private readonly metrics: Metrics,
     private readonly options: WorkerInit["options"] = {},
     private readonly opts: ThreadedWriterOptions = {},
-  ) {}
+  ) {
+    this.journal = new Journal(`${store.file}.event-journal`, store.synchronous === "FULL");
+  }
 
   get depth(): number {
-    return this.queue.length + this.inFlight;
+    return this.queue.length + this.early.length + this.inFlight;
   }
 
   get spooled(): number {
@@ -230,7 +274,13 @@ export class ThreadedWriter implements EventLog {
     const options: WorkerInit["options"] = {};
     for (const k of ["maxBatch", "rollupIntervalMs", "rollupMaxKeys", "chunkSize"] as const)
       if (this.options[k] !== undefined) options[k] = this.options[k];
-    const init: WorkerInit = { file: this.store.file, synchronous: this.store.synchronous, walRestartBytes: this.store.walRestartBytes, options };
+    const init: WorkerInit = {
+      file: this.store.file,
+      journalDir: this.journal.dir,
+      synchronous: this.store.synchronous,
+      walRestartBytes: this.store.walRestartBytes,
+      options,
+    };
     const worker = new Worker(new URL("./writer-worker.js", import.meta.url), { workerData: init });
     this.worker = worker;
     return (this.ready = new Promise<void>((resolve, reject) => {
@@ -238,11 +288,13 @@ export class ThreadedWriter implements EventLog {
       worker.on("message", (m: FromWorker) => {
         if (m.t === "ready") {
           started = true;
-          this.up = true;
-          this.downSince = 0;
+          this.recovered(m.journalSeq, m.replayed);
           resolve();
-        } else if (m.t === "failed") reject(deserializeError(m.error));
-        else this.receive(m);
+        } else if (m.t === "failed") {
+          const err = deserializeError(m.error);
+          if (err instanceof AppError && err.status === 507) this.downCause = err;
+          reject(err);
+        } else this.receive(m);
       });
       worker.on("error", (err) => {
         this.opts.log?.error?.({ err: err.message }, "the event writer thread failed");
@@ -252,7 +304,8 @@ export class ThreadedWriter implements EventLog {
         if (this.worker !== worker) return;
         this.worker = null;
         this.up = false;
-        this.failAll(new WriterUnavailable(`the event writer thread stopped (exit code ${code}); try again in a moment`));
+        // the link clicks it held are refused; journaled batches were answered already: the next thread commits them
+        this.failAll(this.downCause ?? new WriterUnavailable(`the event writer thread stopped (exit code ${code}); try again in a moment`));
         if (!started) reject(new Error(`the event writer thread stopped while starting (exit code ${code})`));
         else if (!this.closed) {
           this.opts.log?.error?.({ code }, "the event writer thread stopped unexpectedly; starting a new one");
@@ -261,6 +314,27 @@ export class ThreadedWriter implements EventLog {
         }
       });
     }));
+  }
+
+  /**
+   * A writer thread is up: it has committed everything the journal held (records up to `journalSeq`), so the journal
+   * starts over, and the batches an earlier thread held are done.
+   */
+  private recovered(journalSeq: number, replayed: number) {
+    if (replayed) this.opts.log?.info?.({ events: replayed }, "committed events from the event journal");
+    this.journalSeq = Math.max(this.journalSeq, journalSeq);
+    this.journal.reset();
+    for (const [seq, b] of this.batches) {
+      if (b.jseq === undefined) continue;
+      this.batches.delete(seq);
+      this.inFlight -= b.events;
+    }
+    this.journaledInFlight = 0;
+    this.journalCommitted = this.journalSeq;
+    this.settle();
+    this.up = true;
+    this.downSince = 0;
+    this.downCause = null;
   }
 
   /** A new thread recovers the rollups from the event log, as a restart would; tried again every second until one starts. */
@@ -283,14 +357,27 @@ export class ThreadedWriter implements EventLog {
         this.apply(m.metrics);
         const b = this.batches.get(m.seq);
         if (!b) return;
-        this.batches.delete(m.seq);
-        this.inFlight -= b.events;
         if (m.error) {
           const err = deserializeError(m.error);
-          if (err instanceof AppError && err.type === "storage-full") this.store.noteDiskFull();
+          if (err instanceof AppError && err.type === "storage-full") {
+            this.store.noteDiskFull();
+            this.downCause = err;
+          }
+          // a journaled batch was answered already: the thread stops and the next one commits it from the journal
+          if (b.jseq !== undefined) return;
+          this.batches.delete(m.seq);
+          this.inFlight -= b.events;
           return b.reject(err);
         }
+        this.batches.delete(m.seq);
+        this.inFlight -= b.events;
         this.store.noteWriteSucceeded();
+        if (b.jseq !== undefined) {
+          this.journaledInFlight -= b.events;
+          this.journalCommitted = b.jseq;
+          this.journal.release(b.jseq);
+          this.settle();
+        }
         if (b.clicks && m.lastId) {
           for (const [linkId, n] of b.clicks) {
             let l = this.unflushed.get(linkId);
@@ -331,19 +418,49 @@ export class ThreadedWriter implements EventLog {
     if (m.failures) this.metrics.writerFailures.inc(m.failures);
   }
 
+  /** Refuses what waits for a commit (journaled batches stay: they are answered, and the next thread commits them). */
   private failAll(err: Error) {
-    for (const b of this.batches.values()) b.reject(err);
-    this.batches.clear();
-    this.inFlight = 0;
+    for (const [seq, b] of this.batches) {
+      if (b.jseq !== undefined) continue;
+      this.batches.delete(seq);
+      this.inFlight -= b.events;
+      b.reject(err);
+    }
     for (const c of this.calls.values()) c.reject(err);
     this.calls.clear();
+  }
+
+  /**
+   * Resolves once every event answered before the call is committed to the event log (at once when none waits), so a
+   * read sees what its client was told is stored. While no writer thread is up, at once: reads go on with what is
+   * committed.
+   */
+  settled(): Promise<void> {
+    this.send();
+    if (this.journalCommitted >= this.journalSeq || !this.up) return Promise.resolve();
+    return new Promise((resolve) => this.settling.push({ upTo: this.journalSeq, resolve }));
+  }
+
+  private settle() {
+    if (this.settling.length === 0) return;
+    const waiting = this.settling;
+    this.settling = [];
+    for (const w of waiting) {
+      if (w.upTo <= this.journalCommitted) w.resolve();
+      else this.settling.push(w);
+    }
   }
 
   write(event: EventRow): Promise<void> {
     if (this.closed) return Promise.reject(new WriterUnavailable("the server is shutting down"));
     return new Promise<void>((resolve, reject) => {
-      this.queue.push(event);
-      this.waiters.push({ resolve, reject });
+      if (countsAsLinkClick(event)) {
+        this.queue.push(event);
+        this.waiters.push({ resolve, reject });
+      } else {
+        this.early.push(event);
+        this.earlyWaiters.push({ resolve, reject });
+      }
       this.schedule();
     });
   }
@@ -352,8 +469,10 @@ export class ThreadedWriter implements EventLog {
     if (events.length === 0) return Promise.resolve();
     if (this.closed) return Promise.reject(new WriterUnavailable("the server is shutting down"));
     return new Promise<void>((resolve, reject) => {
-      for (const e of events) this.queue.push(e);
-      this.waiters.push({ resolve, reject });
+      const clicks = events.some(countsAsLinkClick);
+      const queue = clicks ? this.queue : this.early;
+      for (const e of events) queue.push(e);
+      (clicks ? this.waiters : this.earlyWaiters).push({ resolve, reject });
       this.schedule();
     });
   }
@@ -367,13 +486,33 @@ export class ThreadedWriter implements EventLog {
     });
   }
 
-  /** Hands what this turn queued to the writer thread, as one batch. */
+  /** Hands what this turn queued to the writer thread: the link clicks as one batch, the rest through the journal. */
   private send() {
-    if (this.queue.length === 0) return;
-    const events = this.queue;
-    const waiters = this.waiters;
-    this.queue = [];
-    this.waiters = [];
+    if (this.queue.length) {
+      const events = this.queue;
+      const waiters = this.waiters;
+      this.queue = [];
+      this.waiters = [];
+      this.sendCommitted(events, waiters);
+    }
+    if (this.early.length) {
+      const events = this.early;
+      const waiters = this.earlyWaiters;
+      this.early = [];
+      this.earlyWaiters = [];
+      // the writer thread is behind: answers wait for its commits again (back-pressure), until it has caught up
+      if (this.journaledInFlight >= MAX_UNCOMMITTED) this.sendCommitted(events, waiters);
+      else this.sendJournaled(events, waiters);
+    }
+  }
+
+  private refusal(): Error | null {
+    if (this.worker && this.up) return null;
+    return this.downCause ?? new WriterUnavailable("the event writer thread is restarting; try again in a moment");
+  }
+
+  /** Link clicks: answered when the writer thread has committed them. */
+  private sendCommitted(events: EventRow[], waiters: { resolve: () => void; reject: (err: Error) => void }[]) {
     let clicks: Map<number, number> | null = null;
     for (const e of events) {
       if (!countsAsLinkClick(e)) continue;
@@ -386,11 +525,40 @@ export class ThreadedWriter implements EventLog {
         else w.resolve();
       }
     };
-    if (!this.worker || !this.up) return settle(new WriterUnavailable("the event writer thread is restarting; try again in a moment"));
+    const refused = this.refusal();
+    if (refused) return settle(refused);
     const seq = ++this.seq;
     this.batches.set(seq, { events: events.length, clicks, resolve: () => settle(null), reject: settle });
     this.inFlight += events.length;
-    this.worker.postMessage({ t: "append", seq, events: packEvents(events) } satisfies ToWorker);
+    this.worker!.postMessage({ t: "append", seq, events: packEvents(events) } satisfies ToWorker);
+  }
+
+  /** Everything else: answered once in the journal; the writer thread commits it in a moment. */
+  private sendJournaled(events: EventRow[], waiters: { resolve: () => void; reject: (err: Error) => void }[]) {
+    const refused = this.refusal();
+    if (refused) {
+      for (const w of waiters) w.reject(refused);
+      return;
+    }
+    for (let from = 0; from < events.length; from += MAX_RECORD_EVENTS) {
+      const part = events.length > MAX_RECORD_EVENTS ? events.slice(from, from + MAX_RECORD_EVENTS) : events;
+      const json = JSON.stringify(packEvents(part));
+      const jseq = this.journalSeq + 1;
+      try {
+        this.journal.append(jseq, json);
+      } catch (err) {
+        // nothing of this turn's batch is answered (a part already journaled is committed all the same: never lost)
+        for (const w of waiters) w.reject(err as Error);
+        return;
+      }
+      this.journalSeq = jseq;
+      const seq = ++this.seq;
+      this.batches.set(seq, { events: part.length, clicks: null, jseq, resolve: () => {}, reject: () => {} });
+      this.inFlight += part.length;
+      this.journaledInFlight += part.length;
+      this.worker!.postMessage({ t: "append", seq, json, jseq } satisfies ToWorker);
+    }
+    for (const w of waiters) w.resolve();
   }
 
   private async call(op: "flush" | "flushRollups" | "close"): Promise<void> {
@@ -422,7 +590,11 @@ export class ThreadedWriter implements EventLog {
     const w = this.worker;
     try {
       if (w) await this.call("close");
+      // everything is committed: the journal holds nothing the event log lacks
+      if (w && this.inFlight === 0) this.journal.reset();
     } finally {
+      this.journal.close();
+      for (const s of this.settling.splice(0)) s.resolve();
       this.worker = null;
       await w?.terminate();
       const c = this.checkpointer;

@@ -6,7 +6,16 @@ import { parentPort, workerData } from "node:worker_threads";
 import { SqliteStore } from "../store/sqlite/index.js";
 import type { Metrics } from "../ops/metrics.js";
 import { EventWriter } from "./writer.js";
-import { serializeError, unpackEvents, type FromWorker, type ToWorker, type WorkerInit, type WorkerMetrics } from "./writer-thread.js";
+import { MARK_SHIFT, readJournal } from "./journal.js";
+import {
+  serializeError,
+  unpackEvents,
+  type FromWorker,
+  type PackedEvents,
+  type ToWorker,
+  type WorkerInit,
+  type WorkerMetrics,
+} from "./writer-thread.js";
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -52,29 +61,60 @@ function checkpointSometimes() {
   }
 }
 
-async function start() {
+/**
+ * Recovers the rollups, then commits what the event journal holds past the committed mark (events answered before a
+ * crash, or before an earlier writer thread died). Returns the last journal record seen and how many events it committed.
+ */
+async function start(): Promise<{ journalSeq: number; replayed: number }> {
   store = new SqliteStore({ file: init.file, synchronous: init.synchronous, autocheckpoint: false, walRestartBytes: init.walRestartBytes });
   writer = new EventWriter(store, metrics, { ...init.options, log, onFlushed: (to) => post({ t: "flushed", to }) });
   await writer.start();
+  const mark = store.journalMark();
+  let journalSeq = Math.max(0, Math.floor(mark / MARK_SHIFT));
+  let replayed = 0;
+  const commits: Promise<number>[] = [];
+  for (const rec of readJournal(init.journalDir)) {
+    journalSeq = Math.max(journalSeq, rec.seq);
+    const events = unpackEvents(rec.payload as PackedEvents, rec.seq).filter((e) => e.journal! > mark);
+    if (events.length === 0) continue;
+    replayed += events.length;
+    commits.push(writer.append(events));
+  }
+  await Promise.all(commits);
+  await writer.flush();
+  return { journalSeq, replayed };
 }
 
 start().then(
-  () => post({ t: "ready" }),
+  ({ journalSeq, replayed }) => post({ t: "ready", journalSeq, replayed }),
   (err: unknown) => post({ t: "failed", error: serializeError(err) }),
 );
 
 port.on("message", (m: ToWorker) => {
   if (m.t === "append") {
-    writer.append(unpackEvents(m.events)).then(
+    const journaled = "json" in m;
+    const events = journaled ? unpackEvents(JSON.parse(m.json) as PackedEvents, m.jseq) : unpackEvents(m.events);
+    writer.append(events).then(
       (lastId) => {
         post({ t: "ack", seq: m.seq, lastId, metrics: take() });
         checkpointSometimes();
       },
-      (err: unknown) => post({ t: "ack", seq: m.seq, error: serializeError(err), metrics: take() }),
+      (err: unknown) => {
+        post({ t: "ack", seq: m.seq, error: serializeError(err), metrics: take() });
+        // a journaled batch was answered already: no later commit may move the journal's mark past it, so this thread
+        // stops here, and the next one commits the journal from the mark on
+        if (journaled) process.exit(1);
+      },
     );
     return;
   }
-  const run = m.op === "flush" ? writer.flush() : m.op === "flushRollups" ? writer.flushRollups() : writer.close().then(() => store.close());
+  // (the rollups cover every event acknowledged before the call: journaled ones, answered already, are committed first)
+  const run =
+    m.op === "flush"
+      ? writer.flush()
+      : m.op === "flushRollups"
+        ? writer.flush().then(() => writer.flushRollups())
+        : writer.close().then(() => store.close());
   run.then(
     () => post({ t: "done", id: m.id, metrics: take() }),
     (err: unknown) => post({ t: "done", id: m.id, error: serializeError(err), metrics: take() }),

@@ -18,6 +18,12 @@ export interface EventLog {
   writeMany(events: EventRow[]): Promise<void>;
   /** Commits everything queued so far. */
   flush(): Promise<void>;
+  /**
+   * Resolves once every event acknowledged before the call is in the event log, where reads find it. A writer that
+   * acknowledges only committed events has nothing to wait for (no method); the SQLite writer thread acknowledges some
+   * once they are in its journal (see ThreadedWriter).
+   */
+  settled?(): Promise<void>;
   /** Writes the aggregated rollups; resolves when every event committed before the call is in them. */
   flushRollups(): Promise<void>;
   /** Non-bot clicks of a link committed to the event log but not yet to the link's counter. */

@@ -230,6 +230,11 @@ export interface EventRow {
   /** the app (ingest key) that sent the event; null for clicks */
   app_id?: number | null;
   data: string | null;
+  /**
+   * Not a column: where the event stands in the SQLite writer thread's journal (events/journal.ts), so the transaction
+   * that commits it records how far the journal is committed.
+   */
+  journal?: number;
 }
 
 export interface StoredEvent extends EventRow {

@@ -242,6 +242,7 @@ export class SqliteStore implements Store {
       domainByHost: db.prepare(`SELECT * FROM domains WHERE hostname = ?`),
       keyByHash: db.prepare(`SELECT * FROM api_keys WHERE hash = ?`),
       watermark: db.prepare(`SELECT value FROM meta WHERE key = 'rollup_watermark'`).pluck(),
+      setJournalMark: tx.prepare(`INSERT INTO meta (key, value) VALUES ('journal_mark', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`),
     };
   }
 
@@ -713,8 +714,21 @@ export class SqliteStore implements Store {
       eventValues(events[i]!, this.oneValues, 0);
       last = Number(s.insertEvent.run(this.oneValues).lastInsertRowid);
     }
+    // how far the writer thread's journal is committed: the mark of the last journaled event in this transaction
+    for (let j = events.length - 1; j >= 0; j--) {
+      const mark = events[j]!.journal;
+      if (mark === undefined) continue;
+      s.setJournalMark.run(String(mark));
+      break;
+    }
     return last;
   };
+
+  /** The mark of the last journaled event committed (see events/journal.ts); -1 when none ever was. */
+  journalMark(): number {
+    const v = this.db.prepare(`SELECT value FROM meta WHERE key = 'journal_mark'`).pluck().get() as string | undefined;
+    return v === undefined ? -1 : Number(v);
+  }
   private appendTxn?: (events: EventRow[]) => number;
 
   async appendEvents(events: EventRow[]): Promise<number> {

@@ -1,0 +1,154 @@
+import { closeSync, fdatasyncSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from "node:fs";
+import path from "node:path";
+import { AppError } from "../errors.js";
+import { WriterUnavailable } from "./writer.js";
+
+/**
+ * The event journal of the SQLite writer thread: an append-only file in which the HTTP thread writes each turn's events
+ * (those no counter depends on: see ThreadedWriter) before it answers their requests, so the answer does not wait for
+ * the round trip to the writer thread and its commit. A write() that returned is in the operating system's page cache:
+ * a killed process loses nothing, exactly as a commit to SQLite's write-ahead log in synchronous NORMAL mode (FULL
+ * syncs each record to the disk, as SQLite's FULL syncs each commit).
+ *
+ * Each record holds one batch: its sequence number and its events (as they cross to the writer thread). The writer
+ * thread commits the events to the event log and records, in the same transaction, the position of the last one it
+ * committed (a "mark": seq × 2^20 + index in the record). After a crash, the writer thread starts by committing what
+ * the journal holds past the mark. Files are segments named by their first sequence number; a segment is deleted once
+ * every batch in it is committed.
+ *
+ * Record: u32 length of the payload, f64 sequence number, payload (JSON), all little-endian.
+ */
+const HEADER = 12;
+/** a segment is closed past this size, and deleted once the writer thread has committed all of it */
+export const SEGMENT_BYTES = 8 * 1024 * 1024;
+/** the index of an event in its record takes the low 20 bits of a mark */
+export const MARK_SHIFT = 2 ** 20;
+export const MAX_RECORD_EVENTS = MARK_SHIFT;
+
+export const markOf = (seq: number, index: number): number => seq * MARK_SHIFT + index;
+
+export interface JournalRecord {
+  seq: number;
+  payload: unknown;
+}
+
+const segmentName = (firstSeq: number) => `${String(firstSeq).padStart(16, "0")}.log`;
+
+function segments(dir: string): { file: string; first: number }[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return names
+    .filter((n) => /^\d{16}\.log$/.test(n))
+    .map((n) => ({ file: path.join(dir, n), first: Number(n.slice(0, 16)) }))
+    .sort((a, b) => a.first - b.first);
+}
+
+/**
+ * Every complete record in the journal, in order. A record cut short at the end of a segment (the process was killed in
+ * the middle of its write) was never acknowledged: it is left out.
+ */
+export function readJournal(dir: string): JournalRecord[] {
+  const out: JournalRecord[] = [];
+  for (const { file } of segments(dir)) {
+    const buf = readFileSync(file);
+    let at = 0;
+    while (at + HEADER <= buf.length) {
+      const len = buf.readUInt32LE(at);
+      const end = at + HEADER + len;
+      if (end > buf.length) break;
+      let payload: unknown;
+      try {
+        payload = JSON.parse(buf.toString("utf8", at + HEADER, end));
+      } catch {
+        break;
+      }
+      out.push({ seq: buf.readDoubleLE(at + 4), payload });
+      at = end;
+    }
+  }
+  return out;
+}
+
+/** The HTTP thread's side: appends records, starts new segments, deletes committed ones. */
+export class Journal {
+  private fd: number | null = null;
+  private size = 0;
+  /** the segment being written: its first and last sequence numbers */
+  private current: { file: string; first: number; last: number } | null = null;
+  /** closed segments, oldest first, with the last sequence number each holds */
+  private closed: { file: string; last: number }[] = [];
+
+  constructor(
+    readonly dir: string,
+    private readonly sync: boolean,
+  ) {}
+
+  /** Starts over after the writer thread has committed everything in the journal: every segment there goes. */
+  reset(): void {
+    this.close();
+    mkdirSync(this.dir, { recursive: true });
+    for (const s of segments(this.dir)) rmSync(s.file, { force: true });
+    this.closed = [];
+  }
+
+  /**
+   * Appends one record; once this returns, the batch survives the process (and, with `sync`, the machine). A full disk
+   * is a 507 and anything else a 503, with nothing of the record left behind, so a later record is read after it.
+   */
+  append(seq: number, payload: string): void {
+    if (this.fd === null || this.size >= SEGMENT_BYTES) this.startSegment(seq);
+    const body = Buffer.from(payload, "utf8");
+    const rec = Buffer.allocUnsafe(HEADER + body.length);
+    rec.writeUInt32LE(body.length, 0);
+    rec.writeDoubleLE(seq, 4);
+    body.copy(rec, HEADER);
+    const fd = this.fd!;
+    try {
+      let done = 0;
+      while (done < rec.length) done += writeSync(fd, rec, done, rec.length - done);
+      if (this.sync) fdatasyncSync(fd);
+    } catch (err) {
+      try {
+        ftruncateSync(fd, this.size);
+      } catch {
+        // the record stays cut short at the end, which a reader leaves out; the next one starts a new segment
+        this.closeCurrent();
+      }
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ENOSPC" || code === "EDQUOT")
+        throw new AppError(507, "storage-full", "the server's disk is full: nothing can be stored until space is freed; try again later");
+      throw new WriterUnavailable(`could not write the event journal: ${(err as Error).message}`);
+    }
+    this.size += rec.length;
+    this.current!.last = seq;
+  }
+
+  /** The writer thread has committed every batch up to `seq`: the segments that hold nothing later go. */
+  release(seq: number): void {
+    while (this.closed.length && this.closed[0]!.last <= seq) rmSync(this.closed.shift()!.file, { force: true });
+  }
+
+  private startSegment(seq: number) {
+    this.closeCurrent();
+    const file = path.join(this.dir, segmentName(seq));
+    this.fd = openSync(file, "a");
+    this.size = fstatSync(this.fd).size;
+    this.current = { file, first: seq, last: seq - 1 };
+  }
+
+  private closeCurrent() {
+    if (this.fd !== null) closeSync(this.fd);
+    if (this.current && this.current.last >= this.current.first) this.closed.push({ file: this.current.file, last: this.current.last });
+    else if (this.current) rmSync(this.current.file, { force: true });
+    this.fd = null;
+    this.current = null;
+  }
+
+  close(): void {
+    this.closeCurrent();
+  }
+}
