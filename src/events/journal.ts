@@ -101,11 +101,11 @@ export class Journal {
    */
   append(seq: number, payload: string): void {
     if (this.fd === null || this.size >= SEGMENT_BYTES) this.startSegment(seq);
-    const body = Buffer.from(payload, "utf8");
-    const rec = Buffer.allocUnsafe(HEADER + body.length);
-    rec.writeUInt32LE(body.length, 0);
+    const length = Buffer.byteLength(payload);
+    const rec = Buffer.allocUnsafe(HEADER + length);
+    rec.writeUInt32LE(length, 0);
     rec.writeDoubleLE(seq, 4);
-    body.copy(rec, HEADER);
+    rec.write(payload, HEADER);
     const fd = this.fd!;
     try {
       let done = 0;

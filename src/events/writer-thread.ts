@@ -146,6 +146,12 @@ function deserializeError(e: SerializedError): Error {
   return new WriterUnavailable(e.message);
 }
 
+/** Events queued during this turn, and who waits for them (one waiter per write call). */
+interface Queued {
+  events: EventRow[];
+  waiters: { resolve: () => void; reject: (err: Error) => void }[];
+}
+
 interface Batch {
   events: number;
   /** its journal record: answered already, committed again from the journal if this thread dies before it does */
@@ -159,6 +165,13 @@ interface Batch {
 export interface ThreadedWriterOptions {
   log?: WriterOptions["log"];
 }
+
+/**
+ * Events answered from the journal but not yet committed, past which answers wait for commits again: the writer thread
+ * is then behind (the load is more than it commits), and clients are slowed down to its pace instead of the journal and
+ * its queue growing without bound. About 40 ms of its work at full speed.
+ */
+const MAX_UNCOMMITTED = 10_000;
 
 /**
  * The event log's writer on a thread of its own (SQLite on a file): the HTTP thread hands each turn's events over in one
@@ -180,22 +193,13 @@ export interface ThreadedWriterOptions {
  * If the writer thread dies, the link clicks it held are refused (503, nothing acknowledged is lost), and a new one
  * starts, which recovers the rollups from the event log and commits what the journal holds, as a restart would.
  */
-/**
- * Events answered from the journal but not yet committed, past which answers wait for commits again: the writer thread
- * is then behind (the load is more than it commits), and clients are slowed down to its pace instead of the journal and
- * its queue growing without bound. About 40 ms of its work at full speed.
- */
-const MAX_UNCOMMITTED = 10_000;
-
 export class ThreadedWriter implements EventLog {
   private worker: Worker | null = null;
   private checkpointer: Worker | null = null;
   private ready: Promise<void> | null = null;
-  /** events answered once committed (link clicks), and those answered once in the journal */
-  private queue: EventRow[] = [];
-  private waiters: { resolve: () => void; reject: (err: Error) => void }[] = [];
-  private early: EventRow[] = [];
-  private earlyWaiters: { resolve: () => void; reject: (err: Error) => void }[] = [];
+  /** this turn's events answered once committed (link clicks), and those answered once in the journal */
+  private committed: Queued = { events: [], waiters: [] };
+  private journaled: Queued = { events: [], waiters: [] };
   private scheduled = false;
   private seq = 0;
   private batches = new Map<number, Batch>();
@@ -229,7 +233,7 @@ export class ThreadedWriter implements EventLog {
   }
 
   get depth(): number {
-    return this.queue.length + this.early.length + this.inFlight;
+    return this.committed.events.length + this.journaled.events.length + this.inFlight;
   }
 
   get spooled(): number {
@@ -454,13 +458,9 @@ export class ThreadedWriter implements EventLog {
   write(event: EventRow): Promise<void> {
     if (this.closed) return Promise.reject(new WriterUnavailable("the server is shutting down"));
     return new Promise<void>((resolve, reject) => {
-      if (countsAsLinkClick(event)) {
-        this.queue.push(event);
-        this.waiters.push({ resolve, reject });
-      } else {
-        this.early.push(event);
-        this.earlyWaiters.push({ resolve, reject });
-      }
+      const q = countsAsLinkClick(event) ? this.committed : this.journaled;
+      q.events.push(event);
+      q.waiters.push({ resolve, reject });
       this.schedule();
     });
   }
@@ -469,10 +469,9 @@ export class ThreadedWriter implements EventLog {
     if (events.length === 0) return Promise.resolve();
     if (this.closed) return Promise.reject(new WriterUnavailable("the server is shutting down"));
     return new Promise<void>((resolve, reject) => {
-      const clicks = events.some(countsAsLinkClick);
-      const queue = clicks ? this.queue : this.early;
-      for (const e of events) queue.push(e);
-      (clicks ? this.waiters : this.earlyWaiters).push({ resolve, reject });
+      const q = events.some(countsAsLinkClick) ? this.committed : this.journaled;
+      for (const e of events) q.events.push(e);
+      q.waiters.push({ resolve, reject });
       this.schedule();
     });
   }
@@ -488,21 +487,17 @@ export class ThreadedWriter implements EventLog {
 
   /** Hands what this turn queued to the writer thread: the link clicks as one batch, the rest through the journal. */
   private send() {
-    if (this.queue.length) {
-      const events = this.queue;
-      const waiters = this.waiters;
-      this.queue = [];
-      this.waiters = [];
-      this.sendCommitted(events, waiters);
+    if (this.committed.events.length) {
+      const q = this.committed;
+      this.committed = { events: [], waiters: [] };
+      this.sendCommitted(q);
     }
-    if (this.early.length) {
-      const events = this.early;
-      const waiters = this.earlyWaiters;
-      this.early = [];
-      this.earlyWaiters = [];
+    if (this.journaled.events.length) {
+      const q = this.journaled;
+      this.journaled = { events: [], waiters: [] };
       // the writer thread is behind: answers wait for its commits again (back-pressure), until it has caught up
-      if (this.journaledInFlight >= MAX_UNCOMMITTED) this.sendCommitted(events, waiters);
-      else this.sendJournaled(events, waiters);
+      if (this.journaledInFlight >= MAX_UNCOMMITTED) this.sendCommitted(q);
+      else this.sendJournaled(q);
     }
   }
 
@@ -512,7 +507,7 @@ export class ThreadedWriter implements EventLog {
   }
 
   /** Link clicks: answered when the writer thread has committed them. */
-  private sendCommitted(events: EventRow[], waiters: { resolve: () => void; reject: (err: Error) => void }[]) {
+  private sendCommitted({ events, waiters }: Queued) {
     let clicks: Map<number, number> | null = null;
     for (const e of events) {
       if (!countsAsLinkClick(e)) continue;
@@ -534,7 +529,7 @@ export class ThreadedWriter implements EventLog {
   }
 
   /** Everything else: answered once in the journal; the writer thread commits it in a moment. */
-  private sendJournaled(events: EventRow[], waiters: { resolve: () => void; reject: (err: Error) => void }[]) {
+  private sendJournaled({ events, waiters }: Queued) {
     const refused = this.refusal();
     if (refused) {
       for (const w of waiters) w.reject(refused);
