@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { rmSync, writeFileSync } from "node:fs";
-import { ADMIN_KEY, cli, hit, req, startProcess, stopProcess, tmpDir, waitExit } from "./helpers.js";
+import { ADMIN_KEY, cli, hit, req, startProcess, stopProcess, tmpDir, waitExit, type ServerProcess } from "./helpers.js";
 import { SqliteStore, sqlitePath } from "../src/store/sqlite/index.js";
 
 async function setupLinks(base: string, n: number) {
@@ -10,6 +10,29 @@ async function setupLinks(base: string, n: number) {
   const links = Array.from({ length: n }, (_, i) => ({ domain: "go.kill.test", slug: `s${i}`, target: `https://example.com/${i}` }));
   r = await req(base, "POST", "/api/v1/links/bulk", { body: { links } });
   assert.equal(r.json.created, n, r.body);
+}
+
+/**
+ * 16 clients call `request(client, i)` back to back for 1.5 s, then the server is killed with SIGKILL mid-flight; resolves
+ * once every client has stopped (a request cut off by the kill throws: it was not answered) and the process is gone.
+ */
+async function killUnderLoad(srv: ServerProcess, request: (client: number, i: number) => Promise<void>): Promise<void> {
+  let stop = false;
+  const client = async (c: number) => {
+    for (let i = 0; !stop; i++) {
+      try {
+        await request(c, i);
+      } catch {
+        return; // connection reset by the kill: not answered
+      }
+    }
+  };
+  const clients = Array.from({ length: 16 }, (_, c) => client(c));
+  await new Promise((r) => setTimeout(r, 1500));
+  srv.proc.kill("SIGKILL");
+  stop = true;
+  await Promise.all(clients);
+  await waitExit(srv.proc);
 }
 
 function countClicks(dir: string): number {
@@ -27,24 +50,11 @@ test("SIGKILL loses no click whose redirect was answered", async () => {
     const srv = await startProcess(dir);
     await setupLinks(srv.base, 50);
     let answered = 0;
-    let stop = false;
     // 16 concurrent clients redirecting as fast as they can; SIGKILL lands mid-flight
-    const worker = async (w: number) => {
-      for (let i = 0; !stop; i++) {
-        try {
-          const r = await hit(srv.base, "go.kill.test", `/s${(w * 7 + i) % 50}`);
-          if (r.status === 302) answered++;
-        } catch {
-          return; // connection reset by the kill: not answered
-        }
-      }
-    };
-    const workers = Array.from({ length: 16 }, (_, w) => worker(w));
-    await new Promise((r) => setTimeout(r, 1500));
-    srv.proc.kill("SIGKILL");
-    stop = true;
-    await Promise.all(workers);
-    await waitExit(srv.proc);
+    await killUnderLoad(srv, async (w, i) => {
+      const r = await hit(srv.base, "go.kill.test", `/s${(w * 7 + i) % 50}`);
+      if (r.status === 302) answered++;
+    });
     assert.ok(answered > 100, `only ${answered} redirects answered before the kill`);
     // restart: the server recovers the WAL and every answered click is there
     const again = await startProcess(dir);
@@ -66,28 +76,15 @@ test("SIGKILL loses no event whose ingest was acknowledged, and commits none twi
     assert.equal(app.status, 201, app.body);
     const key = app.json.key as string;
     const answered = new Set<string>();
-    let stop = false;
     // 16 clients sending events of 1 to 20 each as fast as they can (answered once in the journal); SIGKILL mid-flight
-    const client = async (c: number) => {
-      for (let i = 0; !stop; i++) {
-        const ids = Array.from({ length: 1 + ((c * 7 + i) % 20) }, (_, j) => `${c}.${i}.${j}`);
-        try {
-          const r = await req(srv.base, "POST", "/api/v1/events", {
-            key: null,
-            body: { key, events: ids.map((id) => ({ name: "tap", data: { id } })) },
-          });
-          if (r.status === 201) for (const id of ids) answered.add(id);
-        } catch {
-          return; // connection reset by the kill: not answered
-        }
-      }
-    };
-    const clients = Array.from({ length: 16 }, (_, c) => client(c));
-    await new Promise((r) => setTimeout(r, 1500));
-    srv.proc.kill("SIGKILL");
-    stop = true;
-    await Promise.all(clients);
-    await waitExit(srv.proc);
+    await killUnderLoad(srv, async (c, i) => {
+      const ids = Array.from({ length: 1 + ((c * 7 + i) % 20) }, (_, j) => `${c}.${i}.${j}`);
+      const r = await req(srv.base, "POST", "/api/v1/events", {
+        key: null,
+        body: { key, events: ids.map((id) => ({ name: "tap", data: { id } })) },
+      });
+      if (r.status === 201) for (const id of ids) answered.add(id);
+    });
     assert.ok(answered.size > 1000, `only ${answered.size} events acknowledged before the kill`);
     // restart: the writer thread commits what the journal holds past what the event log has
     const again = await startProcess(dir);
