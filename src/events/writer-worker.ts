@@ -96,8 +96,8 @@ start().then(
 
 port.on("message", (m: ToWorker) => {
   if (m.t === "append") {
-    const journaled = "json" in m;
-    const events = journaled ? unpackEvents(JSON.parse(m.json) as PackedEvents, m.jseq) : unpackEvents(m.events);
+    const journaled = "records" in m;
+    const events = journaled ? m.records.flatMap((r) => unpackEvents(JSON.parse(r.json) as PackedEvents, r.jseq)) : unpackEvents(m.events);
     writer.append(events).then(
       (lastId) => {
         post({ t: "ack", seq: m.seq, lastId, metrics: take() });
