@@ -253,3 +253,42 @@ test("writer thread: events answered from the journal are committed exactly once
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("writer thread: clicks answered from the journal (links without max_clicks) are counted exactly by every settled read, also after the thread dies", async () => {
+  const { store, writer, link, domainId, cleanup } = await setup();
+  try {
+    const a = await link("a");
+    const w = writer as unknown as { worker: { terminate(): Promise<number> } | null };
+    const count = async () => (await store.getLink(a.project_id, a.id))!.clicks;
+    let acked = 0;
+    for (let round = 0; round < 12; round++) {
+      const batch = Array.from({ length: 40 }, (_, i) => click(a.id, domainId, round * 40 + i, { is_bot: i % 10 === 3 }));
+      await Promise.all(batch.map((e) => writer.write(e, { committed: false })));
+      acked += batch.filter((e) => !e.is_bot).length;
+      await writer.settled();
+      assert.equal(await count(), acked, `round ${round}: a settled read counts every answered click`);
+      if (round % 4 === 1) {
+        await writer.flushRollups();
+        assert.equal(await count(), acked, "after a rollup flush: none counted twice");
+      }
+      if (round % 4 === 2) {
+        // answered from the journal, then the thread dies: its successor commits them and puts them in links.clicks
+        // before it takes events (this thread never heard of their commit)
+        await Promise.all(Array.from({ length: 30 }, (_, i) => writer.write(click(a.id, domainId, i), { committed: false })));
+        acked += 30;
+        await w.worker!.terminate();
+        for (let i = 0; i < 100 && (w.worker === null || writer.status().writer); i++) await new Promise((r) => setTimeout(r, 20));
+        assert.deepEqual(writer.status(), {}, "a new writer thread is up");
+        await writer.settled();
+        assert.equal(await count(), acked, `round ${round}: after the journal's replay`);
+      }
+    }
+    await writer.flushRollups();
+    const stored = store.db.prepare(`SELECT clicks FROM links WHERE id = ?`).pluck().get(a.id) as number;
+    assert.equal(stored, acked, "links.clicks holds them all after the last flush");
+    const events = store.db.prepare(`SELECT count(*) FROM events WHERE link_id = ? AND is_bot = 0`).pluck().get(a.id) as number;
+    assert.equal(events, acked, "each answered click committed once");
+  } finally {
+    await cleanup();
+  }
+});

@@ -6,7 +6,17 @@ import type { SqliteStore } from "../store/sqlite/index.js";
 import type { CheckpointerInit } from "../store/sqlite/checkpointer.js";
 import { Journal, markOf, MAX_RECORD_EVENTS } from "./journal.js";
 import { countsAsLinkClick } from "./rollup.js";
-import { WriterUnavailable, type EventLog, type WriterOptions } from "./writer.js";
+import { WriterUnavailable, type EventLog, type WriteOptions, type WriterOptions } from "./writer.js";
+
+/** Adds the events' non-bot link clicks per link to `into` (made when the first is found). */
+function tallyClicks(events: EventRow[], into: Map<number, number> | null): Map<number, number> | null {
+  for (const e of events) {
+    if (!countsAsLinkClick(e)) continue;
+    into ??= new Map();
+    into.set(e.link_id!, (into.get(e.link_id!) ?? 0) + 1);
+  }
+  return into;
+}
 
 /** What the writer thread starts with. */
 export interface WorkerInit {
@@ -188,15 +198,20 @@ const POST_EVENTS = 2_000;
  * thread's time.
  *
  * When a request is answered:
- * - **Link clicks** (they count against max_clicks, exactly): once the writer thread says they are committed. The HTTP
- *   thread keeps each committed batch's clicks per link until the writer thread reports a rollup flush past it; the
- *   store reads links in one snapshot with the rollup watermark and adds the clicks past it
- *   (SqliteStore.clicksPending), so a link's count is exact at every moment. `pendingClicks()` is therefore 0 here.
- * - **Every other event** (front ends' events, tracking links and pixels, orphan visits, sessions): once written to the
+ * - **Clicks that count against a max_clicks** (`write(e, { committed: true })`, by default every link click): once
+ *   the writer thread says they are committed, so the next click on the link is judged on an exact count.
+ * - **Every other event** (clicks on links without a limit, front ends' events, tracking links and pixels, orphan
+ *   visits, sessions): once written to the
  *   event journal (journal.ts), which survives a killed process as SQLite's WAL does, so the answer does not wait for
  *   the round trip to the writer thread (measured: it was most of an ingest request's latency). The writer thread
  *   commits them within a moment; reads that must see them wait for that first (`settled()`, which the API calls before
  *   every request).
+ *
+ * Link clicks: the HTTP thread keeps each committed batch's clicks per link (journaled ones too) until the writer
+ * thread reports a rollup flush past it; the store reads links in one snapshot with the rollup watermark and adds the
+ * clicks past it (SqliteStore.clicksPending), so a link's count is exact for every read made after `settled()`
+ * (`pendingClicks()` is therefore 0 here). A writer thread that commits clicks from the journal as it starts flushes
+ * the rollups before it takes events, so those are in links.clicks.
  *
  * If the writer thread dies, the link clicks it held are refused (503, nothing acknowledged is lost), and a new one
  * starts, which recovers the rollups from the event log and commits what the journal holds, as a restart would.
@@ -231,6 +246,7 @@ export class ThreadedWriter implements EventLog {
   /** journal records not yet handed to the writer thread (see POST_MS), and their events */
   private unposted: { json: string; jseq: number }[] = [];
   private unpostedEvents = 0;
+  private unpostedClicks: Map<number, number> | null = null;
   private postTimer: NodeJS.Timeout | null = null;
   /** reads waiting for the journal to be committed up to their record */
   private settling: { upTo: number; resolve: () => void }[] = [];
@@ -349,6 +365,7 @@ export class ThreadedWriter implements EventLog {
     this.inFlight -= this.unpostedEvents;
     this.unposted = [];
     this.unpostedEvents = 0;
+    this.unpostedClicks = null;
     if (this.postTimer) clearTimeout(this.postTimer);
     this.postTimer = null;
     this.journaledInFlight = 0;
@@ -474,10 +491,10 @@ export class ThreadedWriter implements EventLog {
     }
   }
 
-  write(event: EventRow): Promise<void> {
+  write(event: EventRow, options?: WriteOptions): Promise<void> {
     if (this.closed) return Promise.reject(new WriterUnavailable("the server is shutting down"));
     return new Promise<void>((resolve, reject) => {
-      const q = countsAsLinkClick(event) ? this.committed : this.journaled;
+      const q = (options?.committed ?? countsAsLinkClick(event)) ? this.committed : this.journaled;
       q.events.push(event);
       q.waiters.push({ resolve, reject });
       this.schedule();
@@ -529,12 +546,7 @@ export class ThreadedWriter implements EventLog {
   private sendCommitted({ events, waiters }: Queued) {
     // journaled events answered earlier are committed first: the event log keeps the order of the answers
     this.post();
-    let clicks: Map<number, number> | null = null;
-    for (const e of events) {
-      if (!countsAsLinkClick(e)) continue;
-      clicks ??= new Map();
-      clicks.set(e.link_id!, (clicks.get(e.link_id!) ?? 0) + 1);
-    }
+    const clicks = tallyClicks(events, null);
     const settle = (err: Error | null) => {
       for (const w of waiters) {
         if (err) w.reject(err);
@@ -570,6 +582,7 @@ export class ThreadedWriter implements EventLog {
       this.journalSeq = jseq;
       this.unposted.push({ json, jseq });
       this.unpostedEvents += part.length;
+      this.unpostedClicks = tallyClicks(part, this.unpostedClicks);
       this.inFlight += part.length;
       this.journaledInFlight += part.length;
     }
@@ -586,9 +599,10 @@ export class ThreadedWriter implements EventLog {
     if (this.unposted.length === 0 || !this.worker || !this.up) return;
     const records = this.unposted;
     const seq = ++this.seq;
-    this.batches.set(seq, { events: this.unpostedEvents, clicks: null, jseq: records.at(-1)!.jseq, resolve: () => {}, reject: () => {} });
+    this.batches.set(seq, { events: this.unpostedEvents, clicks: this.unpostedClicks, jseq: records.at(-1)!.jseq, resolve: () => {}, reject: () => {} });
     this.unposted = [];
     this.unpostedEvents = 0;
+    this.unpostedClicks = null;
     this.worker.postMessage({ t: "append", seq, records } satisfies ToWorker);
   }
 

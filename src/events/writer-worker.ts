@@ -86,6 +86,8 @@ async function start(): Promise<{ journalSeq: number; replayed: number }> {
   }
   await Promise.all(commits);
   await writer.flush();
+  // link clicks among them: in links.clicks before the first read (the HTTP thread counts only the clicks it handed over)
+  if (replayed > 0) await writer.flushRollups();
   return { journalSeq, replayed };
 }
 

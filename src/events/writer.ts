@@ -13,8 +13,11 @@ type Waiter = (err: Error | null, lastId?: number) => void;
  * ThreadedWriter that runs the same EventWriter on a worker thread.
  */
 export interface EventLog {
-  /** Resolves once the event is committed; rejects (503, 507) when it could not be. */
-  write(event: EventRow): Promise<void>;
+  /**
+   * Resolves once the event is stored (committed, or where the writer keeps a journal, journaled: see `settled`);
+   * rejects (503, 507) when it could not be.
+   */
+  write(event: EventRow, options?: WriteOptions): Promise<void>;
   writeMany(events: EventRow[]): Promise<void>;
   /** Commits everything queued so far. */
   flush(): Promise<void>;
@@ -36,6 +39,14 @@ export interface EventLog {
   status?(): Record<string, string>;
   start(): Promise<void>;
   close(): Promise<void>;
+}
+
+export interface WriteOptions {
+  /**
+   * Answer only once the event is committed, never from a journal: a click that counts against its link's max_clicks,
+   * whose count must be exact before the next click is answered. By default, every non-bot link click.
+   */
+  committed?: boolean;
 }
 
 export class WriterUnavailable extends Error {}

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Config } from "../config.js";
 import { AppError, problem } from "../errors.js";
-import type { EventLog } from "../events/writer.js";
+import type { EventLog, WriteOptions } from "../events/writer.js";
 import { hashedVisitor, parseUa } from "../events/enrich.js";
 import type { DailySalt } from "../events/salt.js";
 import type { GeoIp } from "../events/geoip.js";
@@ -34,7 +34,8 @@ type Outcome = "redirect" | "not_found" | "gone" | "error";
 
 /**
  * The redirect hot path, outside the web framework: Host + slug → cached link → record the click → 302.
- * The answer is sent only after the click is committed (group commit), so an answered click is never lost.
+ * The answer is sent only once the click is stored (committed in a group commit, or in the writer's journal, which
+ * survives a crash as the database's log does), so an answered click is never lost.
  */
 export function createRedirectHandler(deps: RedirectDeps) {
   const { config, resolver, writer, salt, metrics, trust } = deps;
@@ -140,10 +141,17 @@ export function createRedirectHandler(deps: RedirectDeps) {
 
   type Base = Awaited<ReturnType<typeof baseEvent>>;
 
-  /** Commits the click, then answers; a click that cannot be committed is answered 503. */
-  async function commit(res: ServerResponse, event: EventRow, outcome: Outcome, respond: () => void, undo?: () => void): Promise<void> {
+  /** Stores the click, then answers; a click that cannot be stored is answered 503 (or 507: the disk is full). */
+  async function commit(
+    res: ServerResponse,
+    event: EventRow,
+    outcome: Outcome,
+    respond: () => void,
+    undo?: () => void,
+    options?: WriteOptions,
+  ): Promise<void> {
     try {
-      await writer.write(event);
+      await writer.write(event, options);
     } catch (err) {
       undo?.();
       return unavailable(res, err);
@@ -223,6 +231,9 @@ export function createRedirectHandler(deps: RedirectDeps) {
       () => {
         if (!isBot) link.clicks--;
       },
+      // a link without max_clicks: its click may be answered from the writer's journal (its count is exact for every
+      // read all the same, see EventLog.settled); with one, only once committed, so no click overshoots the limit
+      { committed: link.max_clicks !== null && !isBot },
     );
   }
 
