@@ -599,7 +599,13 @@ export class ThreadedWriter implements EventLog {
     if (this.unposted.length === 0 || !this.worker || !this.up) return;
     const records = this.unposted;
     const seq = ++this.seq;
-    this.batches.set(seq, { events: this.unpostedEvents, clicks: this.unpostedClicks, jseq: records.at(-1)!.jseq, resolve: () => {}, reject: () => {} });
+    this.batches.set(seq, {
+      events: this.unpostedEvents,
+      clicks: this.unpostedClicks,
+      jseq: records.at(-1)!.jseq,
+      resolve: () => {},
+      reject: () => {},
+    });
     this.unposted = [];
     this.unpostedEvents = 0;
     this.unpostedClicks = null;
