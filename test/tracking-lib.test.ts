@@ -1,7 +1,7 @@
 /** src/tracking, the library: Fernet spec vectors, pytracking 0.2.3's recorded vectors, the clicktrail format, HTML, webhook. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
+import { createHash, createHmac, hkdfSync, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createServer, type IncomingHttpHeaders } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -34,6 +34,7 @@ import {
   type TrackingConfig,
   type TrackingErrorCode,
 } from "../src/tracking/index.js";
+import { hmacSha256, macKey } from "../src/tracking/hmac.js";
 import { ROOT } from "./helpers.js";
 
 const SHARED = path.join(ROOT, "../shared/testdata");
@@ -507,6 +508,15 @@ test("clicktrail: signed links round-trip, are compact, deterministic and carry 
     bytes.subarray(5, bytes.length - 16).toString(),
     '{"u":"https://www.bob.com/hello-world/?token=valueééé","m":{"customer_id":1,"tags":["a","é"]}}',
   );
+  // the MAC, computed here as the format says: HMAC-SHA256 under the HKDF "mac" key, over version byte ‖ key id ‖ JSON
+  const macKey = Buffer.from(hkdfSync("sha256", Buffer.from(key, "utf8"), "clicktrail/tracking/v1", "mac", 32));
+  assert.deepEqual(
+    bytes.subarray(bytes.length - 16),
+    createHmac("sha256", macKey)
+      .update(bytes.subarray(0, bytes.length - 16))
+      .digest()
+      .subarray(0, 16),
+  );
   // an empty open link is 21 bytes: 28 characters
   const open = getOpenTrackingUrl(null, config);
   assert.equal(open.length - BASES.baseOpenTrackingUrl.length, 28);
@@ -524,6 +534,20 @@ test("clicktrail: signed links round-trip, are compact, deterministic and carry 
   const n = getOpenTrackingUrl(null, { ...config, signingKeys: [named] });
   assert.equal(peekKeyId(n, BASES.baseOpenTrackingUrl), "0a1b2c3d");
   assert.equal(getOpenTrackingResult(n, { ...config, signingKeys: [named] }).keyId, "0a1b2c3d");
+});
+
+test("hmacSha256 (precomputed key blocks, one-shot hashes) equals node:crypto's createHmac", () => {
+  for (const keyLength of [0, 1, 32, 63, 64]) {
+    const key = randomBytes(keyLength);
+    const k = macKey(key);
+    for (const lengths of [[], [0], [5], [5, 0], [5, 55], [9, 200, 1], [64], [1000, 3]]) {
+      const parts = lengths.map((n) => randomBytes(n));
+      const h = createHmac("sha256", key);
+      for (const p of parts) h.update(p);
+      assert.deepEqual(hmacSha256(k, ...parts), h.digest(), `key ${keyLength} bytes, parts ${lengths.join("+")}`);
+    }
+  }
+  assert.throws(() => macKey(randomBytes(65)), RangeError);
 });
 
 test("clicktrail: encrypted links hide their payload and round-trip", () => {

@@ -8,7 +8,19 @@ import { storedIp } from "../src/util/net.js";
 import { parseUa } from "../src/events/enrich.js";
 import { forwardQuery, normalizeHostname, withUtm } from "../src/links/validate.js";
 import { tmpDir } from "./helpers.js";
-import { hashPassword, verifyPassword } from "../src/auth/service.js";
+import { hashKey, hashPassword, verifyPassword } from "../src/auth/service.js";
+import { createHash } from "node:crypto";
+import { sha256 } from "../src/util/hash.js";
+import { hashedVisitor } from "../src/events/enrich.js";
+
+test("sha256: the one-shot hash is createHash's, byte for byte (stored API key hashes and visitor ids stay valid)", () => {
+  for (const text of ["", "ct_0123456789abcdef", "é|1|192.0.2.1|Mozilla/5.0 (iPhone) 🚀", "x".repeat(5000)]) {
+    for (const enc of ["hex", "base64url"] as const) assert.equal(sha256(text, enc), createHash("sha256").update(text).digest(enc));
+    assert.equal(sha256(Buffer.from(text), "hex"), createHash("sha256").update(text).digest("hex"));
+  }
+  assert.equal(hashKey("ct_key"), createHash("sha256").update("ct_key").digest("hex"));
+  assert.equal(hashedVisitor("salt", 7, "192.0.2.1", "UA"), "h" + createHash("sha256").update("salt|7|192.0.2.1|UA").digest("base64url").slice(0, 22));
+});
 
 test("passwords: scrypt hashes verify, wrong passwords do not", async () => {
   const h = await hashPassword("correct horse battery");

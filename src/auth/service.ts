@@ -1,9 +1,10 @@
-import { createHash, randomBytes, scrypt as scryptCb, timingSafeEqual } from "node:crypto";
+import { randomBytes, scrypt as scryptCb, timingSafeEqual } from "node:crypto";
 import { promisify } from "node:util";
 import { LRUCache } from "lru-cache";
 import { AppError, badRequest, conflict, notFound } from "../errors.js";
 import type { SessionService } from "./sessions.js";
 import { SCOPES, UniqueViolation, type ApiKey, type Project, type Scope, type Store, type User } from "../store/port.js";
+import { sha256 } from "../util/hash.js";
 
 const scrypt = promisify(scryptCb) as (pw: string, salt: Buffer, len: number) => Promise<Buffer>;
 
@@ -19,7 +20,7 @@ export interface Principal {
 }
 
 export function hashKey(key: string): string {
-  return createHash("sha256").update(key).digest("hex");
+  return sha256(key, "hex");
 }
 
 export async function hashPassword(password: string): Promise<string> {

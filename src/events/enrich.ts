@@ -1,7 +1,7 @@
-import { createHash } from "node:crypto";
 import { isbot } from "isbot";
 import { LRUCache } from "lru-cache";
 import { UAParser } from "ua-parser-js";
+import { sha256 } from "../util/hash.js";
 
 /** What Clicktrail derives from a user agent: parsed once per distinct string, then cached. */
 export interface UaInfo {
@@ -64,5 +64,5 @@ export function referrerHost(referrer: string | undefined): string {
 
 /** Visitor id when cookies are off: a hash of the daily salt, project, IP and user agent (not reversible). */
 export function hashedVisitor(salt: string, projectId: number, ip: string, ua: string): string {
-  return "h" + createHash("sha256").update(`${salt}|${projectId}|${ip}|${ua}`).digest("base64url").slice(0, 22);
+  return "h" + sha256(`${salt}|${projectId}|${ip}|${ua}`, "base64url").slice(0, 22);
 }

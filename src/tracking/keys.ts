@@ -16,6 +16,7 @@
 import { hkdfSync, randomBytes } from "node:crypto";
 import { b64url } from "./encoding.js";
 import { TrackingError } from "./errors.js";
+import { macKey, type MacKey } from "./hmac.js";
 
 export type SigningKey = string | { id: string; secret: string };
 
@@ -24,6 +25,8 @@ export interface DerivedKey {
   id: string;
   idBytes: Buffer;
   mac: Buffer;
+  /** `mac` with its HMAC blocks, computed once */
+  macKey: MacKey;
   enc: Buffer;
 }
 
@@ -62,7 +65,8 @@ export function deriveKey(key: SigningKey): DerivedKey {
   const hit = cache.get(cacheKey);
   if (hit) return hit;
   const idBytes = id ? Buffer.from(id, "hex") : hkdf(secret, "kid", 4);
-  const derived: DerivedKey = { id: idBytes.toString("hex"), idBytes, mac: hkdf(secret, "mac", 32), enc: hkdf(secret, "enc", 32) };
+  const mac = hkdf(secret, "mac", 32);
+  const derived: DerivedKey = { id: idBytes.toString("hex"), idBytes, mac, macKey: macKey(mac), enc: hkdf(secret, "enc", 32) };
   if (cache.size >= 256) cache.clear();
   cache.set(cacheKey, derived);
   return derived;

@@ -18,7 +18,8 @@
  * case without padding (it starts with "c"; read in either case). Neither can be confused with a pytracking token:
  * those start with "e" (base64 of "{") or "g" (Fernet's 0x80).
  */
-import { createCipheriv, createDecipheriv, createHmac, timingSafeEqual } from "node:crypto";
+import { createCipheriv, createDecipheriv, timingSafeEqual } from "node:crypto";
+import { hmacSha256 } from "./hmac.js";
 import { b32lower, b64url, decodeB32, decodeB64url } from "./encoding.js";
 import { TrackingError } from "./errors.js";
 import type { DerivedKey } from "./keys.js";
@@ -29,6 +30,7 @@ const F_EXPIRY = 0x02;
 const F_CLICK = 0x04;
 const F_RESERVED = 0x08;
 const MAC_LENGTH = 16;
+const ZERO = Buffer.of(0);
 const NONCE_LENGTH = 12;
 const TAG_LENGTH = 16;
 const MAX_EXPIRY = 0xffffffff;
@@ -96,12 +98,12 @@ export function encodeClicktrailToken(payload: TokenPayload, opts: EncodeTokenOp
   const body = serialisePayload(payload);
   let bytes: Buffer;
   if (opts.encrypt) {
-    const nonce = createHmac("sha256", opts.key.mac).update(Buffer.of(0)).update(head).update(body).digest().subarray(0, NONCE_LENGTH);
+    const nonce = hmacSha256(opts.key.macKey, ZERO, head, body).subarray(0, NONCE_LENGTH);
     const cipher = createCipheriv("aes-256-gcm", opts.key.enc, nonce, { authTagLength: TAG_LENGTH });
     cipher.setAAD(head);
     bytes = Buffer.concat([head, nonce, cipher.update(body), cipher.final(), cipher.getAuthTag()]);
   } else {
-    const mac = createHmac("sha256", opts.key.mac).update(head).update(body).digest().subarray(0, MAC_LENGTH);
+    const mac = hmacSha256(opts.key.macKey, head, body).subarray(0, MAC_LENGTH);
     bytes = Buffer.concat([head, body, mac]);
   }
   return opts.caseInsensitive ? b32lower(bytes) : b64url(bytes);
@@ -112,7 +114,9 @@ export function peekClicktrailKeyId(token: string): string | null {
   const enc = clicktrailTokenEncoding(token);
   if (!enc) return null;
   try {
-    const bytes = enc === "b64" ? decodeB64url(token) : decodeB32(token);
+    // the version byte and the key id are the first 5 bytes: 8 characters of either alphabet hold them
+    const head = token.length > 8 ? token.slice(0, 8) : token;
+    const bytes = enc === "b64" ? decodeB64url(head) : decodeB32(head);
     return bytes.length >= 5 && bytes[0] >> 4 === TOKEN_VERSION ? bytes.subarray(1, 5).toString("hex") : null;
   } catch {
     return null;
@@ -158,7 +162,7 @@ export function decodeClicktrailToken(token: string, keys: readonly DerivedKey[]
     const payload = bytes.subarray(headLength, bytes.length - MAC_LENGTH);
     const mac = bytes.subarray(bytes.length - MAC_LENGTH);
     for (const k of candidates) {
-      const expected = createHmac("sha256", k.mac).update(head).update(payload).digest().subarray(0, MAC_LENGTH);
+      const expected = hmacSha256(k.macKey, head, payload).subarray(0, MAC_LENGTH);
       if (timingSafeEqual(expected, mac)) {
         body = payload;
         break;
