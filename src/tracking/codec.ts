@@ -8,7 +8,7 @@
  * URL; pytracking's merge rules for default metadata and the webhook URL apply to both formats.
  */
 import { fernetDecrypt, fernetEncrypt, type FernetKey } from "./fernet.js";
-import { b64urlPadded, decodeB64urlPadded } from "./encoding.js";
+import { b64urlPadded, decodeB64urlPadded, UTF8 } from "./encoding.js";
 import { TrackingError } from "./errors.js";
 import { deriveKey, type SigningKey } from "./keys.js";
 import { pyJsonDumps } from "./pyjson.js";
@@ -266,7 +266,9 @@ export function tokenFromUrl(fullUrlOrPath: string, base?: string | null): strin
   let t = fullUrlOrPath;
   if (base && t.startsWith(base)) t = t.slice(base.length);
   if (t.startsWith("/")) t = t.slice(1);
-  const cut = t.search(/[?#]/);
+  const q = t.indexOf("?");
+  const h = t.indexOf("#");
+  const cut = q < 0 ? h : h < 0 ? q : Math.min(q, h);
   if (cut >= 0) t = t.slice(0, cut);
   if (t.endsWith("/")) t = t.slice(0, -1);
   const slash = t.lastIndexOf("/");
@@ -298,7 +300,7 @@ interface Decoded {
 function parsePytrackingJson(bytes: Buffer): EmbeddedData {
   let data: unknown;
   try {
-    data = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+    data = JSON.parse(UTF8.decode(bytes));
   } catch (e) {
     throw new TrackingError("bad_json", "tracking data is not UTF-8 JSON", { cause: e });
   }

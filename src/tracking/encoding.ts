@@ -81,3 +81,9 @@ export function decodeB32(s: string, what = "token"): Buffer {
   if (bits > 0 && (acc & ((1 << bits) - 1)) !== 0) throw new TrackingError("bad_base64", `${what} is not canonical base32`);
   return out;
 }
+
+/**
+ * Strict UTF-8 (invalid bytes throw), shared: a decoder is costly to make (half a microsecond, a tenth of decoding a
+ * token) and keeps no state between whole-buffer decode() calls.
+ */
+export const UTF8 = new TextDecoder("utf-8", { fatal: true });

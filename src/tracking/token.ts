@@ -20,7 +20,7 @@
  */
 import { createCipheriv, createDecipheriv, timingSafeEqual } from "node:crypto";
 import { hmacSha256 } from "./hmac.js";
-import { b32lower, b64url, decodeB32, decodeB64url } from "./encoding.js";
+import { b32lower, b64url, decodeB32, decodeB64url, UTF8 } from "./encoding.js";
 import { TrackingError } from "./errors.js";
 import type { DerivedKey } from "./keys.js";
 
@@ -189,7 +189,7 @@ function parsePayload(body: Buffer): TokenPayload {
   if (body.length === 0) return {};
   let data: unknown;
   try {
-    data = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body));
+    data = JSON.parse(UTF8.decode(body));
   } catch (e) {
     throw new TrackingError("bad_json", "token payload is not UTF-8 JSON", { cause: e });
   }
