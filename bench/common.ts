@@ -598,7 +598,12 @@ export interface LoadResult {
   /** CPU of the load generator and of the server, in cores (1 = one core busy) */
   clientCpu: number | null;
   serverCpu: number | null;
+  /** wrk: the latency distribution as QUANTILES evenly spaced quantiles, ms (merges slices: mergeLoads) */
+  quantiles?: number[];
 }
+
+/** how finely wrk reports a run's latency distribution, so slices can be merged into one distribution */
+const QUANTILES = 1000;
 
 /**
  * Requests for runLoad: each connection its own pre-built list of 1,024 (`make(i)` the i-th, e.g. a random path),
@@ -693,9 +698,11 @@ function rawRequest(r: LoadRequest, defaultHost: string): string {
 const WRK_DONE = `
 function done(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format('WRKJSON {"requests":%d,"duration_us":%d,"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d,"p50":%d,"p99":%d,"max":%d}\\n',
+  local q = {}
+  for i = 0, ${QUANTILES - 1} do q[#q + 1] = string.format('%d', latency:percentile((i + 0.5) * 100 / ${QUANTILES})) end
+  io.write(string.format('WRKJSON {"requests":%d,"duration_us":%d,"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d,"p50":%d,"p99":%d,"max":%d,"q":[%s]}\\n',
     summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(99), latency.max))
+    latency:percentile(50), latency:percentile(99), latency.max, table.concat(q, ',')))
 end
 `;
 
@@ -741,7 +748,7 @@ async function runWrk(o: LoadOptions): Promise<LoadResult> {
   tempDirs.delete(dir);
   const m = /WRKJSON (\{.*\})/.exec(out);
   if (ex.code !== 0 || !m) throw new Error(`wrk failed (${ex.code ?? ex.signal}):\n${out}\n${err}`);
-  const w = JSON.parse(m[1]!) as Record<string, number>;
+  const w = JSON.parse(m[1]!) as Record<string, number> & { q: number[] };
   const t = [...err.matchAll(/(\d+)m([\d.]+)s\s+(\d+)m([\d.]+)s/g)].pop();
   const seconds = w.duration_us! / 1e6;
   const cpu = t ? Number(t[1]) * 60 + Number(t[2]) + Number(t[3]) * 60 + Number(t[4]) : null;
@@ -761,7 +768,87 @@ async function runWrk(o: LoadOptions): Promise<LoadResult> {
     max: w.max! / 1000,
     clientCpu: cpu === null ? null : cpu / seconds,
     serverCpu: null,
+    quantiles: w.q.map((us) => us / 1000),
   };
+}
+
+/**
+ * One result from several load slices on one server: counts add up, rates are over their total time, CPU is averaged
+ * by time, and latency percentiles come from the slices' distributions merged (each slice's quantiles weighted by its
+ * requests); a slice without a distribution (autocannon) leaves p50 as the request-weighted mean and p99 as the highest.
+ */
+export function mergeLoads(rs: LoadResult[]): LoadResult {
+  if (rs.length === 1) return rs[0]!;
+  const sum = (f: (r: LoadResult) => number) => rs.reduce((a, r) => a + f(r), 0);
+  const seconds = sum((r) => r.seconds);
+  const requests = sum((r) => r.requests);
+  const timeAvg = (f: (r: LoadResult) => number | null) => (rs.every((r) => f(r) !== null) ? sum((r) => f(r)! * r.seconds) / seconds : null);
+  const nullableSum = (f: (r: LoadResult) => number | null) => (rs.every((r) => f(r) !== null) ? sum((r) => f(r)!) : null);
+  let p50: number;
+  let p99: number;
+  if (rs.every((r) => r.quantiles?.length)) {
+    const points = rs.flatMap((r) => r.quantiles!.map((v) => ({ v, w: r.requests / r.quantiles!.length }))).sort((x, y) => x.v - y.v);
+    const total = points.reduce((a, p) => a + p.w, 0);
+    const at = (q: number) => {
+      let acc = 0;
+      for (const p of points) if ((acc += p.w) >= q * total) return p.v;
+      return points.at(-1)!.v;
+    };
+    p50 = at(0.5);
+    p99 = at(0.99);
+  } else {
+    p50 = requests ? sum((r) => r.p50 * r.requests) / requests : 0;
+    p99 = Math.max(...rs.map((r) => r.p99));
+  }
+  return {
+    tool: rs[0]!.tool,
+    seconds,
+    rps: requests / seconds,
+    requests,
+    ok: sum((r) => r.ok),
+    s2xx: nullableSum((r) => r.s2xx),
+    s3xx: nullableSum((r) => r.s3xx),
+    bad: sum((r) => r.bad),
+    errors: sum((r) => r.errors),
+    p50,
+    p99,
+    max: Math.max(...rs.map((r) => r.max)),
+    clientCpu: timeAvg((r) => r.clientCpu),
+    serverCpu: timeAvg((r) => r.serverCpu),
+  };
+}
+
+/** how long each slice of alternateLoad is, and how long a Clicktrail server is left alone after its slice */
+export const SLICE_SECONDS = 2;
+export const SETTLE_MS = 400;
+
+/**
+ * The same bounded load on a baseline server (`a`) and on Clicktrail (`b`) in alternating slices (a b, b a, a b, …,
+ * SLICE_SECONDS each, `duration` seconds per server in all), merged per server. This machine's speed drifts from one
+ * second to the next (a bare node:http server was seen at 25,000 and at 56,000 req/s within one minute), and two phases
+ * one after the other measure two different machines; slices side by side measure the same one, so the ratio of the
+ * two holds still where each figure alone does not. After each slice of `b` the machine is left alone for SETTLE_MS, so
+ * that its background work (commits, rollup flushes) is not measured in `a`'s time.
+ */
+export async function alternateLoad(
+  a: Omit<LoadOptions, "duration">,
+  b: Omit<LoadOptions, "duration">,
+  duration: number,
+): Promise<[LoadResult, LoadResult]> {
+  const slices = Math.max(1, Math.round(duration / SLICE_SECONDS));
+  const ra: LoadResult[] = [];
+  const rb: LoadResult[] = [];
+  for (let i = 0; i < slices; i++) {
+    const d = i < slices - 1 ? SLICE_SECONDS : Math.max(1, duration - SLICE_SECONDS * (slices - 1));
+    for (const which of i % 2 === 0 ? ["a", "b"] : ["b", "a"]) {
+      if (which === "a") ra.push(await runLoad({ ...a, duration: d }));
+      else {
+        rb.push(await runLoad({ ...b, duration: d }));
+        await sleep(SETTLE_MS);
+      }
+    }
+  }
+  return [mergeLoads(ra), mergeLoads(rb)];
 }
 
 function shellQuote(s: string): string {

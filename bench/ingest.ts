@@ -18,6 +18,8 @@ import {
   intFlag,
   log,
   runLoad,
+  alternateLoad,
+  SLICE_SECONDS,
   startBare,
   startClicktrail,
   table,
@@ -28,6 +30,7 @@ import {
   type BenchFigure,
   type BenchResult,
   type BenchRunOptions,
+  type LoadOptions,
   type LoadResult,
   type LoadTool,
 } from "./common.js";
@@ -55,16 +58,20 @@ export const BARE = `(req, res) => {
   req.on("end", () => { JSON.parse(Buffer.concat(chunks).toString() || "{}"); res.writeHead(201, { "Content-Type": "application/json" }); res.end('{"accepted":1}'); });
 }`;
 
-function cannon(url: string, body: string, conns: number, o: { duration: number; tool: LoadTool }, pid?: number): Promise<LoadResult> {
-  return runLoad({
+/** POST /api/v1/events with `body` on every request */
+function eventLoad(url: string, body: string, conns: number, tool: LoadTool, pid?: number): Omit<LoadOptions, "duration"> {
+  return {
     url: url + "/api/v1/events",
     connections: conns,
-    duration: o.duration,
-    tool: o.tool,
+    tool,
     timeoutSec: 20,
     requests: [{ method: "POST", path: "/api/v1/events", headers: { "content-type": "application/json", "user-agent": BROWSER_UA }, body }],
     serverPid: pid,
-  });
+  };
+}
+
+function cannon(url: string, body: string, conns: number, o: { duration: number; tool: LoadTool }, pid?: number): Promise<LoadResult> {
+  return runLoad({ ...eventLoad(url, body, conns, o.tool, pid), duration: o.duration });
 }
 
 /** Runs the benchmark with `opts` (flag names of --help) over the defaults; prints as it goes; the figures. */
@@ -95,11 +102,16 @@ async function measure(
   const db = databaseUrl ? "PostgreSQL" : "SQLite";
 
   const bare = await startBare(BARE);
-  log(`[single] bare node:http, then Clicktrail on ${db} (${connections} connections, ${duration} s each, ${tool})`);
-  const a = await cannon(bare.url, single, connections, o, bare.proc.pid);
+  log(
+    `[single] bare node:http and Clicktrail on ${db} (${connections} connections, 1 s warm-up each, then ${duration} s each in alternating slices of ${SLICE_SECONDS} s, ${tool})`,
+  );
+  const oa = eventLoad(bare.url, single, connections, tool, bare.proc.pid);
+  const ob = eventLoad(srv.base, single, connections, tool, srv.proc.pid);
+  await runLoad({ ...oa, duration: 1 });
+  const warmB = await runLoad({ ...ob, duration: 1 });
+  const [a, b] = await alternateLoad(oa, ob, duration);
   await bare.stop();
-  const b = await cannon(srv.base, single, connections, o, srv.proc.pid);
-  let acknowledged = b.ok;
+  let acknowledged = warmB.ok + b.ok;
   const row = (load: string, who: string, r: LoadResult, n: number) => [
     load,
     who,

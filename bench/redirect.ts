@@ -28,7 +28,9 @@ import {
   log,
   promValue,
   requestLists,
+  alternateLoad,
   runLoad,
+  SLICE_SECONDS,
   sleep,
   startBare,
   startClicktrail,
@@ -55,7 +57,7 @@ const GOAL_P99_MS = 10;
 const HOST = "go.bench.test";
 
 const FLAGS = {
-  duration: { default: "10", help: "seconds of measured load per server" },
+  duration: { default: "10", help: "seconds of measured load per server, in alternating slices of 2 s (bare, Clicktrail, Clicktrail, bare, …)" },
   warmup: { default: "2", help: "seconds of warm-up load per server (not measured)" },
   connections: { default: "64", help: "concurrent keep-alive connections" },
   links: { default: "10000", help: "links created on the benchmark domain (random slugs among them are hit)" },
@@ -144,13 +146,22 @@ const RULES = [
   { name: "german", language: ["de"], target: "https://example.com/de/" },
 ];
 
-async function load(name: string, url: string, pid: number | undefined, requests: Load): Promise<Phase> {
+/** Warms both servers up, then measures them side by side (alternateLoad): (a) the bare server, (b) Clicktrail. */
+async function load(a: { url: string; pid?: number }, b: { url: string; pid?: number }, requests: Load): Promise<[Phase, Phase]> {
   const { warmup, duration, connections, tool } = cfg;
-  log(`\n[${name}] warm-up ${warmup} s, then ${duration} s with ${connections} connections on ${url} (${tool})`);
-  const opts = { url, connections, requests: requests.requests, perClient: requests.perClient, tool, serverPid: pid };
-  const warm = warmup > 0 ? await runLoad({ ...opts, duration: warmup }) : null;
-  const run = await runLoad({ ...opts, duration });
-  return { name, warm, run };
+  log(
+    `\n[a) bare node:http on ${a.url}, b) Clicktrail on ${b.url}] warm-up ${warmup} s each, then ${duration} s each in alternating slices of ${SLICE_SECONDS} s, ${connections} connections (${tool})`,
+  );
+  const opts = { connections, requests: requests.requests, perClient: requests.perClient, tool };
+  const oa = { ...opts, url: a.url, serverPid: a.pid };
+  const ob = { ...opts, url: b.url, serverPid: b.pid };
+  const warmA = warmup > 0 ? await runLoad({ ...oa, duration: warmup }) : null;
+  const warmB = warmup > 0 ? await runLoad({ ...ob, duration: warmup }) : null;
+  const [runA, runB] = await alternateLoad(oa, ob, duration);
+  return [
+    { name: "a) bare node:http 302", warm: warmA, run: runA },
+    { name: "b) Clicktrail redirect", warm: warmB, run: runB },
+  ];
 }
 
 const answered = (p: Phase) => (p.warm?.ok ?? 0) + p.run.ok;
@@ -174,15 +185,6 @@ function phaseRow(p: Phase): string[] {
 // ---------------------------------------------------------------- (a) bare node:http
 
 export const BARE = `(req, res) => { res.writeHead(302, { Location: "https://example.com/" }); res.end(); }`;
-
-async function bare(slugs: string[]): Promise<Phase> {
-  const server = await startBare(BARE);
-  try {
-    return await load("a) bare node:http 302", server.url, server.proc.pid, linkRequests(slugs, HOST));
-  } finally {
-    await server.stop();
-  }
-}
 
 // ---------------------------------------------------------------- (b) Clicktrail
 
@@ -219,7 +221,12 @@ interface Durability {
   afterLoadMs: number;
 }
 
-async function clicktrail(slugs: string[], databaseUrl: string | null): Promise<{ phase: Phase; dur: Durability }> {
+/** Clicktrail, measured side by side with the bare server (which it stops once the load is over). */
+async function clicktrail(
+  slugs: string[],
+  databaseUrl: string | null,
+  bare: Awaited<ReturnType<typeof startBare>>,
+): Promise<{ a: Phase; phase: Phase; dur: Durability }> {
   const flags = cfg.flags;
   const dataDir = tempDir("clicktrail-bench-redirect-");
   if (flags.keep === "true") keepTempDir(dataDir);
@@ -245,8 +252,9 @@ async function clicktrail(slugs: string[], databaseUrl: string | null): Promise<
   }
 
   const loadStart = Date.now();
-  const phase = await load("b) Clicktrail redirect", srv.base, srv.proc.pid, linkRequests(slugs, HOST));
+  const [a, phase] = await load({ url: bare.url, pid: bare.proc.pid }, { url: srv.base, pid: srv.proc.pid }, linkRequests(slugs, HOST));
   const loadEnd = Date.now();
+  await bare.stop();
 
   await sleep(300); // let requests cut off by the end of the load finish their commit
   const metrics = await http(srv.base, "GET", "/metrics");
@@ -263,7 +271,7 @@ async function clicktrail(slugs: string[], databaseUrl: string | null): Promise<
   if (code !== 0) log(`server output:\n${srv.output()}`);
 
   const { stored, allEvents } = await countStored(dataDir, databaseUrl);
-  return { phase, dur: { stored, allEvents, serverRedirects, shutdownMs, exit, batches, loadMs: loadEnd - loadStart, afterLoadMs } };
+  return { a, phase, dur: { stored, allEvents, serverRedirects, shutdownMs, exit, batches, loadMs: loadEnd - loadStart, afterLoadMs } };
 }
 
 // ---------------------------------------------------------------- main
@@ -285,8 +293,7 @@ async function measure(databaseUrl: string | null): Promise<BenchResult> {
   );
   log(`node ${process.version}, ${cpus().length} CPUs; load generator: ${tool === "wrk" ? "wrk (a child process)" : "autocannon in this process"}`);
 
-  const a = await bare(slugs);
-  const { phase: b, dur } = await clicktrail(slugs, databaseUrl);
+  const { a, phase: b, dur } = await clicktrail(slugs, databaseUrl, await startBare(BARE));
 
   const ratio = b.run.rps / a.run.rps;
   const answeredTotal = answered(b) + 1; // and the probe

@@ -19,6 +19,8 @@ import {
   intFlag,
   log,
   requestLists,
+  alternateLoad,
+  SLICE_SECONDS,
   runLoad,
   startBare,
   startClicktrail,
@@ -52,9 +54,20 @@ export const BARE = `(req, res) => {
   else { res.writeHead(302, { Location: "https://example.com/" }); res.end(); }
 }`;
 
-function cannon(url: string, paths: string[], o: { connections: number; duration: number; tool: LoadTool }, pid?: number): Promise<LoadResult> {
+/** The bare server and Clicktrail side by side (alternateLoad), after a warm-up of each, on random links of `paths`. */
+async function cannon(
+  a: { url: string; pid?: number },
+  b: { url: string; pid?: number },
+  paths: string[],
+  o: { connections: number; duration: number; tool: LoadTool },
+): Promise<[LoadResult, LoadResult]> {
   const load = requestLists(() => ({ method: "GET", path: paths[(Math.random() * paths.length) | 0]!, headers: { "user-agent": BROWSER_UA } }));
-  return runLoad({ url, ...o, timeoutSec: 10, ...load, serverPid: pid });
+  const opts = { connections: o.connections, tool: o.tool, timeoutSec: 10, ...load };
+  const oa = { ...opts, url: a.url, serverPid: a.pid };
+  const ob = { ...opts, url: b.url, serverPid: b.pid };
+  await runLoad({ ...oa, duration: 1 });
+  await runLoad({ ...ob, duration: 1 });
+  return alternateLoad(oa, ob, o.duration);
 }
 
 function opsPerSecond(fn: () => void, nOps: number): number {
@@ -101,9 +114,8 @@ export async function run(opts: BenchRunOptions = {}): Promise<BenchResult> {
     ["click /t/c", clicks],
     ["open /t/o", opens],
   ] as const) {
-    log(`[${kind}] bare node:http, then Clicktrail (${tool})`);
-    const a = await cannon(bare.url, paths, { connections, duration, tool }, bare.proc.pid);
-    const b = await cannon(srv.base, paths, { connections, duration, tool }, srv.proc.pid);
+    log(`[${kind}] bare node:http and Clicktrail, 1 s warm-up each, then in alternating slices of ${SLICE_SECONDS} s (${tool})`);
+    const [a, b] = await cannon({ url: bare.url, pid: bare.proc.pid }, { url: srv.base, pid: srv.proc.pid }, paths, { connections, duration, tool });
     const ratio = b.rps / a.rps;
     ratios.push(ratio);
     figures.push({
