@@ -19,7 +19,10 @@ test("sha256: the one-shot hash is createHash's, byte for byte (stored API key h
     assert.equal(sha256(Buffer.from(text), "hex"), createHash("sha256").update(text).digest("hex"));
   }
   assert.equal(hashKey("ct_key"), createHash("sha256").update("ct_key").digest("hex"));
-  assert.equal(hashedVisitor("salt", 7, "192.0.2.1", "UA"), "h" + createHash("sha256").update("salt|7|192.0.2.1|UA").digest("base64url").slice(0, 22));
+  assert.equal(
+    hashedVisitor("salt", 7, "192.0.2.1", "UA"),
+    "h" + createHash("sha256").update("salt|7|192.0.2.1|UA").digest("base64url").slice(0, 22),
+  );
 });
 
 test("passwords: scrypt hashes verify, wrong passwords do not", async () => {
