@@ -213,8 +213,9 @@ const POST_EVENTS = 2_000;
  * (`pendingClicks()` is therefore 0 here). A writer thread that commits clicks from the journal as it starts flushes
  * the rollups before it takes events, so those are in links.clicks.
  *
- * If the writer thread dies, the clicks it held that wait for their commit are refused (503, nothing acknowledged is lost), and a new one
- * starts, which recovers the rollups from the event log and commits what the journal holds, as a restart would.
+ * If the writer thread dies, the clicks it held that wait for their commit are refused (503, nothing acknowledged is
+ * lost), and a new one starts, which recovers the rollups from the event log and commits what the journal holds, as a
+ * restart would.
  */
 export class ThreadedWriter implements EventLog {
   private worker: Worker | null = null;
@@ -336,7 +337,8 @@ export class ThreadedWriter implements EventLog {
         if (this.worker !== worker) return;
         this.worker = null;
         this.up = false;
-        // the clicks waiting for their commit are refused; journaled batches were answered already: the next thread commits them
+        // the clicks waiting for their commit are refused; journaled batches were answered already: the next thread
+        // commits them
         this.failAll(this.downCause ?? new WriterUnavailable(`the event writer thread stopped (exit code ${code}); try again in a moment`));
         if (!started) reject(new Error(`the event writer thread stopped while starting (exit code ${code})`));
         else if (!this.closed) {
