@@ -201,11 +201,10 @@ const POST_EVENTS = 2_000;
  * - **Clicks that count against a max_clicks** (`write(e, { committed: true })`, by default every link click): once
  *   the writer thread says they are committed, so the next click on the link is judged on an exact count.
  * - **Every other event** (clicks on links without a limit, front ends' events, tracking links and pixels, orphan
- *   visits, sessions): once written to the
- *   event journal (journal.ts), which survives a killed process as SQLite's WAL does, so the answer does not wait for
- *   the round trip to the writer thread (measured: it was most of an ingest request's latency). The writer thread
- *   commits them within a moment; reads that must see them wait for that first (`settled()`, which the API calls before
- *   every request).
+ *   visits, sessions): once written to the event journal (journal.ts), which survives a killed process as SQLite's
+ *   WAL does, so the answer does not wait for the round trip to the writer thread (measured: it was most of an ingest
+ *   request's latency). The writer thread commits them within a moment; reads that must see them wait for that first
+ *   (`settled()`, which the API calls before every request).
  *
  * Link clicks: the HTTP thread keeps each committed batch's clicks per link (journaled ones too) until the writer
  * thread reports a rollup flush past it; the store reads links in one snapshot with the rollup watermark and adds the

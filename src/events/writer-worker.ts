@@ -73,7 +73,7 @@ async function start(): Promise<{ journalSeq: number; replayed: number }> {
   store = new SqliteStore({ file: init.file, synchronous: init.synchronous, autocheckpoint: false, walRestartBytes: init.walRestartBytes });
   writer = new EventWriter(store, metrics, { ...init.options, log, onFlushed: (to) => post({ t: "flushed", to }) });
   await writer.start();
-  const mark = store.journalMark();
+  const mark = await store.journalMark();
   let journalSeq = Math.max(0, Math.floor(mark / MARK_SHIFT));
   let replayed = 0;
   const commits: Promise<number>[] = [];

@@ -725,10 +725,11 @@ export class SqliteStore implements Store {
   };
 
   /** The mark of the last journaled event committed (see events/journal.ts); -1 when none ever was. */
-  journalMark(): number {
-    const v = this.db.prepare(`SELECT value FROM meta WHERE key = 'journal_mark'`).pluck().get() as string | undefined;
-    return v === undefined ? -1 : Number(v);
+  async journalMark(): Promise<number> {
+    const v = await this.getMeta("journal_mark");
+    return v === null ? -1 : Number(v);
   }
+
   private appendTxn?: (events: EventRow[]) => number;
 
   async appendEvents(events: EventRow[]): Promise<number> {
