@@ -12,6 +12,7 @@ import path from "node:path";
 import { EventWriter, type EventLog, type WriterOptions } from "./events/writer.js";
 import { ThreadedWriter } from "./events/writer-thread.js";
 import { SqliteStore } from "./store/sqlite/index.js";
+import { Journal } from "./events/journal.js";
 import { Spool } from "./events/spool.js";
 import { DailySalt } from "./events/salt.js";
 import { GeoIp } from "./events/geoip.js";
@@ -196,6 +197,11 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
       chunkSize: store.engine === "postgres" ? 1000 : 250,
       // several instances on one database: while it is unreachable, each instance spools to its own data directory
       spool: store.appendBatches ? new Spool(path.join(config.dataDir, "spool")) : undefined,
+      // and answers from its own event journal there, not waiting for the database's commit (CLICKTRAIL_POSTGRES_JOURNAL)
+      journal:
+        store.engine === "postgres" && config.postgresJournal !== "OFF"
+          ? new Journal(path.join(config.dataDir, "event-journal"), config.postgresJournal === "FULL")
+          : undefined,
       log: fastify.log,
       thread: config.sqliteWriterThread,
     },

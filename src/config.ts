@@ -25,6 +25,12 @@ export interface Config {
   /** postgres:// URL: PostgreSQL instead of the embedded SQLite. */
   databaseUrl: string | undefined;
   databasePool: number;
+  /**
+   * PostgreSQL: the instance's event journal (in the data directory). NORMAL: events no counter depends on are answered
+   * once written to it, before the database's commit (survives a crash of the process); FULL: each record is synced
+   * too (survives power loss); OFF: answers wait for the database's commit.
+   */
+  postgresJournal: "NORMAL" | "FULL" | "OFF";
   /** redis:// URL: cache invalidation between instances over Redis pub/sub. */
   redisUrl: string | undefined;
   /** The source systems' HTTP surfaces to serve, each at a mount path ("" is the root). */
@@ -92,6 +98,11 @@ export const CONFIG_VARIABLES = [
     "postgres://user:password@host:5432/db — store everything in PostgreSQL, so several instances can share it (docs/deploy.md)",
   ],
   ["CLICKTRAIL_DATABASE_POOL", "10", "PostgreSQL connections per instance"],
+  [
+    "CLICKTRAIL_POSTGRES_JOURNAL",
+    "NORMAL",
+    "PostgreSQL: redirects and events are answered once in the instance's event journal (data directory), committed a moment later: NORMAL (survives a crash of the process), FULL (fsync each record: survives power loss too) or OFF (answers wait for the database's commit)",
+  ],
   [
     "CLICKTRAIL_REDIS_URL",
     "(none)",
@@ -226,6 +237,7 @@ export function loadConfig(rawEnv: Env = process.env): Config {
     publicUrl,
     databaseUrl,
     databasePool: int(env, "CLICKTRAIL_DATABASE_POOL", 10, 1, 1000),
+    postgresJournal: oneOf(env, "CLICKTRAIL_POSTGRES_JOURNAL", "NORMAL", ["NORMAL", "FULL", "OFF"] as const, true),
     redisUrl,
     dialects: dialects(env),
     microticksKey: env.MICROTICKS_KEY || undefined,

@@ -1,12 +1,25 @@
-import { closeSync, fdatasyncSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from "node:fs";
+import {
+  appendFileSync,
+  closeSync,
+  fdatasyncSync,
+  fstatSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
 import path from "node:path";
 import { AppError } from "../errors.js";
 import { WriterUnavailable } from "./writer.js";
 
 /**
- * The event journal of the SQLite writer thread: an append-only file in which the HTTP thread writes each turn's events
- * (those no counter depends on: see ThreadedWriter) before it answers their requests, so the answer does not wait for
- * the round trip to the writer thread and its commit. A write() that returned is in the operating system's page cache:
+ * The event journal: an append-only file in which the HTTP thread writes each turn's events (those no counter depends
+ * on) before it answers their requests, so the answer does not wait for the commit. Two writers keep one: the SQLite
+ * writer thread (ThreadedWriter: the answer does not wait for the round trip to the thread and its commit), and, on
+ * PostgreSQL, each instance's EventWriter (the answer does not wait for the database; see its `journal` option). A write() that returned is in the operating system's page cache:
  * a killed process loses nothing, exactly as a commit to SQLite's write-ahead log in synchronous NORMAL mode (FULL
  * syncs each record to the disk, as SQLite's FULL syncs each commit).
  *
@@ -14,7 +27,8 @@ import { WriterUnavailable } from "./writer.js";
  * thread commits the events to the event log and records, in the same transaction, the position of the last one it
  * committed (a "mark": seq × 2^20 + index in the record). After a crash, the writer thread starts by committing what
  * the journal holds past the mark. Files are segments named by their first sequence number; a segment is deleted once
- * every batch in it is committed.
+ * every batch in it is committed. (The PostgreSQL writer keeps no mark: its records are batches with ids, which the
+ * database remembers, so after a crash they are replayed through the spool and those it has already are skipped.)
  *
  * Record: u32 length of the payload, f64 sequence number, payload (JSON), all little-endian.
  */
@@ -146,6 +160,17 @@ export class Journal {
     else if (this.current) rmSync(this.current.file, { force: true });
     this.fd = null;
     this.current = null;
+  }
+
+  /**
+   * Keeps a batch that was answered from the journal but that the database refuses (`rejected.ndjson` beside the
+   * segments, one JSON line each, synced), so an operator can look at it and put it in by hand; returns the file.
+   */
+  reject(batch: unknown, reason: string): string {
+    mkdirSync(this.dir, { recursive: true });
+    const file = path.join(this.dir, "rejected.ndjson");
+    appendFileSync(file, JSON.stringify({ at: new Date().toISOString(), reason, batch }) + "\n", { flush: true });
+    return file;
   }
 
   close(): void {

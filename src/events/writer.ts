@@ -2,11 +2,27 @@ import { randomUUID } from "node:crypto";
 import { AppError } from "../errors.js";
 import { StoreUnavailable, WriterRetired, type EventRow, type RollupOp, type Store } from "../store/port.js";
 import type { Metrics } from "../ops/metrics.js";
-import { RollupBuffer, rollupOps } from "./rollup.js";
+import { Journal, readJournal } from "./journal.js";
+import { countsAsLinkClick, RollupBuffer, rollupOps } from "./rollup.js";
 import type { Spool, SpooledBatch } from "./spool.js";
 
 /** Told once its event is committed (with the id of the last event of that commit) or refused. */
 type Waiter = (err: Error | null, lastId?: number) => void;
+
+/**
+ * A batch waiting for its group commit: one turn's events answered once committed (with a waiter each), or one turn's
+ * events answered once in the journal (`jseq`: their record; nobody waits for them).
+ */
+interface Pending extends SpooledBatch {
+  waiters: Waiter[];
+  jseq: number;
+}
+
+/**
+ * Events answered from the journal but not yet committed (or spooled), past which answers wait for commits again: the
+ * database is behind the load, and clients are slowed down to its pace instead of the queue growing without bound.
+ */
+const MAX_UNCOMMITTED = 20_000;
 
 /**
  * What the rest of Clicktrail needs of the event log's writer: the in-process EventWriter, or (SQLite on a file) the
@@ -74,6 +90,14 @@ export interface WriterOptions {
   log?: { warn(o: object, msg: string): void; info(o: object, msg: string): void; error?(o: object, msg: string): void };
   /** Told after each rollup flush is committed: the flushed events' ids run up to `to` (the worker thread reports it). */
   onFlushed?: (to: number) => void;
+  /**
+   * PostgreSQL: the instance's event journal (journal.ts, with a spool). Events no counter depends on (every write but
+   * a click counted against its link's max_clicks, see WriteOptions) are answered once their turn's record is in it,
+   * without waiting for the database's commit; a batch's record goes once the batch is committed or spooled. After a
+   * crash, `start()` moves what the journal still holds into the spool, whose replay skips the batches (by id) that the
+   * database already has.
+   */
+  journal?: Journal;
 }
 
 const yieldToLoop = () => new Promise<void>((r) => setImmediate(r));
@@ -95,9 +119,24 @@ const yieldToLoop = () => new Promise<void>((r) => setImmediate(r));
  * (its content was handed over); the next flush rebuilds it from the event log, exactly as a restart would.
  */
 export class EventWriter implements EventLog {
-  private queue: EventRow[] = [];
-  private waiters: Waiter[] = [];
+  /** batches waiting for their commit, in order, and their events */
+  private queue: Pending[] = [];
+  private queued = 0;
+  /** this turn's writes: answered once committed, and answered once journaled */
+  private turnCommitted: Pending | null = null;
+  private turnJournaled: { events: EventRow[]; waiters: Waiter[] } | null = null;
   private scheduled = false;
+  private readonly journal: Journal | undefined;
+  /** the last journal record written, and the last one whose batch (and every one before it) is committed or spooled */
+  private journalSeq = 0;
+  private journalDone = 0;
+  /** records written whose batches are not done yet, in order, and those of them done out of order */
+  private journalOpen: number[] = [];
+  private journalDoneEarly = new Set<number>();
+  /** events answered from the journal whose batches are not done yet */
+  private journaledOpen = 0;
+  /** reads waiting for the journal's batches to be done up to their record */
+  private settling: { upTo: number; resolve: () => void }[] = [];
   /** group commits under way (at most maxInFlight) */
   private commits = new Set<Promise<void>>();
   private closed = false;
@@ -116,7 +155,7 @@ export class EventWriter implements EventLog {
   private exclusiveTurn: Promise<void> | null = null;
   private appendsDone: (() => void)[] = [];
   private timer: NodeJS.Timeout | null = null;
-  private readonly opts: Required<Omit<WriterOptions, "spool" | "log" | "onFlushed">>;
+  private readonly opts: Required<Omit<WriterOptions, "spool" | "log" | "onFlushed" | "journal">>;
   private adoptTimer: NodeJS.Timeout | null = null;
   private readonly spool: Spool | undefined;
   private readonly log: WriterOptions["log"];
@@ -131,11 +170,13 @@ export class EventWriter implements EventLog {
     private readonly metrics: Metrics,
     opts: WriterOptions = {},
   ) {
-    const { spool, log, onFlushed, ...rest } = opts;
+    const { spool, log, onFlushed, journal, ...rest } = opts;
     this.onFlushed = onFlushed;
     this.opts = { maxBatch: 5000, rollupIntervalMs: 10_000, rollupMaxKeys: 200_000, chunkSize: 1000, maxInFlight: 1, ...rest };
     if (spool && !store.appendBatches) throw new Error("a spool needs a store with appendBatches (batch ids make replays safe)");
+    if (journal && !spool) throw new Error("a journal needs a spool (a crash moves what the journal holds into it)");
     this.spool = spool;
+    this.journal = journal;
     this.log = log;
   }
 
@@ -145,11 +186,12 @@ export class EventWriter implements EventLog {
   }
 
   get depth(): number {
-    return this.queue.length;
+    return this.queued + (this.turnCommitted?.events.length ?? 0) + (this.turnJournaled?.events.length ?? 0);
   }
 
   /** Brings the rollups up to date with the event log, then flushes them periodically. */
   async start(): Promise<void> {
+    if (this.journal) this.recoverJournal(this.journal);
     await this.recover();
     await this.flushRollups();
     if (this.spool?.size) {
@@ -232,22 +274,60 @@ export class EventWriter implements EventLog {
     return (this.buffer?.pendingClicks(linkId) ?? 0) + (this.inFlight?.linkClicks.get(linkId) ?? 0);
   }
 
-  write(event: EventRow): Promise<void> {
+  /**
+   * A crash left batches in the journal that may not be committed: they go to the spool (synced), whose replay commits
+   * those the database does not have yet (it knows the others' batch ids), and the journal starts over.
+   */
+  private recoverJournal(journal: Journal) {
+    let events = 0;
+    const records = readJournal(journal.dir);
+    for (const r of records) {
+      const batch = r.payload as SpooledBatch;
+      this.spool!.append(batch);
+      events += batch.events.length;
+    }
+    journal.reset();
+    if (records.length) this.log?.info({ batches: records.length, events }, "event journal of an earlier run: replaying it through the spool");
+  }
+
+  /**
+   * `committed` (by default, for a link click that counts): the promise resolves once the event is committed. Otherwise,
+   * with a journal, once its turn's record is written there.
+   */
+  write(event: EventRow, options?: WriteOptions): Promise<void> {
     if (this.closed) return Promise.reject(new WriterUnavailable("the server is shutting down"));
     return new Promise<void>((resolve, reject) => {
-      this.queue.push(event);
-      this.waiters.push((err) => (err ? reject(err) : resolve()));
+      const waiter: Waiter = (err) => (err ? reject(err) : resolve());
+      if (this.journal && !(options?.committed ?? countsAsLinkClick(event))) {
+        const t = (this.turnJournaled ??= { events: [], waiters: [] });
+        t.events.push(event);
+        t.waiters.push(waiter);
+      } else {
+        const t = (this.turnCommitted ??= this.pending());
+        t.events.push(event);
+        t.waiters.push(waiter);
+      }
       this.schedule();
     });
   }
 
   async writeMany(events: EventRow[]): Promise<void> {
+    if (events.length === 0) return;
+    if (this.journal && !events.some(countsAsLinkClick)) {
+      if (this.closed) throw new WriterUnavailable("the server is shutting down");
+      return new Promise<void>((resolve, reject) => {
+        const t = (this.turnJournaled ??= { events: [], waiters: [] });
+        for (const e of events) t.events.push(e);
+        t.waiters.push((err) => (err ? reject(err) : resolve()));
+        this.schedule();
+      });
+    }
     await this.append(events);
   }
 
   /**
-   * Like writeMany, and resolves with the id of the last event of the last commit the events were in (0: none, or not
-   * known: spooled), which is at least the id of each of them.
+   * Like writeMany, and resolves once committed, with the id of the last event of the last commit the events were in
+   * (0: none, or not known: spooled), which is at least the id of each of them.
    */
   append(events: EventRow[]): Promise<number> {
     if (events.length === 0) return Promise.resolve(0);
@@ -256,9 +336,10 @@ export class EventWriter implements EventLog {
       let left = events.length;
       let failed = false;
       let last = 0;
+      const t = (this.turnCommitted ??= this.pending());
       for (const e of events) {
-        this.queue.push(e);
-        this.waiters.push((err, lastId) => {
+        t.events.push(e);
+        t.waiters.push((err, lastId) => {
           if (failed) return;
           if (err) return ((failed = true), reject(err));
           if (lastId !== undefined && lastId > last) last = lastId;
@@ -269,22 +350,68 @@ export class EventWriter implements EventLog {
     });
   }
 
+  private pending(): Pending {
+    // batch ids let a spooled or journaled batch whose first commit had an unknown outcome be replayed safely
+    return { id: this.store.appendBatches ? randomUUID() : "", events: [], waiters: [], jseq: 0 };
+  }
+
   private schedule() {
-    if (this.scheduled || this.commits.size >= this.opts.maxInFlight) return;
+    if (this.scheduled) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
+      this.endTurn();
       while (this.startCommit());
     });
   }
 
-  /** Starts a group commit of what is queued, if there is any and a slot is free. */
+  /** Queues this turn's writes for their commit; the journaled ones are written to the journal and answered first. */
+  private endTurn() {
+    const j = this.turnJournaled;
+    this.turnJournaled = null;
+    if (j) {
+      const batch: Pending = { ...this.pending(), events: j.events };
+      // the database is behind: answers wait for its commits again (back-pressure), until it has caught up
+      if (this.journaledOpen >= MAX_UNCOMMITTED) batch.waiters = j.waiters;
+      else {
+        const jseq = this.journalSeq + 1;
+        try {
+          this.journal!.append(jseq, JSON.stringify({ id: batch.id, events: batch.events } satisfies SpooledBatch));
+        } catch (err) {
+          for (const w of j.waiters) w(err as Error);
+          return this.endTurnCommitted();
+        }
+        this.journalSeq = batch.jseq = jseq;
+        this.journalOpen.push(jseq);
+        this.journaledOpen += batch.events.length;
+        for (const w of j.waiters) w(null);
+      }
+      this.queue.push(batch);
+      this.queued += batch.events.length;
+    }
+    this.endTurnCommitted();
+  }
+
+  private endTurnCommitted() {
+    const c = this.turnCommitted;
+    this.turnCommitted = null;
+    if (c) {
+      this.queue.push(c);
+      this.queued += c.events.length;
+    }
+  }
+
+  /** Starts a group commit of what is queued (batches up to maxBatch events), if there is any and a slot is free. */
   private startCommit(): boolean {
     if (this.queue.length === 0 || this.commits.size >= this.opts.maxInFlight) return false;
-    const events = this.queue.splice(0, this.opts.maxBatch);
-    const waiters = this.waiters.splice(0, events.length);
-    const p: Promise<void> = this.commit(events, waiters).finally(() => {
+    let n = 0;
+    let k = 0;
+    while (k < this.queue.length && (k === 0 || n + this.queue[k]!.events.length <= this.opts.maxBatch)) n += this.queue[k++]!.events.length;
+    const batches = this.queue.splice(0, k);
+    this.queued -= n;
+    const p: Promise<void> = this.commit(batches).finally(() => {
       this.commits.delete(p);
+      this.done(batches);
       if (this.queue.length) this.schedule();
     });
     this.commits.add(p);
@@ -293,20 +420,57 @@ export class EventWriter implements EventLog {
 
   /** Commits everything queued so far. */
   async flush(): Promise<void> {
+    this.endTurn();
     while (this.queue.length || this.commits.size) {
       while (this.startCommit());
       if (this.commits.size) await Promise.race(this.commits);
     }
   }
 
-  private async commit(events: EventRow[], waiters: Waiter[]): Promise<void> {
+  /**
+   * Resolves once every event acknowledged before the call is committed (or, the database away, spooled), where reads
+   * find it (or, spooled, will once it is replayed).
+   */
+  settled(): Promise<void> {
+    if (this.turnJournaled) this.endTurn();
+    if (this.journalDone >= this.journalSeq) return Promise.resolve();
+    while (this.startCommit());
+    return new Promise((resolve) => this.settling.push({ upTo: this.journalSeq, resolve }));
+  }
+
+  /** The batches of a commit are done (committed, spooled or put aside): their journal records can go. */
+  private done(batches: Pending[]) {
+    for (const b of batches) {
+      if (!b.jseq) continue;
+      this.journaledOpen -= b.events.length;
+      this.journalDoneEarly.add(b.jseq);
+    }
+    let moved = false;
+    while (this.journalOpen.length && this.journalDoneEarly.delete(this.journalOpen[0]!)) {
+      this.journalDone = this.journalOpen.shift()!;
+      moved = true;
+    }
+    if (!moved) return;
+    this.journal!.release(this.journalDone);
+    if (this.settling.length) {
+      const waiting = this.settling;
+      this.settling = [];
+      for (const w of waiting) {
+        if (w.upTo <= this.journalDone) w.resolve();
+        else this.settling.push(w);
+      }
+    }
+  }
+
+  private async commit(batches: Pending[]): Promise<void> {
     const start = process.hrtime.bigint();
+    const waiters = batches.length === 1 ? batches[0]!.waiters : batches.flatMap((b) => b.waiters);
+    const count = () => batches.reduce((n, b) => n + b.events.length, 0);
+    const plain = (): SpooledBatch[] => batches.map((b) => ({ id: b.id, events: b.events }));
     try {
-      // batch ids let a spooled batch whose first commit had an unknown outcome be replayed safely
-      const id = this.store.appendBatches ? randomUUID() : "";
       if (!this.spooling) {
         try {
-          return await this.appendInTurn([{ id, events }], (lastId) => this.acknowledge(events, waiters, start, lastId));
+          return await this.appendInTurn(plain(), (lastId) => this.acknowledge(count(), waiters, start, lastId));
         } catch (err) {
           if (!(err instanceof StoreUnavailable) || !this.spool) throw err;
           this.spooling = true;
@@ -317,14 +481,62 @@ export class EventWriter implements EventLog {
           this.scheduleReplay();
         }
       }
-      this.spool!.append({ id, events });
-      this.metrics.spooled.inc(events.length);
-      this.acknowledge(events, waiters, start);
+      for (const b of batches) this.spool!.append({ id: b.id, events: b.events });
+      this.metrics.spooled.inc(count());
+      this.acknowledge(count(), waiters, start);
     } catch (err) {
       this.metrics.writerFailures.inc();
       // a cause the client should hear (507 storage-full: the disk is full) goes out as it is; anything else is a 503
       const e = err instanceof AppError ? err : new WriterUnavailable(`could not store the event: ${(err as Error).message}`);
       for (const w of waiters) w(e);
+      await this.putAside(batches.filter((b) => b.jseq));
+    }
+  }
+
+  /**
+   * Journaled batches (answered already) whose commit failed: each is tried again alone (the failure may be another
+   * batch's, or passing), spooled if the database is away, and one the database refuses three times is kept in a file
+   * beside the journal, with the error, for an operator (and logged): never dropped. Until one of these succeeds (a full
+   * disk, the database away), the batch stays in the journal and is tried again, with growing pauses.
+   */
+  private async putAside(batches: Pending[]) {
+    for (const b of batches) {
+      const batch = { id: b.id, events: b.events };
+      let refusal: Error | null = null;
+      let refusals = 0;
+      for (let attempt = 1; ; attempt++) {
+        await new Promise((r) => setTimeout(r, Math.min(100 * attempt, 5000)));
+        try {
+          if (this.spooling) {
+            this.spool!.append(batch);
+            this.metrics.spooled.inc(b.events.length);
+            this.scheduleReplay();
+            break;
+          }
+          if (refusal && refusals >= 3) {
+            const file = this.journal!.reject(batch, refusal.message);
+            this.log?.error?.(
+              { err: refusal.message, events: b.events.length, file },
+              "the database refused a batch of events answered from the journal three times: it is kept in a file for an operator, not in the event log",
+            );
+            break;
+          }
+          try {
+            await this.appendInTurn([batch]);
+            break;
+          } catch (e) {
+            if (!(e instanceof StoreUnavailable)) {
+              refusal = e as Error;
+              refusals++;
+              continue;
+            }
+            this.spooling = true;
+            this.broken = true;
+          }
+        } catch {
+          // the spool or the file could not be written (a full disk): the batch stays in the journal, tried again
+        }
+      }
     }
   }
 
@@ -354,7 +566,8 @@ export class EventWriter implements EventLog {
   /** Appends batches; committed events join the rollup buffer. */
   private appendInTurn(batches: SpooledBatch[], acknowledge?: (lastId: number) => void): Promise<void> {
     const append = async () => {
-      if (!this.store.appendBatches) return { lastId: await this.store.appendEvents(batches[0]!.events), duplicates: 0 };
+      if (!this.store.appendBatches)
+        return { lastId: await this.store.appendEvents(batches.length === 1 ? batches[0]!.events : batches.flatMap((b) => b.events)), duplicates: 0 };
       return this.store.appendBatches(batches);
     };
     return this.shared(async () => {
@@ -383,10 +596,10 @@ export class EventWriter implements EventLog {
     });
   }
 
-  private acknowledge(events: EventRow[], waiters: Waiter[], start: bigint, lastId = 0) {
-    this.metrics.batchSize.observe(events.length);
+  private acknowledge(events: number, waiters: Waiter[], start: bigint, lastId = 0) {
+    this.metrics.batchSize.observe(events);
     this.metrics.batchLatency.observe(Number(process.hrtime.bigint() - start) / 1e9);
-    this.metrics.eventsWritten.inc(events.length);
+    this.metrics.eventsWritten.inc(events);
     for (const w of waiters) w(null, lastId);
   }
 
@@ -488,6 +701,9 @@ export class EventWriter implements EventLog {
     if (this.spool?.size) await this.replaySpool().catch(() => {});
     if (this.replayTimer) clearTimeout(this.replayTimer);
     this.spool?.close();
+    // every batch in the journal is committed or spooled: it starts over empty (the next start finds nothing to replay)
+    if (this.journal && this.journalDone >= this.journalSeq) this.journal.reset();
+    this.journal?.close();
     try {
       await this.flushRollups();
     } catch (err) {

@@ -2,6 +2,7 @@ import pg from "pg";
 import { randomUUID } from "node:crypto";
 import { PG_MIGRATIONS } from "./migrations.js";
 import { LINK_COLUMNS, LINK_SELECT, linkFieldValue, linkOrder, linkValues, toCampaign, toLink, type Row } from "../rows.js";
+import { scalarArray, textArray } from "./arrays.js";
 import { ensurePartitions } from "./partitions.js";
 import { PgNotifyChannel, RedisChannel, type ChangeChannel } from "./changes.js";
 import {
@@ -783,21 +784,18 @@ export class PgStore implements Store {
 
   async appendBatches(batches: EventBatch[]): Promise<{ lastId: number | null; duplicates: number }> {
     const n = batches.reduce((k, b) => k + b.events.length, 0);
-    const cols: unknown[][] = EVENT_COLUMNS.map(() => new Array(n));
-    const batchOf: string[] = new Array(n);
-    let i = 0;
-    for (const b of batches)
-      for (const e of b.events) {
-        for (let c = 0; c < EVENT_COLUMNS.length; c++) {
-          const v = e[EVENT_COLUMNS[c]![0]] ?? null;
-          // PostgreSQL's text cannot hold U+0000: one such value would fail the whole group commit, so it is dropped
-          // here (the edges refuse it with a 400; this guards every path into the log)
-          cols[c]![i] = typeof v === "string" && v.includes("\u0000") ? v.replaceAll("\u0000", "") : v;
-        }
-        batchOf[i++] = b.id;
-      }
+    const one = batches.length === 1 ? batches[0]!.events : null;
+    const events = one ?? batches.flatMap((b) => b.events);
+    const column = new Array<unknown>(n);
+    const cols = EVENT_COLUMNS.map(([name, type]) => {
+      for (let i = 0; i < n; i++) column[i] = events[i]![name];
+      return type === "text" ? textArray(column) : scalarArray(column);
+    });
+    let batchOf: string;
+    if (one) batchOf = `{${`${batches[0]!.id},`.repeat(n).slice(0, -1)}}`;
+    else batchOf = `{${batches.map((b) => `${b.id},`.repeat(b.events.length)).join("").slice(0, -1)}}`;
     const writer = await this.writer();
-    const params = [batches.map((b) => b.id), ...cols, batchOf, writer];
+    const params = [`{${batches.map((b) => b.id).join(",")}}`, ...cols, batchOf, writer];
     const res = (await this.one<{ owned: number; fresh: number; last: number | null }>(APPEND_SQL, params))!;
     if (!res.owned) this.retired();
     return { lastId: res.last, duplicates: batches.length - res.fresh };

@@ -1,0 +1,195 @@
+/**
+ * The PostgreSQL instance's event journal (EventWriter's `journal` option): events answered once journaled, before the
+ * database's commit; a crash that leaves them in the journal loses none and stores none twice; a batch the database
+ * refuses is kept for an operator, without taking the other batches of its commit with it. And the array literals the
+ * group commit sends, read back exactly. In process, with real stores and writers on a database of the test's own.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import path from "node:path";
+import { EventWriter } from "../../src/events/writer.js";
+import { Journal } from "../../src/events/journal.js";
+import { Spool } from "../../src/events/spool.js";
+import { createMetrics } from "../../src/ops/metrics.js";
+import { PgStore } from "../../src/store/postgres/index.js";
+import type { EventRow } from "../../src/store/port.js";
+import { Cleanup, testDatabase, sql } from "./scale.js";
+import { clickEvent } from "../events.js";
+import { tmpDir } from "../helpers.js";
+
+/** Events no counter depends on (tracking opens): the kind a journal answers. */
+function opens(n: number, tag: string): EventRow[] {
+  return Array.from({ length: n }, (_, i) => clickEvent({ name: "open", source: "tracking", visitor: `${tag}-${i}` }));
+}
+
+async function storeOn(cleanup: Cleanup, url: string): Promise<PgStore> {
+  const store = new PgStore({ url, watchChanges: false });
+  cleanup.defer(() => store.close());
+  await store.migrate();
+  return store;
+}
+
+function journaled(store: PgStore, dir: string, opts: { maxInFlight?: number } = {}) {
+  return new EventWriter(store, createMetrics(), {
+    rollupIntervalMs: 3_600_000,
+    maxInFlight: opts.maxInFlight ?? 2,
+    spool: new Spool(path.join(dir, "spool")),
+    journal: new Journal(path.join(dir, "event-journal"), false),
+  });
+}
+
+const segmentsIn = (dir: string) => (existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith(".log")) : []);
+
+test("PostgreSQL journal: answered before the commit; after a crash the next start stores every journaled event exactly once", async () => {
+  const cleanup = new Cleanup();
+  const dir = tmpDir("clicktrail-pg-journal-");
+  cleanup.defer(() => rmSync(dir, { recursive: true, force: true }));
+  try {
+    const db = await testDatabase(cleanup);
+    const store = await storeOn(cleanup, db.url);
+    const a = journaled(store, dir);
+    await a.start();
+
+    // committed by the first run (and still in the journal's open segment)
+    for (let turn = 0; turn < 3; turn++) await Promise.all(opens(100, `committed${turn}`).map((e) => a.write(e)));
+    await a.settled();
+    assert.equal(Number((await sql<{ n: string }>(db.url, `SELECT count(*) AS n FROM events`))[0]!.n), 300);
+
+    // the database stops answering this writer's commits (a hung connection): answers do not wait for them
+    let hung = 0;
+    const appendBatches = store.appendBatches.bind(store);
+    store.appendBatches = () => {
+      hung++;
+      return new Promise(() => {});
+    };
+    const started = Date.now();
+    for (let turn = 0; turn < 4; turn++) await Promise.all(opens(50, `journaled${turn}`).map((e) => a.write(e)));
+    assert.ok(hung > 0, "the journaled batches went to the database");
+    assert.ok(Date.now() - started < 2000, `answered from the journal in ${Date.now() - started} ms, not waiting for the commits`);
+    assert.equal(Number((await sql<{ n: string }>(db.url, `SELECT count(*) AS n FROM events`))[0]!.n), 300);
+    // a link click that counts waits for its commit: it is not answered while the database hangs
+    let clickAnswered = false;
+    void a.write(clickEvent({ link_id: 5, visitor: "click" })).then(() => (clickAnswered = true));
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(clickAnswered, false, "a counted link click is answered only once committed");
+
+    // the process dies here (a is never closed); the next start, on the same data directory
+    store.appendBatches = appendBatches;
+    const next = await storeOn(cleanup, db.url);
+    const b = journaled(next, dir);
+    await b.start();
+    await b.settled();
+    const rows = await sql<{ visitor: string; n: string }>(db.url, `SELECT visitor, count(*) AS n FROM events GROUP BY visitor`);
+    const twice = rows.filter((r) => Number(r.n) !== 1).map((r) => r.visitor);
+    assert.deepEqual(twice, [], "no event stored twice");
+    const visitors = new Set(rows.map((r) => r.visitor));
+    for (let turn = 0; turn < 3; turn++) for (let i = 0; i < 100; i++) assert.ok(visitors.has(`committed${turn}-${i}`));
+    for (let turn = 0; turn < 4; turn++) for (let i = 0; i < 50; i++) assert.ok(visitors.has(`journaled${turn}-${i}`), `journaled${turn}-${i}`);
+    // the click was never answered: whether it is stored does not matter, but it is not stored twice either
+    assert.equal(rows.length, 500 + (visitors.has("click") ? 1 : 0));
+
+    // a clean shutdown leaves an empty journal
+    await Promise.all(opens(10, "last").map((e) => b.write(e)));
+    await b.close();
+    assert.deepEqual(segmentsIn(path.join(dir, "event-journal")), []);
+    assert.equal(Number((await sql<{ n: string }>(db.url, `SELECT count(*) AS n FROM events WHERE visitor LIKE 'last-%'`))[0]!.n), 10);
+  } finally {
+    await cleanup.run();
+  }
+});
+
+test("PostgreSQL journal: a batch the database refuses is kept in rejected.ndjson; the other batches of its commit are stored", async () => {
+  const cleanup = new Cleanup();
+  const dir = tmpDir("clicktrail-pg-journal-");
+  cleanup.defer(() => rmSync(dir, { recursive: true, force: true }));
+  try {
+    const db = await testDatabase(cleanup);
+    const store = await storeOn(cleanup, db.url);
+    // one commit at a time, so the batches of later turns wait and go to the database together
+    const w = journaled(store, dir, { maxInFlight: 1 });
+    await w.start();
+    const first = w.write(opens(1, "before")[0]!);
+    await first;
+    // a timestamp no bigint holds: PostgreSQL refuses the whole statement it is in
+    await w.write(clickEvent({ name: "open", source: "tracking", visitor: "poison", ts: 1e300 }));
+    await w.write(opens(1, "after")[0]!);
+    await w.settled();
+    const stored = await sql<{ visitor: string }>(db.url, `SELECT visitor FROM events ORDER BY visitor`);
+    assert.deepEqual(
+      stored.map((r) => r.visitor),
+      ["after-0", "before-0"],
+    );
+    const rejected = readFileSync(path.join(dir, "event-journal", "rejected.ndjson"), "utf8").trim().split("\n");
+    assert.equal(rejected.length, 1);
+    const line = JSON.parse(rejected[0]!) as { reason: string; batch: { id: string; events: EventRow[] } };
+    assert.match(line.reason, /bigint|1e\+300/);
+    assert.deepEqual(
+      line.batch.events.map((e) => e.visitor),
+      ["poison"],
+    );
+    await w.close();
+    assert.deepEqual(segmentsIn(path.join(dir, "event-journal")), []);
+  } finally {
+    await cleanup.run();
+  }
+});
+
+test("PostgreSQL group commit: text and numbers of every kind are stored exactly as written (U+0000 dropped)", async () => {
+  const cleanup = new Cleanup();
+  try {
+    const db = await testDatabase(cleanup);
+    const store = await storeOn(cleanup, db.url);
+    const texts = [
+      "",
+      "NULL",
+      "null",
+      'quote " inside',
+      "back\\slash \\\\ and \\\"",
+      "{braces},commas,(parens)",
+      "  spaces around  ",
+      "new\nline\ttab\r",
+      "é ü ß 中文 🎉",
+      "nul\u0000byte",
+      "\\",
+      '"',
+      "{}",
+    ];
+    const events = texts.map((t, i) =>
+      clickEvent({
+        visitor: `v${i}`,
+        ua: t,
+        referrer: t === "" ? null : `https://example.com/?q=${t}`,
+        data: JSON.stringify({ t }),
+        link_id: i % 2 ? Number.MAX_SAFE_INTEGER : null,
+        client_ts: i % 3 ? null : -i - 1,
+        is_bot: i % 2 === 0,
+      }),
+    );
+    // several batches in one statement, and one alone
+    await store.appendBatches([
+      { id: crypto.randomUUID(), events: events.slice(0, 5) },
+      { id: crypto.randomUUID(), events: [] },
+      { id: crypto.randomUUID(), events: events.slice(5, 9) },
+    ]);
+    await store.appendBatches([{ id: crypto.randomUUID(), events: events.slice(9) }]);
+    const rows = await sql<{ visitor: string; ua: string; referrer: string | null; data: string; link_id: string | null; client_ts: string | null; is_bot: boolean }>(
+      db.url,
+      `SELECT visitor, ua, referrer, data, link_id, client_ts, is_bot FROM events`,
+    );
+    assert.equal(rows.length, texts.length);
+    const byVisitor = new Map(rows.map((r) => [r.visitor, r]));
+    texts.forEach((t, i) => {
+      const r = byVisitor.get(`v${i}`)!;
+      const want = t.replaceAll("\u0000", "");
+      assert.equal(r.ua, want, `ua of ${JSON.stringify(t)}`);
+      assert.equal(r.referrer, t === "" ? null : `https://example.com/?q=${want}`);
+      assert.equal(r.data, JSON.stringify({ t }));
+      assert.equal(r.link_id === null ? null : Number(r.link_id), i % 2 ? Number.MAX_SAFE_INTEGER : null);
+      assert.equal(r.client_ts === null ? null : Number(r.client_ts), i % 3 ? null : -i - 1);
+      assert.equal(r.is_bot, i % 2 === 0);
+    });
+  } finally {
+    await cleanup.run();
+  }
+});
