@@ -152,6 +152,9 @@ INSERT INTO rollups (scope, scope_id, dim, slot, bot, value, clicks)
 SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::boolean[], $6::text[], $7::bigint[])
 ON CONFLICT (scope, scope_id, dim, slot, bot, value) DO UPDATE SET clicks = rollups.clicks + EXCLUDED.clicks`;
 
+/** which of ROLLUP_SQL's arrays are text[] (the others: bigint[] and boolean[]) */
+const ROLLUP_TEXT = [true, false, true, false, false, true, false];
+
 const SKETCH_LOCK_SQL = `
 SELECT s.scope, s.scope_id, s.hour, s.bot, s.sketch FROM visitor_sketches s
 JOIN unnest($1::text[], $2::bigint[], $3::bigint[], $4::boolean[]) AS k(scope, scope_id, hour, bot)
@@ -858,7 +861,8 @@ export class PgStore implements Store {
       try {
         return await this.writerTx(async (c, writer) => {
           // ops come sorted by key, so two instances lock shared rows (a project's totals) in the same order
-          if (r[0]!.length) await c.query(ROLLUP_SQL, r);
+          // (the same array literals as the group commit's: node-postgres's own cost the HTTP thread more)
+          if (r[0]!.length) await c.query(ROLLUP_SQL, r.map((col, i) => (ROLLUP_TEXT[i] ? textArray(col) : scalarArray(col))));
           if (sketches.length) await this.mergeSketches(c, sketches);
           await c.query(`INSERT INTO rollup_chunks_done (writer, chunk) VALUES ($1, $2)`, [writer, chunk]);
         });
@@ -876,8 +880,8 @@ export class PgStore implements Store {
     await this.writerTx(async (c, writer) => {
       if (ids.length)
         await c.query(`UPDATE links SET clicks = links.clicks + u.n FROM unnest($1::bigint[], $2::bigint[]) AS u(id, n) WHERE links.id = u.id`, [
-          ids,
-          ids.map((id) => linkClicks.get(id)!),
+          scalarArray(ids),
+          scalarArray(ids.map((id) => linkClicks.get(id)!)),
         ]);
       await c.query(`DELETE FROM rollup_chunks_done WHERE writer = $1`, [writer]);
       await c.query(`UPDATE writers SET watermark = $2, pending_from = NULL, pending_to = NULL WHERE id = $1`, [writer, to]);
