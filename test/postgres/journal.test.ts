@@ -120,7 +120,9 @@ test("PostgreSQL journal: a batch the database refuses is kept in rejected.ndjso
       stored.map((r) => r.visitor),
       ["after-0", "before-0"],
     );
-    const rejected = readFileSync(path.join(dir, "event-journal", "rejected.ndjson"), "utf8").trim().split("\n");
+    const rejected = readFileSync(path.join(dir, "event-journal", "rejected.ndjson"), "utf8")
+      .trim()
+      .split("\n");
     assert.equal(rejected.length, 1);
     const line = JSON.parse(rejected[0]!) as { reason: string; batch: { id: string; events: EventRow[] } };
     assert.match(line.reason, /bigint|1e\+300/);
@@ -145,7 +147,7 @@ test("PostgreSQL group commit: text and numbers of every kind are stored exactly
       "NULL",
       "null",
       'quote " inside',
-      "back\\slash \\\\ and \\\"",
+      'back\\slash \\\\ and \\"',
       "{braces},commas,(parens)",
       "  spaces around  ",
       "new\nline\ttab\r",
@@ -173,10 +175,15 @@ test("PostgreSQL group commit: text and numbers of every kind are stored exactly
       { id: crypto.randomUUID(), events: events.slice(5, 9) },
     ]);
     await store.appendBatches([{ id: crypto.randomUUID(), events: events.slice(9) }]);
-    const rows = await sql<{ visitor: string; ua: string; referrer: string | null; data: string; link_id: string | null; client_ts: string | null; is_bot: boolean }>(
-      db.url,
-      `SELECT visitor, ua, referrer, data, link_id, client_ts, is_bot FROM events`,
-    );
+    const rows = await sql<{
+      visitor: string;
+      ua: string;
+      referrer: string | null;
+      data: string;
+      link_id: string | null;
+      client_ts: string | null;
+      is_bot: boolean;
+    }>(db.url, `SELECT visitor, ua, referrer, data, link_id, client_ts, is_bot FROM events`);
     assert.equal(rows.length, texts.length);
     const byVisitor = new Map(rows.map((r) => [r.visitor, r]));
     texts.forEach((t, i) => {

@@ -796,7 +796,11 @@ export class PgStore implements Store {
     });
     let batchOf: string;
     if (one) batchOf = `{${`${batches[0]!.id},`.repeat(n).slice(0, -1)}}`;
-    else batchOf = `{${batches.map((b) => `${b.id},`.repeat(b.events.length)).join("").slice(0, -1)}}`;
+    else
+      batchOf = `{${batches
+        .map((b) => `${b.id},`.repeat(b.events.length))
+        .join("")
+        .slice(0, -1)}}`;
     const writer = await this.writer();
     const params = [`{${batches.map((b) => b.id).join(",")}}`, ...cols, batchOf, writer];
     const res = (await this.one<{ owned: number; fresh: number; last: number | null }>(APPEND_SQL, params))!;
@@ -862,7 +866,11 @@ export class PgStore implements Store {
         return await this.writerTx(async (c, writer) => {
           // ops come sorted by key, so two instances lock shared rows (a project's totals) in the same order
           // (the same array literals as the group commit's: node-postgres's own cost the HTTP thread more)
-          if (r[0]!.length) await c.query(ROLLUP_SQL, r.map((col, i) => (ROLLUP_TEXT[i] ? textArray(col) : scalarArray(col))));
+          if (r[0]!.length)
+            await c.query(
+              ROLLUP_SQL,
+              r.map((col, i) => (ROLLUP_TEXT[i] ? textArray(col) : scalarArray(col))),
+            );
           if (sketches.length) await this.mergeSketches(c, sketches);
           await c.query(`INSERT INTO rollup_chunks_done (writer, chunk) VALUES ($1, $2)`, [writer, chunk]);
         });
