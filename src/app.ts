@@ -190,8 +190,10 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
       // several instances: the others' clicks reach the shared rollups within 5 s (a stats read flushes its own at once;
       // measured: 2 s costs a third of the write throughput with 10,000 links hit at random, 5 s a tenth)
       rollupIntervalMs: store.engine === "postgres" ? 5000 : 10_000,
-      // a PostgreSQL commit is a network round trip: the next batch goes out without waiting for it (measured best: 2)
-      maxInFlight: store.engine === "postgres" ? 2 : 1,
+      // a PostgreSQL commit is a network round trip: without the journal, the next batch goes out without waiting for
+      // it (measured best: 2). With it, answers do not wait for commits, and one at a time keeps the event log in the
+      // order of the answers (two commits in flight may take their ids in either order); measured, it costs nothing
+      maxInFlight: store.engine === "postgres" && config.postgresJournal === "OFF" ? 2 : 1,
       // row changes per rollup-flush transaction: on SQLite each holds the writer (and the commits queued behind it); 250
       // is at most about 4 ms (1,000 took up to 16 ms, the redirects' p99); on PostgreSQL a chunk is a round trip
       chunkSize: store.engine === "postgres" ? 1000 : 250,
