@@ -128,12 +128,14 @@ export function unpackEvents(p: PackedEvents, jseq?: number): EventRow[] {
 }
 
 /**
- * An append: the events packed (`events`), or, for batches already in the journal, the journal records' JSON (one
- * string crosses cheaper than nested arrays) and their sequence numbers.
+ * An append: the events packed (`events`), or, for batches already in the journal, the journal records' JSON, one
+ * line each (JSON holds no raw line break), and their sequence numbers. One string crosses far cheaper than nested
+ * arrays, and than an array of strings: measured, 50 µs against 330–480 µs for 50 records (the structured clone's cost
+ * is per object).
  */
 export type ToWorker =
   | { t: "append"; seq: number; events: PackedEvents }
-  | { t: "append"; seq: number; records: { json: string; jseq: number }[] }
+  | { t: "append"; seq: number; records: string; jseqs: number[] }
   | { t: "call"; id: number; op: "flush" | "flushRollups" | "close" };
 
 export type FromWorker =
@@ -610,7 +612,8 @@ export class ThreadedWriter implements EventLog {
     this.unposted = [];
     this.unpostedEvents = 0;
     this.unpostedClicks = null;
-    this.worker.postMessage({ t: "append", seq, records } satisfies ToWorker);
+    const json = records.length === 1 ? records[0]!.json : records.map((r) => r.json).join("\n");
+    this.worker.postMessage({ t: "append", seq, records: json, jseqs: records.map((r) => r.jseq) } satisfies ToWorker);
   }
 
   private async call(op: "flush" | "flushRollups" | "close"): Promise<void> {

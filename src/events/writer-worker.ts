@@ -99,7 +99,9 @@ start().then(
 port.on("message", (m: ToWorker) => {
   if (m.t === "append") {
     const journaled = "records" in m;
-    const events = journaled ? m.records.flatMap((r) => unpackEvents(JSON.parse(r.json) as PackedEvents, r.jseq)) : unpackEvents(m.events);
+    const events = journaled
+      ? m.records.split("\n").flatMap((json, i) => unpackEvents(JSON.parse(json) as PackedEvents, m.jseqs[i]))
+      : unpackEvents(m.events);
     writer.append(events).then(
       (lastId) => {
         post({ t: "ack", seq: m.seq, lastId, metrics: take() });
