@@ -254,6 +254,45 @@ test("writer thread: events answered from the journal are committed exactly once
   }
 });
 
+test("writer thread: an event SQLite refuses, answered from the journal, is kept in rejected.ndjson; the thread that met it is replaced and every other event committed", async () => {
+  const dir = tmpDir();
+  const store = new SqliteStore({ file: path.join(dir, "r.db") });
+  const errors: string[] = [];
+  const log = { info: () => {}, warn: () => {}, error: (_o: object, msg: string) => errors.push(msg) };
+  const writer = new ThreadedWriter(store, createMetrics(), { rollupIntervalMs: 3_600_000 }, { log });
+  try {
+    await store.migrate();
+    const p = await store.createProject("p");
+    await writer.start();
+    const event = (i: number) => clickEvent({ project_id: p.id, name: "tap", source: "api", data: JSON.stringify({ i }) });
+    await Promise.all(Array.from({ length: 50 }, (_, i) => writer.write(event(i))));
+    // a name the event log cannot hold (NOT NULL): only a bug could make one, but it must not stop the event log
+    await writer.write(clickEvent({ project_id: p.id, name: null as unknown as string, source: "api", data: "poison" }));
+    await Promise.all(Array.from({ length: 50 }, (_, i) => writer.write(event(50 + i))));
+    for (let i = 0; i < 250 && (errors.length === 0 || writer.status().writer); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(writer.status(), {}, "a writer thread is up again");
+    // and stays up: events go on being committed
+    await Promise.all(Array.from({ length: 50 }, (_, i) => writer.write(event(100 + i))));
+    await writer.settled();
+    const data = store.db.prepare(`SELECT data FROM events WHERE source = 'api'`).pluck().all() as string[];
+    assert.equal(data.length, 150, "every other answered event is committed, once");
+    assert.equal(new Set(data).size, 150);
+    const rejected = readFileSync(`${store.file}.event-journal/rejected.ndjson`, "utf8").trim().split("\n");
+    assert.equal(rejected.length, 1, "the refused event is kept once");
+    const kept = JSON.parse(rejected[0]!) as { reason: string; batch: { events: EventRow[] } };
+    assert.equal(kept.batch.events[0]!.data, "poison");
+    assert.match(kept.reason, /NOT NULL/);
+    assert.ok(
+      errors.some((m) => /refused an event answered from the journal/.test(m)),
+      errors.join("; "),
+    );
+  } finally {
+    await writer.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("writer thread: clicks answered from the journal (links without max_clicks) are counted exactly by every settled read, also after the thread dies", async () => {
   const { store, writer, link, domainId, cleanup } = await setup();
   try {

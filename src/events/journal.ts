@@ -87,6 +87,17 @@ export function readJournal(dir: string): JournalRecord[] {
   return out;
 }
 
+/**
+ * Keeps events answered from a journal that the database refuses (`rejected.ndjson` in the journal's folder, one JSON
+ * line each, synced), so an operator can look at them and put them in by hand; returns the file.
+ */
+export function rejectBatch(dir: string, batch: unknown, reason: string): string {
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, "rejected.ndjson");
+  appendFileSync(file, JSON.stringify({ at: new Date().toISOString(), reason, batch }) + "\n", { flush: true });
+  return file;
+}
+
 /** The HTTP thread's side: appends records, starts new segments, deletes committed ones. */
 export class Journal {
   private fd: number | null = null;
@@ -167,10 +178,7 @@ export class Journal {
    * segments, one JSON line each, synced), so an operator can look at it and put it in by hand; returns the file.
    */
   reject(batch: unknown, reason: string): string {
-    mkdirSync(this.dir, { recursive: true });
-    const file = path.join(this.dir, "rejected.ndjson");
-    appendFileSync(file, JSON.stringify({ at: new Date().toISOString(), reason, batch }) + "\n", { flush: true });
-    return file;
+    return rejectBatch(this.dir, batch, reason);
   }
 
   close(): void {

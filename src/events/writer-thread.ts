@@ -145,7 +145,7 @@ export type FromWorker =
   | { t: "ack"; seq: number; lastId?: number; error?: SerializedError; metrics?: WorkerMetrics }
   | { t: "done"; id: number; error?: SerializedError; metrics?: WorkerMetrics }
   | { t: "flushed"; to: number }
-  | { t: "log"; level: "warn" | "info"; obj: object; msg: string };
+  | { t: "log"; level: "warn" | "info" | "error"; obj: object; msg: string };
 
 export function serializeError(err: unknown): SerializedError {
   if (err instanceof AppError) return { kind: "app", status: err.status, type: err.type, message: err.message, extra: err.extra };
@@ -447,7 +447,8 @@ export class ThreadedWriter implements EventLog {
         }
         return;
       case "log":
-        this.opts.log?.[m.level](m.obj, m.msg);
+        if (m.level === "error") (this.opts.log?.error ?? this.opts.log?.warn)?.(m.obj, m.msg);
+        else this.opts.log?.[m.level](m.obj, m.msg);
         return;
     }
   }

@@ -6,7 +6,8 @@ import { parentPort, workerData } from "node:worker_threads";
 import { SqliteStore } from "../store/sqlite/index.js";
 import type { Metrics } from "../ops/metrics.js";
 import { EventWriter } from "./writer.js";
-import { MARK_SHIFT, readJournal } from "./journal.js";
+import { MARK_SHIFT, readJournal, rejectBatch } from "./journal.js";
+import type { EventRow } from "../store/port.js";
 import {
   serializeError,
   unpackEvents,
@@ -66,6 +67,52 @@ function checkpointSometimes() {
 }
 
 /**
+ * Whether SQLite refused the events themselves (a constraint, a value it cannot bind), as opposed to failing to store
+ * anything (a full disk, an I/O error): the same events would be refused again.
+ */
+function refused(err: unknown): boolean {
+  const cause = err instanceof Error && err.cause !== undefined ? err.cause : err;
+  if (cause instanceof TypeError || cause instanceof RangeError) return true;
+  const code = String((cause as { code?: unknown } | null)?.code ?? "");
+  return /^SQLITE_(CONSTRAINT|MISMATCH|TOOBIG|RANGE)/.test(code);
+}
+
+/**
+ * Commits events answered from the journal, as a writer thread starts (nothing else is committed meanwhile, so the
+ * journal's mark moves in order). Should SQLite refuse them (it never should: the edges validate), they are committed
+ * one by one, and each one refused is kept in the journal's rejected.ndjson (logged as an error), with the mark moved
+ * past it: never dropped silently, and no later thread stops on it again (every thread would die on it, and every
+ * event be refused meanwhile). Anything else (a full disk) fails as before. A running thread that meets such a batch
+ * stops (see below), so that the next one comes here.
+ */
+async function commitJournaled(events: EventRow[]): Promise<number> {
+  try {
+    return await writer.append(events);
+  } catch (err) {
+    if (!refused(err)) throw err;
+  }
+  let last = 0;
+  for (const e of events) {
+    try {
+      last = Math.max(last, await writer.append([e]));
+    } catch (err) {
+      if (!refused(err)) throw err;
+      const reason = ((err as Error).cause as Error | undefined)?.message ?? (err as Error).message;
+      const { journal, ...event } = e;
+      const file = rejectBatch(init.journalDir, { mark: journal, events: [event] }, reason);
+      store.setJournalMark(journal!);
+      post({
+        t: "log",
+        level: "error",
+        obj: { err: reason, file },
+        msg: "SQLite refused an event answered from the journal: it is kept in a file for an operator, not in the event log",
+      });
+    }
+  }
+  return last;
+}
+
+/**
  * Recovers the rollups, then commits what the event journal holds past the committed mark (events answered before a
  * crash, or before an earlier writer thread died). Returns the last journal record seen and how many events it committed.
  */
@@ -76,15 +123,14 @@ async function start(): Promise<{ journalSeq: number; replayed: number }> {
   const mark = await store.journalMark();
   let journalSeq = Math.max(0, Math.floor(mark / MARK_SHIFT));
   let replayed = 0;
-  const commits: Promise<number>[] = [];
   for (const rec of readJournal(init.journalDir)) {
     journalSeq = Math.max(journalSeq, rec.seq);
     const events = unpackEvents(rec.payload as PackedEvents, rec.seq).filter((e) => e.journal! > mark);
     if (events.length === 0) continue;
     replayed += events.length;
-    commits.push(writer.append(events));
+    // one record after the other: a refused one must not let a later one's mark get in before it
+    await commitJournaled(events);
   }
-  await Promise.all(commits);
   await writer.flush();
   // link clicks among them: in links.clicks before the first read (the HTTP thread counts only the clicks it handed over)
   if (replayed > 0) await writer.flushRollups();
@@ -110,7 +156,7 @@ port.on("message", (m: ToWorker) => {
       (err: unknown) => {
         post({ t: "ack", seq: m.seq, error: serializeError(err), metrics: take() });
         // a journaled batch was answered already: no later commit may move the journal's mark past it, so this thread
-        // stops here, and the next one commits the journal from the mark on
+        // stops here, and the next one commits the journal from the mark on (putting aside what SQLite refuses)
         if (journaled) process.exit(1);
       },
     );

@@ -487,7 +487,7 @@ export class EventWriter implements EventLog {
     } catch (err) {
       this.metrics.writerFailures.inc();
       // a cause the client should hear (507 storage-full: the disk is full) goes out as it is; anything else is a 503
-      const e = err instanceof AppError ? err : new WriterUnavailable(`could not store the event: ${(err as Error).message}`);
+      const e = err instanceof AppError ? err : new WriterUnavailable(`could not store the event: ${(err as Error).message}`, { cause: err });
       for (const w of waiters) w(e);
       await this.putAside(batches.filter((b) => b.jseq));
     }

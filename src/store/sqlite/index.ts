@@ -724,6 +724,17 @@ export class SqliteStore implements Store {
     return last;
   };
 
+  /**
+   * Moves the journal's committed mark past an event that will never be committed (the database refused it; it is kept
+   * in the journal's rejected.ndjson): the next writer thread does not try it again. Never moves the mark back.
+   */
+  setJournalMark(mark: number): void {
+    this.db.transaction(() => {
+      const now = this.db.prepare(`SELECT value FROM meta WHERE key = 'journal_mark'`).pluck().get() as string | undefined;
+      if (now === undefined || Number(now) < mark) this.s.setJournalMark.run(String(mark));
+    })();
+  }
+
   /** The mark of the last journaled event committed (see events/journal.ts); -1 when none ever was. */
   async journalMark(): Promise<number> {
     const v = await this.getMeta("journal_mark");
