@@ -55,9 +55,15 @@ export class Spool {
    * glue itself to the next batch's line, and that batch, acknowledged, would be unreadable at replay.
    */
   append(batch: SpooledBatch): void {
+    this.appendMany([batch]);
+  }
+
+  /** Several batches, with one fsync (as append: all of them or, on failure, none). */
+  appendMany(batches: SpooledBatch[]): void {
+    if (batches.length === 0) return;
     this.fd ??= openSync(path.join(this.dir, "current.ndjson"), "a");
     const fd = this.fd;
-    const line = Buffer.from((this.cut ? "\n" : "") + JSON.stringify(batch) + "\n");
+    const line = Buffer.from((this.cut ? "\n" : "") + batches.map((b) => JSON.stringify(b) + "\n").join(""));
     const before = fstatSync(fd).size;
     try {
       for (let off = 0; off < line.length;) off += writeSync(fd, line, off);
@@ -75,7 +81,7 @@ export class Spool {
       throw err;
     }
     this.cut = false;
-    this.currentCount++;
+    this.currentCount += batches.length;
   }
 
   /**
