@@ -19,9 +19,10 @@ import { WriterUnavailable } from "./writer.js";
  * The event journal: an append-only file in which the HTTP thread writes each turn's events (those no counter depends
  * on) before it answers their requests, so the answer does not wait for the commit. Two writers keep one: the SQLite
  * writer thread (ThreadedWriter: the answer does not wait for the round trip to the thread and its commit), and, on
- * PostgreSQL, each instance's EventWriter (the answer does not wait for the database; see its `journal` option). A write() that returned is in the operating system's page cache:
- * a killed process loses nothing, exactly as a commit to SQLite's write-ahead log in synchronous NORMAL mode (FULL
- * syncs each record to the disk, as SQLite's FULL syncs each commit).
+ * PostgreSQL, each instance's EventWriter (the answer does not wait for the database; see its `journal` option). A
+ * write() that returned is in the operating system's page cache: a killed process loses nothing, exactly as a commit to
+ * SQLite's write-ahead log in synchronous NORMAL mode (FULL syncs each record to the disk, as SQLite's FULL syncs each
+ * commit).
  *
  * Each record holds one batch: its sequence number and its events (as they cross to the writer thread). The writer
  * thread commits the events to the event log and records, in the same transaction, the position of the last one it
