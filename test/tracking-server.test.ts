@@ -1,9 +1,11 @@
 /** The tracking routes over real HTTP: minting URLs, clicks and opens recorded, tampering, key rotation, machines, stats. */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import path from "node:path";
-import { req, ROOT, startApp, type TestApp } from "./helpers.js";
+import { req, ROOT, startApp, tmpDir, type TestApp } from "./helpers.js";
+import { SqliteStore } from "../src/store/sqlite/index.js";
+import { TrackingKeyring } from "../src/tracking/server/keyring.js";
 
 const VECTORS = JSON.parse(readFileSync(path.join(ROOT, "../shared/testdata/pytracking/vectors.json"), "utf8"));
 const BROWSER = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36";
@@ -95,7 +97,8 @@ test("key rotation: a new key writes, the old one still reads until it is revoke
     "secrets are never listed",
   );
   const fresh = await req(t.base, "POST", "/api/v1/tracking/links", { body: { url: "https://example.com/new" } });
-  assert.equal((await get(old.json.click_url)).status, 302);
+  // used several times (so verified from the keyring's cache of verified tokens, too) before the revocation
+  for (let i = 0; i < 3; i++) assert.equal((await get(old.json.click_url)).status, 302);
   assert.equal((await get(fresh.json.click_url)).status, 302);
   const first = keys.find((x: { id: number }) => x.id !== k.json.id);
   assert.equal((await req(t.base, "DELETE", `/api/v1/tracking/keys/${first.id}`)).status, 204);
@@ -177,4 +180,28 @@ test("bad requests to the tracking API are 400s naming the field", async () => {
   assert.equal(batch.status, 200);
   assert.equal(batch.json.items.length, 2);
   assert.ok(batch.json.items[1].open_url);
+});
+
+test("keyring: a verified token is answered from its cache until it expires, and not after", async () => {
+  const dir = tmpDir();
+  const store = new SqliteStore({ file: path.join(dir, "k.db") });
+  try {
+    await store.migrate();
+    const p = await store.createProject("p");
+    const keyring = new TrackingKeyring(store, [], async () => p.id);
+    const url = await keyring.encode(p.id, "open", "https://t.example", undefined, { n: 1 }, { expiresInSeconds: 2 });
+    const token = decodeURIComponent(new URL(url).pathname.slice(5));
+    const first = await keyring.decode("open", token);
+    assert.equal(first?.projectId, p.id);
+    // the same token again: the same answer (from the cache), however often
+    for (let i = 0; i < 3; i++) assert.deepEqual(await keyring.decode("open", token), first);
+    // an open token is not a click token, cached or not
+    assert.equal(await keyring.decode("click", token), null);
+    const expiresAt = first!.result.expiresAt!;
+    await new Promise((r) => setTimeout(r, expiresAt * 1000 - Date.now() + 50));
+    assert.equal(await keyring.decode("open", token), null, "expired, though cached");
+  } finally {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { LRUCache } from "lru-cache";
 import type { Store, TrackingKey } from "../../store/port.js";
 import {
   getClickTrackingResult,
@@ -38,6 +39,14 @@ export function newSecret(kind: TrackingKey["kind"]): string {
  */
 export class TrackingKeyring {
   private keys: Promise<TrackingKey[]> | null = null;
+  /**
+   * Tokens verified lately ("c"/"o" + token → what it decoded to): a pixel fetched again (mail clients and privacy
+   * proxies fetch each several times) or a link clicked again skips the verification (an HMAC, or Fernet's AES and HMAC,
+   * about a seventh of a request's time). Only tokens that verified; an expiring one is checked against the clock on
+   * every hit; dropped whenever the keys change (a revoked key's tokens stop working at once). Bounded by the tokens'
+   * length (at most 16 MB of them), since a token may be 8 KB.
+   */
+  private verified = new LRUCache<string, DecodedToken>({ maxSize: 16 * 1024 * 1024, sizeCalculation: (_v, k) => k.length + 256 });
   /** keys being created, per project and kind: concurrent first uses create one key, not one each */
   private creating = new Map<string, Promise<TrackingKey>>();
 
@@ -52,6 +61,7 @@ export class TrackingKeyring {
   invalidate() {
     this.keys = null;
     this.creating.clear();
+    this.verified.clear();
   }
 
   /** The active keys (one query, however many requests ask at once). */
@@ -109,6 +119,22 @@ export class TrackingKeyring {
 
   /** The token's project and content, or null when no key verifies it (tampered, unknown, expired, malformed). */
   async decode(kind: "click" | "open", token: string): Promise<DecodedToken | null> {
+    const cacheKey = (kind === "click" ? "c" : "o") + token;
+    const hit = this.verified.get(cacheKey);
+    if (hit) {
+      const expiresAt = hit.result.expiresAt;
+      if (expiresAt === null || Math.floor(Date.now() / 1000) < expiresAt) return hit;
+      this.verified.delete(cacheKey);
+      return null;
+    }
+    const keysBefore = this.keys;
+    const decoded = await this.verify(kind, token);
+    // (not when the keys changed while it was verified: it may have been verified with a key revoked meanwhile)
+    if (decoded && this.keys === keysBefore && keysBefore !== null) this.verified.set(cacheKey, decoded);
+    return decoded;
+  }
+
+  private async verify(kind: "click" | "open", token: string): Promise<DecodedToken | null> {
     const decode = kind === "click" ? getClickTrackingResult : getOpenTrackingResult;
     const attempt = (config: TrackingConfig): TrackingResult | null => {
       try {
