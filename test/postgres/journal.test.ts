@@ -41,13 +41,18 @@ function journaled(store: PgStore, dir: string, opts: { maxInFlight?: number } =
 
 const segmentsIn = (dir: string) => (existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith(".log")) : []);
 
-test("PostgreSQL journal: answered before the commit; after a crash the next start stores every journaled event exactly once", async () => {
-  const cleanup = new Cleanup();
+/** A data directory and a migrated database of the test's own, both removed by cleanup. */
+async function setup(cleanup: Cleanup) {
   const dir = tmpDir("clicktrail-pg-journal-");
   cleanup.defer(() => rmSync(dir, { recursive: true, force: true }));
+  const db = await testDatabase(cleanup);
+  return { dir, db, store: await storeOn(cleanup, db.url) };
+}
+
+test("PostgreSQL journal: answered before the commit; after a crash the next start stores every journaled event exactly once", async () => {
+  const cleanup = new Cleanup();
   try {
-    const db = await testDatabase(cleanup);
-    const store = await storeOn(cleanup, db.url);
+    const { dir, db, store } = await setup(cleanup);
     const a = journaled(store, dir);
     await a.start();
 
@@ -101,11 +106,8 @@ test("PostgreSQL journal: answered before the commit; after a crash the next sta
 
 test("PostgreSQL journal: a batch the database refuses is kept in rejected.ndjson; the other batches of its commit are stored", async () => {
   const cleanup = new Cleanup();
-  const dir = tmpDir("clicktrail-pg-journal-");
-  cleanup.defer(() => rmSync(dir, { recursive: true, force: true }));
   try {
-    const db = await testDatabase(cleanup);
-    const store = await storeOn(cleanup, db.url);
+    const { dir, db, store } = await setup(cleanup);
     // one commit at a time, so the batches of later turns wait and go to the database together
     const w = journaled(store, dir, { maxInFlight: 1 });
     await w.start();
