@@ -18,6 +18,8 @@ import { webhookRoutes } from "../src/webhooks/routes.js";
 import { backoffDelay, nextAttemptAt, WebhookSender, type PostResult } from "../src/webhooks/sender.js";
 import { blockedReason, parseAllowlist, vetUrl, UrlRefused } from "../src/webhooks/guard.js";
 import { webhookStoreFor } from "../src/webhooks/store.js";
+import { CURSOR_KEY, WebhookDispatcher } from "../src/webhooks/dispatcher.js";
+import { clickEvent } from "./events.js";
 import { hit, req, startApp, startProcess, stopProcess, tmpDir, type Res, type TestApp } from "./helpers.js";
 import { createDatabase, TEST_ENGINE } from "./pg.js";
 
@@ -506,6 +508,65 @@ describe("back-off", () => {
 });
 
 // ---------------------------------------------------------------------------------------------------------------------
+describe("the dispatcher's cursor", () => {
+  test("while nobody listens it is stored once, then kept in memory; a first subscription reads on from there", async () => {
+    let store: Store;
+    let drop = async () => {};
+    if (TEST_ENGINE === "postgres") {
+      const db = await createDatabase();
+      store = new PgStore({ url: db.url, watchChanges: false });
+      drop = () => db.drop();
+    } else store = new SqliteStore({ file: ":memory:" });
+    try {
+      await store.migrate();
+      const project = await store.createProject("cursor");
+      const ws = webhookStoreFor(store);
+      const T0 = Date.now();
+      const at = (ms: number) => clickEvent({ project_id: project.id, ts: T0 + ms });
+      await store.appendEvents([at(1), at(2), at(3)]);
+      const writes: string[] = [];
+      const setMeta = store.setMeta.bind(store);
+      store.setMeta = async (key, value) => {
+        if (key === CURSOR_KEY) writes.push(value);
+        return setMeta(key, value);
+      };
+      const reads: number[] = [];
+      const eventsAfter = ws.eventsAfter.bind(ws);
+      ws.eventsAfter = async (after, limit) => {
+        reads.push(after);
+        return eventsAfter(after, limit);
+      };
+      const d = new WebhookDispatcher(store, ws, { rescan: false });
+      const first = await ws.maxEventId();
+      assert.equal(await d.tick(), 0);
+      assert.deepEqual(writes, [String(first)], "the first tick stores where the log ends");
+      await store.appendEvents([at(4), at(5)]);
+      assert.equal(await d.tick(), 0);
+      assert.equal(await d.tick(), 0);
+      assert.deepEqual(writes, [String(first)], "no write while nobody listens (it would wait for SQLite's write lock)");
+      assert.equal(await store.getMeta(CURSOR_KEY), String(first));
+      const skipped = await ws.maxEventId();
+      await ws.createWebhook({
+        project_id: project.id,
+        url: "https://hooks.example/cursor",
+        events: ["*"],
+        secret: "whsec_" + Buffer.alloc(24, 9).toString("base64"),
+        format: "standard",
+        active: true,
+        description: null,
+      });
+      d.invalidate();
+      await store.appendEvents([clickEvent({ project_id: project.id, ts: Date.now() + 1000 })]);
+      assert.equal(await d.tick(), 1, "the event after the subscription is queued");
+      assert.deepEqual(reads, [skipped], "reading starts past the events nobody listened to");
+      assert.deepEqual(writes, [String(first), String(skipped), String(skipped + 1)]);
+    } finally {
+      await store.close();
+      await drop();
+    }
+  });
+});
+
 describe("restart", { skip: TEST_ENGINE === "postgres" ? "the server process runs on SQLite" : false }, () => {
   test("a retry pending when the server stops is sent once by the next start", async (tc) => {
     const dir = tmpDir();

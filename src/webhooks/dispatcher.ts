@@ -53,6 +53,8 @@ export class WebhookDispatcher {
   private again = false;
   private stopped = false;
   private lastRescan = 0;
+  /** the last event id seen while nobody listened (not stored after the first such tick; null: someone listens) */
+  private skipTo: number | null = null;
   private readonly pollMs: number;
   private readonly refreshMs: number;
   private readonly rescan: boolean;
@@ -139,13 +141,24 @@ export class WebhookDispatcher {
   /** Reads the event log past the cursor (and, on PostgreSQL, re-scans the recent past); returns how many deliveries were queued. */
   async tick(): Promise<number> {
     const subs = await this.subscriptions();
+    if (subs.length === 0) {
+      // nobody listens: skip ahead, so a first subscription does not start by reading the whole history. Once stored
+      // (at the first tick), the position is kept in memory until someone listens: a write every second would wait for
+      // SQLite's write lock, held by the event writer thread under load, with the HTTP thread asleep meanwhile
+      const max = await this.wstore.maxEventId();
+      if (this.skipTo === null) {
+        const stored = await this.store.getMeta(CURSOR_KEY);
+        if (stored === null || Number(stored) < max) await this.store.setMeta(CURSOR_KEY, String(max));
+      }
+      this.skipTo = max;
+      return 0;
+    }
     const stored = await this.store.getMeta(CURSOR_KEY);
     let cursor = stored === null ? Number(await this.store.setMetaIfAbsent(CURSOR_KEY, String(await this.wstore.maxEventId()))) : Number(stored);
-    if (subs.length === 0) {
-      // nobody listens: skip ahead, so a first subscription does not start by reading the whole history
-      const max = await this.wstore.maxEventId();
-      if (max > cursor) await this.store.setMeta(CURSOR_KEY, String(max));
-      return 0;
+    if (this.skipTo !== null) {
+      // the first tick since someone listens: past what nobody listened to (their created_at rules out older events)
+      if (this.skipTo > cursor) await this.store.setMeta(CURSOR_KEY, String((cursor = this.skipTo)));
+      this.skipTo = null;
     }
     let queued = 0;
     for (let page = 0; page < 20 && !this.stopped; page++) {

@@ -25,6 +25,11 @@ function toEvent(r: Row): StoredEvent {
 }
 
 /** The webhooks' tables on SQLite: one process owns the database, so a claim is a plain (synchronous) transaction. */
+
+/** whether any delivery is due (the claim's condition, on the partial index webhook_deliveries_due) */
+const DUE_ONE = `SELECT 1 FROM webhook_deliveries
+  WHERE status = 'pending' AND next_attempt_at <= ? AND (locked_until IS NULL OR locked_until < ?) LIMIT 1`;
+
 export class SqliteWebhookStore implements WebhookStore {
   constructor(private readonly db: Database.Database) {}
 
@@ -104,6 +109,10 @@ export class SqliteWebhookStore implements WebhookStore {
   }
 
   async claimDue(now: number, lockUntil: number, limit: number): Promise<ClaimedDelivery[]> {
+    // nothing due (nearly always): a read, which never waits. The claim takes the write lock, which the event writer
+    // thread holds for most of each second under load, and the HTTP thread sleeps in SQLite's busy handler until it gets
+    // it (measured: 50-75 ms every second, the redirects' and the ingest's worst latencies)
+    if (this.db.prepare(DUE_ONE).get(now, now) === undefined) return [];
     return this.db
       .transaction(() => {
         const rows = this.db
