@@ -234,15 +234,22 @@ test("writer thread: events answered from the journal are committed exactly once
     for (let round = 0; round < 5; round++) {
       // answered: each in the journal; the thread is stopped before it has committed them all
       await Promise.all(Array.from({ length: 300 }, () => writer.write(event(n++))));
-      await writer.writeMany(Array.from({ length: 300 }, () => event(n++)));
+      // (one batch in several journal records, handed over in several messages: see RECORD_EVENTS and POST_BYTES)
+      await writer.writeMany(Array.from({ length: 1300 }, () => event(n++)));
       await w.worker!.terminate();
       for (let i = 0; i < 100 && (w.worker === null || writer.status().writer); i++) await new Promise((r) => setTimeout(r, 20));
       assert.deepEqual(writer.status(), {}, "a new writer thread is up");
     }
     await writer.settled();
-    const data = store.db.prepare(`SELECT data FROM events WHERE source = 'api'`).pluck().all() as string[];
+    const data = store.db.prepare(`SELECT data FROM events WHERE source = 'api' ORDER BY id`).pluck().all() as string[];
     assert.equal(new Set(data).size, data.length, "no event committed twice");
     assert.equal(data.length, n, "every answered event is committed");
+    const order = data.map((d) => (JSON.parse(d) as { i: number }).i);
+    assert.deepEqual(
+      order,
+      [...order].sort((a, b) => a - b),
+      "in the order they were answered",
+    );
     assert.ok(logged.includes("committed events from the event journal"), `the journal was replayed at least once: ${logged.join("; ")}`);
     await writer.flushRollups();
     const total = store.db.prepare(`SELECT count(*) FROM events`).pluck().get() as number;

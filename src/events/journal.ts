@@ -36,9 +36,8 @@ import { WriterUnavailable } from "./writer.js";
 const HEADER = 12;
 /** a segment is closed past this size, and deleted once the writer thread has committed all of it */
 export const SEGMENT_BYTES = 8 * 1024 * 1024;
-/** the index of an event in its record takes the low 20 bits of a mark */
+/** the index of an event in its record takes the low 20 bits of a mark (a record holds fewer events than this) */
 export const MARK_SHIFT = 2 ** 20;
-export const MAX_RECORD_EVENTS = MARK_SHIFT;
 
 export const markOf = (seq: number, index: number): number => seq * MARK_SHIFT + index;
 
