@@ -5,7 +5,9 @@ import path from "node:path";
 import { packEvents, ThreadedWriter, unpackEvents } from "../src/events/writer-thread.js";
 import { WriterUnavailable } from "../src/events/writer.js";
 import { createMetrics } from "../src/ops/metrics.js";
+import Database from "better-sqlite3";
 import { SqliteStore } from "../src/store/sqlite/index.js";
+import { writeTx } from "../src/store/sqlite/lock.js";
 import type { EventRow, Link } from "../src/store/port.js";
 import { clickEvent, newLink } from "./events.js";
 import { tmpDir } from "./helpers.js";
@@ -336,5 +338,47 @@ test("writer thread: clicks answered from the journal (links without max_clicks)
     assert.equal(events, acked, "each answered click committed once");
   } finally {
     await cleanup();
+  }
+});
+
+test("SQLite: the HTTP thread's background writes wait for the write lock without blocking its event loop", async () => {
+  const dir = tmpDir();
+  const file = path.join(dir, "l.db");
+  const store = new SqliteStore({ file });
+  await store.migrate();
+  // another connection (as the writer thread's) holds the write lock for 300 ms
+  const other = new Database(file);
+  try {
+    other.exec("BEGIN IMMEDIATE");
+    const release = setTimeout(() => other.exec("COMMIT"), 300);
+    let last = performance.now();
+    let maxGap = 0;
+    const ticker = setInterval(() => {
+      const now = performance.now();
+      maxGap = Math.max(maxGap, now - last);
+      last = now;
+    }, 2);
+    const t0 = performance.now();
+    await store.setMeta("lock-test", "1");
+    const waited = performance.now() - t0;
+    clearInterval(ticker);
+    clearTimeout(release);
+    assert.equal(await store.getMeta("lock-test"), "1");
+    assert.ok(waited >= 250, `it waited for the lock (${waited.toFixed(0)} ms)`);
+    assert.ok(maxGap < 100, `the event loop ran meanwhile (longest gap ${maxGap.toFixed(0)} ms; SQLite's busy handler blocks it for the whole wait)`);
+
+    // held past the time-out: SQLITE_BUSY, and no transaction is left open
+    other.exec("BEGIN IMMEDIATE");
+    await assert.rejects(
+      writeTx(store.db, () => store.db.prepare(`INSERT INTO meta (key, value) VALUES ('never', '1')`).run(), 200),
+      (e: Error & { code?: string }) => e.code === "SQLITE_BUSY" && /200 ms/.test(e.message),
+    );
+    other.exec("COMMIT");
+    assert.equal(store.db.inTransaction, false);
+    assert.equal(await store.getMeta("never"), null);
+  } finally {
+    other.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -3,6 +3,7 @@ import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { MIGRATIONS } from "./migrations.js";
 import { WAL_RESTART_BYTES, walSize } from "./wal.js";
+import { BUSY_TIMEOUT_MS, writeTx } from "./lock.js";
 import { AppError } from "../../errors.js";
 import { LINK_COLUMNS, LINK_SELECT, linkFieldValue, linkOrder, linkValues, toCampaign, toLink, type Row } from "../rows.js";
 import {
@@ -208,7 +209,7 @@ export class SqliteStore implements Store {
     this.db.pragma("journal_mode = WAL");
     this.db.pragma(`synchronous = ${this.synchronous}`);
     this.db.pragma("foreign_keys = ON");
-    this.db.pragma("busy_timeout = 5000");
+    this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     this.db.pragma("cache_size = -65536");
     // checkpoint less often: fewer, larger WAL-to-database copies (measured: about 30 % less commit time)
     this.db.pragma(`wal_autocheckpoint = ${opts.autocheckpoint === false ? 0 : 10000}`);
@@ -296,7 +297,7 @@ export class SqliteStore implements Store {
   }
 
   async setMetaIfAbsent(key: string, value: string): Promise<string> {
-    this.db.prepare(`INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)`).run(key, value);
+    await writeTx(this.db, () => this.db.prepare(`INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)`).run(key, value));
     return (await this.getMeta(key))!;
   }
 
@@ -376,7 +377,9 @@ export class SqliteStore implements Store {
   }
 
   async setMeta(key: string, value: string): Promise<void> {
-    this.db.prepare(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT DO UPDATE SET value = excluded.value`).run(key, value);
+    await writeTx(this.db, () =>
+      this.db.prepare(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT DO UPDATE SET value = excluded.value`).run(key, value),
+    );
   }
 
   async createApp(a: Omit<App, "id" | "created_at" | "disabled_at">): Promise<App> {
@@ -408,12 +411,14 @@ export class SqliteStore implements Store {
   }
 
   async createIngestSession(x: Omit<IngestSession, "id" | "stopped_at" | "stop_reason" | "event_count">): Promise<IngestSession> {
-    const r = this.db
-      .prepare(
-        `INSERT INTO sessions_ingest (project_id, app_id, token, visitor, started_at, client_started_at, last_event_at, ip, ua) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(x.project_id, x.app_id, x.token, x.visitor, x.started_at, x.client_started_at, x.last_event_at, x.ip, x.ua);
-    return this.db.prepare(`SELECT * FROM sessions_ingest WHERE id = ?`).get(r.lastInsertRowid) as IngestSession;
+    return writeTx(this.db, () => {
+      const r = this.db
+        .prepare(
+          `INSERT INTO sessions_ingest (project_id, app_id, token, visitor, started_at, client_started_at, last_event_at, ip, ua) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(x.project_id, x.app_id, x.token, x.visitor, x.started_at, x.client_started_at, x.last_event_at, x.ip, x.ua);
+      return this.db.prepare(`SELECT * FROM sessions_ingest WHERE id = ?`).get(r.lastInsertRowid) as IngestSession;
+    });
   }
 
   async getIngestSession(token: string): Promise<IngestSession | null> {
@@ -421,17 +426,15 @@ export class SqliteStore implements Store {
   }
 
   async stopIngestSession(token: string, at: number, reason: string): Promise<boolean> {
-    return (
-      this.db.prepare(`UPDATE sessions_ingest SET stopped_at = ?, stop_reason = ? WHERE token = ? AND stopped_at IS NULL`).run(at, reason, token)
-        .changes > 0
-    );
+    const stop = this.db.prepare(`UPDATE sessions_ingest SET stopped_at = ?, stop_reason = ? WHERE token = ? AND stopped_at IS NULL`);
+    return writeTx(this.db, () => stop.run(at, reason, token).changes > 0);
   }
 
   async touchIngestSessions(updates: { token: string; last_event_at: number; events: number }[]): Promise<void> {
     const st = this.db.prepare(`UPDATE sessions_ingest SET last_event_at = max(last_event_at, ?), event_count = event_count + ? WHERE token = ?`);
-    this.db.transaction(() => {
+    await writeTx(this.db, () => {
       for (const u of updates) st.run(u.last_event_at, u.events, u.token);
-    })();
+    });
   }
 
   async listIngestSessions(f: SessionFilter): Promise<IngestSession[]> {

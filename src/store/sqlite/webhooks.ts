@@ -1,6 +1,7 @@
 import type Database from "better-sqlite3";
 import type { StoredEvent } from "../port.js";
 import { rethrow } from "./index.js";
+import { writeTx } from "./lock.js";
 import type { Row } from "../rows.js";
 import type {
   AttemptRecord,
@@ -100,40 +101,36 @@ export class SqliteWebhookStore implements WebhookStore {
       `INSERT INTO webhook_deliveries (project_id, webhook_id, url, event_id, event_type, msg_id, payload, next_attempt_at, created_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
     );
-    return this.db.transaction(() => {
+    return writeTx(this.db, () => {
       let n = 0;
       for (const d of ds)
         n += ins.run(d.project_id, d.webhook_id, d.url, d.event_id, d.event_type, d.msg_id, d.payload, d.next_attempt_at, d.created_at).changes;
       return n;
-    })();
+    });
   }
 
   async claimDue(now: number, lockUntil: number, limit: number): Promise<ClaimedDelivery[]> {
-    // nothing due (nearly always): a read, which never waits. The claim takes the write lock, which the event writer
-    // thread holds for most of each second under load, and the HTTP thread sleeps in SQLite's busy handler until it gets
-    // it (measured: 50-75 ms every second, the redirects' and the ingest's worst latencies)
+    // nothing due (nearly always): a read, which never waits; a claim waits for the write lock (see writeTx)
     if (this.db.prepare(DUE_ONE).get(now, now) === undefined) return [];
-    return this.db
-      .transaction(() => {
-        const rows = this.db
-          .prepare(
-            `SELECT d.*, w.secret AS secret, w.url AS target_url FROM webhook_deliveries d LEFT JOIN webhooks w ON w.id = d.webhook_id
+    return writeTx(this.db, () => {
+      const rows = this.db
+        .prepare(
+          `SELECT d.*, w.secret AS secret, w.url AS target_url FROM webhook_deliveries d LEFT JOIN webhooks w ON w.id = d.webhook_id
            WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND (d.locked_until IS NULL OR d.locked_until < ?)
            ORDER BY d.next_attempt_at LIMIT ?`,
-          )
-          .all(now, now, limit) as ClaimedDelivery[];
-        const lock = this.db.prepare(`UPDATE webhook_deliveries SET locked_until = ? WHERE id = ?`);
-        for (const r of rows) {
-          lock.run(lockUntil, r.id);
-          r.locked_until = lockUntil;
-        }
-        return rows;
-      })
-      .immediate();
+        )
+        .all(now, now, limit) as ClaimedDelivery[];
+      const lock = this.db.prepare(`UPDATE webhook_deliveries SET locked_until = ? WHERE id = ?`);
+      for (const r of rows) {
+        lock.run(lockUntil, r.id);
+        r.locked_until = lockUntil;
+      }
+      return rows;
+    });
   }
 
   async recordAttempt(r: AttemptRecord): Promise<void> {
-    this.db.transaction(() => {
+    await writeTx(this.db, () => {
       this.db
         .prepare(`INSERT INTO webhook_attempts (delivery_id, attempt, at, status_code, error, duration_ms) VALUES (?, ?, ?, ?, ?, ?)`)
         .run(r.delivery_id, r.attempt, r.at, r.status_code, r.error, r.duration_ms);
@@ -143,7 +140,7 @@ export class SqliteWebhookStore implements WebhookStore {
              last_status = ?, last_error = ?, delivered_at = ? WHERE id = ?`,
         )
         .run(r.status, r.attempt, r.next_attempt_at, r.status_code, r.error, r.status === "delivered" ? r.at + r.duration_ms : null, r.delivery_id);
-    })();
+    });
   }
 
   async getDelivery(id: number): Promise<Delivery | null> {
@@ -167,6 +164,7 @@ export class SqliteWebhookStore implements WebhookStore {
   }
 
   async pruneDeliveries(before: number): Promise<number> {
-    return this.db.prepare(`DELETE FROM webhook_deliveries WHERE status <> 'pending' AND created_at < ?`).run(before).changes;
+    const prune = this.db.prepare(`DELETE FROM webhook_deliveries WHERE status <> 'pending' AND created_at < ?`);
+    return writeTx(this.db, () => prune.run(before).changes);
   }
 }
