@@ -403,6 +403,24 @@ describe("delivery", () => {
 });
 
 // ---------------------------------------------------------------------------------------------------------------------
+/** A store of the engine under test (SQLite in memory, or a PostgreSQL database of its own), migrated, for `fn`. */
+async function withStore(fn: (store: Store) => Promise<void>): Promise<void> {
+  let store: Store;
+  let drop = async () => {};
+  if (TEST_ENGINE === "postgres") {
+    const db = await createDatabase();
+    store = new PgStore({ url: db.url, watchChanges: false });
+    drop = () => db.drop();
+  } else store = new SqliteStore({ file: ":memory:" });
+  try {
+    await store.migrate();
+    await fn(store);
+  } finally {
+    await store.close();
+    await drop();
+  }
+}
+
 describe("back-off", () => {
   test("the schedule: 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, then every 3 h, ± jitter", () => {
     const mid = () => 0.5;
@@ -425,15 +443,7 @@ describe("back-off", () => {
   });
 
   test("a delivery that never succeeds is retried on schedule for 24 h on a fake clock, then failed", async () => {
-    let store: Store;
-    let drop = async () => {};
-    if (TEST_ENGINE === "postgres") {
-      const db = await createDatabase();
-      store = new PgStore({ url: db.url, watchChanges: false });
-      drop = () => db.drop();
-    } else store = new SqliteStore({ file: ":memory:" });
-    try {
-      await store.migrate();
+    await withStore(async (store) => {
       const project = await store.createProject("backoff");
       const ws = webhookStoreFor(store);
       const T0 = Date.UTC(2030, 0, 1);
@@ -500,25 +510,14 @@ describe("back-off", () => {
       assert.ok(log.every((a) => a.status_code === 503 && a.error?.includes("503")));
       clock += 10 * H;
       assert.equal(await sender.runOnce(), 0, "a failed delivery is never attempted again");
-    } finally {
-      await store.close();
-      await drop();
-    }
+    });
   });
 });
 
 // ---------------------------------------------------------------------------------------------------------------------
 describe("the dispatcher's cursor", () => {
   test("while nobody listens it is stored once, then kept in memory; a first subscription reads on from there", async () => {
-    let store: Store;
-    let drop = async () => {};
-    if (TEST_ENGINE === "postgres") {
-      const db = await createDatabase();
-      store = new PgStore({ url: db.url, watchChanges: false });
-      drop = () => db.drop();
-    } else store = new SqliteStore({ file: ":memory:" });
-    try {
-      await store.migrate();
+    await withStore(async (store) => {
       const project = await store.createProject("cursor");
       const ws = webhookStoreFor(store);
       const T0 = Date.now();
@@ -560,10 +559,7 @@ describe("the dispatcher's cursor", () => {
       assert.equal(await d.tick(), 1, "the event after the subscription is queued");
       assert.deepEqual(reads, [skipped], "reading starts past the events nobody listened to");
       assert.deepEqual(writes, [String(first), String(skipped), String(skipped + 1)]);
-    } finally {
-      await store.close();
-      await drop();
-    }
+    });
   });
 });
 
