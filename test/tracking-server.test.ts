@@ -6,6 +6,7 @@ import path from "node:path";
 import { req, ROOT, startApp, tmpDir, type TestApp } from "./helpers.js";
 import { SqliteStore } from "../src/store/sqlite/index.js";
 import { TrackingKeyring } from "../src/tracking/server/keyring.js";
+import { getOpenTrackingPixel } from "../src/tracking/pixel.js";
 
 const VECTORS = JSON.parse(readFileSync(path.join(ROOT, "../shared/testdata/pytracking/vectors.json"), "utf8"));
 const BROWSER = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36";
@@ -57,11 +58,13 @@ test("a minted click link redirects (302) and records a click with its metadata;
   // non-ASCII is percent-encoded in the Location header (as pytracking's Django view did)
   assert.equal(c.headers.location, "https://example.com/offer?x=1&y=%C3%A9");
   assert.match(String(c.headers["cache-control"]), /no-store/);
-  const o = await req(t.base, "GET", pathOf(r.json.open_url), { key: null, headers: { "user-agent": BROWSER } });
+  const o = await fetch(`${t.base}${pathOf(r.json.open_url)}`, { headers: { "user-agent": BROWSER } });
   assert.equal(o.status, 200);
-  assert.equal(o.headers["content-type"], "image/png");
-  assert.match(String(o.headers["cache-control"]), /no-store, no-cache/);
-  assert.equal(Buffer.byteLength(o.body, "latin1") > 0, true);
+  assert.equal(o.headers.get("content-type"), "image/png");
+  assert.match(String(o.headers.get("cache-control")), /no-store, no-cache/);
+  // the pixel's exact bytes (sent as a latin1 string, with the headers in one write)
+  assert.deepEqual(Buffer.from(await o.arrayBuffer()), getOpenTrackingPixel().bytes);
+  assert.equal(Number(o.headers.get("content-length")), getOpenTrackingPixel().bytes.length);
   const clicks = await events("click");
   assert.equal(clicks.length, 1);
   assert.deepEqual(clicks[0].data.metadata, { campaign_id: "spring", customer_id: 42 });

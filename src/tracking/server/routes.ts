@@ -43,14 +43,27 @@ interface LinkBody {
 }
 
 const PIXEL = getOpenTrackingPixel();
+/**
+ * The pixel as a latin1 string: node:http sends a string body with the headers in one write, a Buffer with a second
+ * (writev: measured 2,385 ms of a 6 s profile against 1,956 for the click's single writes)
+ */
+const PIXEL_LATIN1 = PIXEL.bytes.toString("latin1");
+
+/** tracked URL → its ASCII form, for URLs that come again (verified tokens are cached: their URL strings too) */
+const asciiUrls = new Map<string, string>();
 
 /** A URL fit for a Location header: non-ASCII percent-encoded (an IRI becomes a URI). */
 function asciiUrl(url: string): string {
+  let ascii = asciiUrls.get(url);
+  if (ascii !== undefined) return ascii;
   try {
-    return new URL(url).href;
+    ascii = new URL(url).href;
   } catch {
-    return encodeURI(url);
+    ascii = encodeURI(url);
   }
+  if (asciiUrls.size >= 10_000) asciiUrls.clear();
+  asciiUrls.set(url, ascii);
+  return ascii;
 }
 const NO_CACHE = { "cache-control": "no-store, no-cache, must-revalidate, max-age=0", pragma: "no-cache", expires: "0" };
 
@@ -79,11 +92,11 @@ function publicKey(k: TrackingKey) {
 export function createTrackingHandler(deps: TrackingRouteDeps) {
   const { config, writer, keyring } = deps;
 
-  function send(res: ServerResponse, status: number, headers: Record<string, string | number>, body: string | Buffer = "") {
-    headers["content-length"] = Buffer.byteLength(body);
+  function send(res: ServerResponse, status: number, headers: Record<string, string | number>, body = "", encoding: "utf8" | "latin1" = "utf8") {
+    headers["content-length"] = Buffer.byteLength(body, encoding);
     if (body !== "") headers["x-content-type-options"] = "nosniff";
     res.writeHead(status, headers);
-    res.end(body);
+    res.end(body, encoding);
   }
 
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
@@ -179,7 +192,7 @@ export function createTrackingHandler(deps: TrackingRouteDeps) {
       await deps.onTracked(decoded.projectId, String(r.webhookUrl), payload).catch((err) => deps.log.error({ err }, "tracking webhook not queued"));
     }
     if (kind === "click") send(res, 302, { location: asciiUrl(String(r.trackedUrl)), ...NO_CACHE });
-    else send(res, 200, { ...NO_CACHE, "content-type": PIXEL.mimeType }, req.method === "HEAD" ? "" : PIXEL.bytes);
+    else send(res, 200, { ...NO_CACHE, "content-type": PIXEL.mimeType }, req.method === "HEAD" ? "" : PIXEL_LATIN1, "latin1");
     return true;
   };
 }
