@@ -24,9 +24,9 @@ function tryBegin(db: Database.Database): boolean {
  * blocking the event loop. The event writer thread holds that lock for most of each second under load; SQLite's own
  * busy handler sleeps (1, 2, 5, 10, 15, 20, 25 … ms, the thread blocked meanwhile) and keeps missing the short gaps
  * between the writer's commits (measured: 50–75 ms stalls of every request in flight). Here each try is immediate, and
- * between tries the event loop runs (1 ms, doubling up to 16 ms); after BUSY_TIMEOUT_MS an SQLITE_BUSY
- * error is thrown, as the busy handler's would be. For the writes made in the background or often (sessions' activity, webhook deliveries
- * and their cursor, session starts); a configuration change may still take the busy handler's way.
+ * between tries the event loop runs (1 ms, doubling up to 16 ms); after `timeoutMs` an SQLITE_BUSY error is thrown, as
+ * the busy handler's would be. For the writes made in the background or often (sessions' activity and starts, webhook
+ * deliveries and their cursor); a configuration change through the API still takes the busy handler's way.
  */
 export async function writeTx<T>(db: Database.Database, fn: () => T, timeoutMs = BUSY_TIMEOUT_MS): Promise<T> {
   const deadline = Date.now() + timeoutMs;

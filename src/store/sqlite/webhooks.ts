@@ -25,12 +25,14 @@ function toEvent(r: Row): StoredEvent {
   return { ...(r as unknown as StoredEvent), is_bot: r.is_bot === 1 };
 }
 
-/** The webhooks' tables on SQLite: one process owns the database, so a claim is a plain (synchronous) transaction. */
-
 /** whether any delivery is due (the claim's condition, on the partial index webhook_deliveries_due) */
 const DUE_ONE = `SELECT 1 FROM webhook_deliveries
   WHERE status = 'pending' AND next_attempt_at <= ? AND (locked_until IS NULL OR locked_until < ?) LIMIT 1`;
 
+/**
+ * The webhooks' tables on SQLite: one process owns the database, so a claim is one transaction; its writes wait for the
+ * write lock without blocking the event loop (writeTx: the event writer thread holds it most of the time under load).
+ */
 export class SqliteWebhookStore implements WebhookStore {
   constructor(private readonly db: Database.Database) {}
 

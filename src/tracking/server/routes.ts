@@ -43,10 +43,7 @@ interface LinkBody {
 }
 
 const PIXEL = getOpenTrackingPixel();
-/**
- * The pixel as a latin1 string: node:http sends a string body with the headers in one write, a Buffer with a second
- * (writev: measured 2,385 ms of a 6 s profile against 1,956 for the click's single writes)
- */
+/** The pixel as a latin1 string: node:http writes a string body with the headers at once, a Buffer apart (writev). */
 const PIXEL_LATIN1 = PIXEL.bytes.toString("latin1");
 
 /** tracked URL → its ASCII form, for URLs that come again (verified tokens are cached: their URL strings too) */
