@@ -186,3 +186,40 @@ test("rollup row changes come in the order of one sort of their keys (an interru
   assert.deepEqual(sliced.map(key), keys);
   assert.ok(pauses > 0, "a large flush pauses while it builds its changes");
 });
+
+test("rollups: events added in one batch (consecutive events share their dimension key) count as added one by one", () => {
+  const t0 = Date.UTC(2026, 10, 20, 10, 14, 50);
+  // runs of equal dimensions, broken by each field in turn, across a slot boundary (15 min) and bots
+  const fields: Partial<EventRow>[] = [
+    { browser: "Firefox" },
+    { os: "iOS" },
+    { device: "mobile" },
+    { platform: "ios" },
+    { channel: "qr" },
+    { country: "DE" },
+    { rule: "r1" },
+    { referrer: "https://news.example/a" },
+    { referrer: "https://news.example/b" },
+    { name: "click_refused" },
+    { is_bot: true },
+  ];
+  const events = Array.from({ length: 3000 }, (_, i) =>
+    clickEvent({
+      ...click(i, [1, 2, 3][i % 3]!, t0 + i * 700),
+      channel: "default",
+      referrer: null,
+      is_bot: false,
+      // every other run the base, so each change of run changes exactly one field
+      ...(Math.floor(i / 7) % 2 ? fields[Math.floor(i / 14) % fields.length] : {}),
+    }),
+  );
+  const together = new RollupBuffer(0);
+  together.add(events, events.length);
+  const oneByOne = new RollupBuffer(0);
+  events.forEach((e, i) => oneByOne.add([e], i + 1));
+  // (a sketch change merges into what is stored: compared by what it writes over nothing)
+  const plain = (ops: RollupOp[]) => ops.map((o) => (o.kind === "count" ? o : { ...o, merge: o.merge(null) }));
+  const a = plain(together.take().ops);
+  assert.ok(a.filter((o) => o.kind === "count").length > 100);
+  assert.deepEqual(a, plain(oneByOne.take().ops));
+});

@@ -42,6 +42,22 @@ export function countsAsLinkClick(e: EventRow): boolean {
   return e.link_id !== null && !e.is_bot && e.name === "click" && (e.source === "link" || e.source === "campaign");
 }
 
+/** Whether two events count under the same dimension values (and bot flag): the fields dimsOf reads. */
+function sameDimensions(a: EventRow, b: EventRow): boolean {
+  return (
+    a.is_bot === b.is_bot &&
+    a.name === b.name &&
+    a.referrer === b.referrer &&
+    a.browser === b.browser &&
+    a.os === b.os &&
+    a.device === b.device &&
+    a.platform === b.platform &&
+    a.channel === b.channel &&
+    a.country === b.country &&
+    a.rule === b.rule
+  );
+}
+
 export function dimsOf(e: EventRow): Record<Dimension, string> {
   return {
     referrer_host: referrerHost(e.referrer ?? undefined),
@@ -135,6 +151,13 @@ export class RollupBuffer {
 
   /** Adds committed events whose ids run up to `lastId`. */
   add(events: EventRow[], lastId: number): void {
+    // consecutive events mostly share their dimensions (one request's batch, one browser's clicks, …): the previous
+    // event's values and key are reused when every dimension and the slot are the same (the strings mostly the same
+    // objects, so the comparison is cheap), instead of a key string built and hashed per event
+    let prev: EventRow | null = null;
+    let dims!: Record<Dimension, string>;
+    let inner = "";
+    let prevSlot = -1;
     for (const e of events) {
       const scopes = scopesOf(e);
       if (scopes.length === 0) continue;
@@ -142,8 +165,12 @@ export class RollupBuffer {
       const slot = e.ts - (e.ts % SLOT_MS);
       const hour = e.ts - (e.ts % SKETCH_MS);
       const bot = e.is_bot ? 1 : 0;
-      const dims = dimsOf(e);
-      const inner = `${slot}\u0000${bot}\u0000${dims.referrer_host}\u0000${dims.browser}\u0000${dims.os}\u0000${dims.device}\u0000${dims.platform}\u0000${dims.channel}\u0000${dims.country}\u0000${dims.rule}\u0000${dims.name}`;
+      if (prev === null || slot !== prevSlot || !sameDimensions(prev, e)) {
+        dims = dimsOf(e);
+        inner = `${slot}\u0000${bot}\u0000${dims.referrer_host}\u0000${dims.browser}\u0000${dims.os}\u0000${dims.device}\u0000${dims.platform}\u0000${dims.channel}\u0000${dims.country}\u0000${dims.rule}\u0000${dims.name}`;
+        prev = e;
+        prevSlot = slot;
+      }
       const vh = e.visitor ? hash32(e.visitor) : null;
       const hourBot = hour * 2 + bot;
       for (const [scope, id] of scopes) {
