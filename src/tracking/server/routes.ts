@@ -12,7 +12,7 @@ import { idParams } from "../../schemas.js";
 import type { EventRow, Store, TrackingKey } from "../../store/port.js";
 import { clientIp, storedIp, type TrustFn } from "../../util/net.js";
 import { parseTime } from "../../util/time.js";
-import { getOpenTrackingPixel } from "../index.js";
+import { getOpenTrackingPixel, type TrackingResult } from "../index.js";
 import { newSecret, type TrackingKeyring } from "./keyring.js";
 import { randomBytes } from "node:crypto";
 import { machineOf } from "./machines.js";
@@ -46,21 +46,25 @@ const PIXEL = getOpenTrackingPixel();
 /** The pixel as a latin1 string: node:http writes a string body with the headers at once, a Buffer apart (writev). */
 const PIXEL_LATIN1 = PIXEL.bytes.toString("latin1");
 
-/** tracked URL → its ASCII form, for URLs that come again (verified tokens are cached: their URL strings too) */
-const asciiUrls = new Map<string, string>();
+/**
+ * A verified token's Location, computed once per decoded token: the keyring keeps verified tokens, so a link clicked
+ * again comes with the same result object, and this lives as long as that does.
+ */
+const locations = new WeakMap<TrackingResult, string>();
 
 /** A URL fit for a Location header: non-ASCII percent-encoded (an IRI becomes a URI). */
 function asciiUrl(url: string): string {
-  let ascii = asciiUrls.get(url);
-  if (ascii !== undefined) return ascii;
   try {
-    ascii = new URL(url).href;
+    return new URL(url).href;
   } catch {
-    ascii = encodeURI(url);
+    return encodeURI(url);
   }
-  if (asciiUrls.size >= 10_000) asciiUrls.clear();
-  asciiUrls.set(url, ascii);
-  return ascii;
+}
+
+function locationOf(r: TrackingResult): string {
+  let location = locations.get(r);
+  if (location === undefined) locations.set(r, (location = asciiUrl(String(r.trackedUrl))));
+  return location;
 }
 const NO_CACHE = { "cache-control": "no-store, no-cache, must-revalidate, max-age=0", pragma: "no-cache", expires: "0" };
 
@@ -188,7 +192,7 @@ export function createTrackingHandler(deps: TrackingRouteDeps) {
       if (r.trackedUrl) payload.tracked_url = r.trackedUrl;
       await deps.onTracked(decoded.projectId, String(r.webhookUrl), payload).catch((err) => deps.log.error({ err }, "tracking webhook not queued"));
     }
-    if (kind === "click") send(res, 302, { location: asciiUrl(String(r.trackedUrl)), ...NO_CACHE });
+    if (kind === "click") send(res, 302, { location: locationOf(r), ...NO_CACHE });
     else send(res, 200, { ...NO_CACHE, "content-type": PIXEL.mimeType }, req.method === "HEAD" ? "" : PIXEL_LATIN1, "latin1");
     return true;
   };
