@@ -3,6 +3,7 @@ import { AppError } from "../errors.js";
 import { StoreUnavailable, WriterRetired, type EventRow, type RollupOp, type Store } from "../store/port.js";
 import type { Metrics } from "../ops/metrics.js";
 import { Journal, readJournal } from "./journal.js";
+import { packEvents, unpackEvents, type PackedEvents } from "./pack.js";
 import { countsAsLinkClick, RollupBuffer, rollupOps } from "./rollup.js";
 import type { Spool, SpooledBatch } from "./spool.js";
 
@@ -16,6 +17,12 @@ type Waiter = (err: Error | null, lastId?: number) => void;
 interface Pending extends SpooledBatch {
   waiters: Waiter[];
   jseq: number;
+}
+
+/** A record of the PostgreSQL writer's journal: a batch, its events packed (see pack.ts). */
+interface JournaledBatch {
+  id: string;
+  packed: PackedEvents;
 }
 
 /**
@@ -280,7 +287,11 @@ export class EventWriter implements EventLog {
    */
   private recoverJournal(journal: Journal) {
     const records = readJournal(journal.dir);
-    const batches = records.map((r) => r.payload as SpooledBatch);
+    const batches = records.map((r): SpooledBatch => {
+      const b = r.payload as JournaledBatch | SpooledBatch;
+      // records of earlier versions hold the events as objects
+      return "packed" in b ? { id: b.id, events: unpackEvents(b.packed) } : b;
+    });
     // one fsync for all (a crash at low load leaves thousands of small records, most of them committed already)
     this.spool!.appendMany(batches);
     const events = batches.reduce((n, b) => n + b.events.length, 0);
@@ -374,7 +385,7 @@ export class EventWriter implements EventLog {
       else {
         const jseq = this.journalSeq + 1;
         try {
-          this.journal!.append(jseq, JSON.stringify({ id: batch.id, events: batch.events } satisfies SpooledBatch));
+          this.journal!.append(jseq, JSON.stringify({ id: batch.id, packed: packEvents(batch.events) } satisfies JournaledBatch));
         } catch (err) {
           for (const w of j.waiters) w(err as Error);
           return this.endTurnCommitted();

@@ -9,7 +9,8 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { EventWriter } from "../../src/events/writer.js";
-import { Journal } from "../../src/events/journal.js";
+import { Journal, readJournal } from "../../src/events/journal.js";
+import { packEvents, unpackEvents, type PackedEvents } from "../../src/events/pack.js";
 import { Spool } from "../../src/events/spool.js";
 import { createMetrics } from "../../src/ops/metrics.js";
 import { PgStore } from "../../src/store/postgres/index.js";
@@ -99,6 +100,45 @@ test("PostgreSQL journal: answered before the commit; after a crash the next sta
     await b.close();
     assert.deepEqual(segmentsIn(path.join(dir, "event-journal")), []);
     assert.equal(Number((await sql<{ n: string }>(db.url, `SELECT count(*) AS n FROM events WHERE visitor LIKE 'last-%'`))[0]!.n), 10);
+  } finally {
+    await cleanup.run();
+  }
+});
+
+test("PostgreSQL journal: records hold their events packed; a journal of an earlier version (events as objects) is replayed too", async () => {
+  const cleanup = new Cleanup();
+  try {
+    const { dir, db, store } = await setup(cleanup);
+    // a crash left two records: one as earlier versions wrote them, one as this version does
+    const journal = new Journal(path.join(dir, "event-journal"), false);
+    journal.reset();
+    const old = opens(3, "old");
+    old[1]!.ua = 'quoted " ua, é';
+    const fresh = opens(3, "new");
+    fresh[2]!.data = JSON.stringify({ k: [1, "two"] });
+    journal.append(1, JSON.stringify({ id: crypto.randomUUID(), events: old }));
+    journal.append(2, JSON.stringify({ id: crypto.randomUUID(), packed: packEvents(fresh) }));
+    journal.close();
+    const w = journaled(store, dir);
+    await w.start();
+    await w.settled();
+    const rows = await sql<{ visitor: string; ua: string; data: string | null }>(db.url, `SELECT visitor, ua, data FROM events ORDER BY id`);
+    assert.deepEqual(
+      rows.map((r) => r.visitor),
+      ["old-0", "old-1", "old-2", "new-0", "new-1", "new-2"],
+    );
+    assert.equal(rows[1]!.ua, 'quoted " ua, é');
+    assert.equal(rows[5]!.data, JSON.stringify({ k: [1, "two"] }));
+
+    // what this version journals is packed: a hung commit leaves the record in the journal to read
+    store.appendBatches = () => new Promise(() => {});
+    await Promise.all(opens(4, "packed").map((e) => w.write(e)));
+    const records = readJournal(path.join(dir, "event-journal"));
+    const last = records.at(-1)!.payload as { id: string; packed: PackedEvents };
+    assert.deepEqual(
+      unpackEvents(last.packed).map((e) => e.visitor),
+      ["packed-0", "packed-1", "packed-2", "packed-3"],
+    );
   } finally {
     await cleanup.run();
   }
