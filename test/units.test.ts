@@ -8,6 +8,7 @@ import { storedIp } from "../src/util/net.js";
 import { parseUa } from "../src/events/enrich.js";
 import { forwardQuery, normalizeHostname, withUtm } from "../src/links/validate.js";
 import { tmpDir } from "./helpers.js";
+import { tooDeep } from "../src/util/json.js";
 import { hashKey, hashPassword, verifyPassword } from "../src/auth/service.js";
 import { createHash } from "node:crypto";
 import { sha256 } from "../src/util/hash.js";
@@ -143,4 +144,25 @@ test("hostnames, UTM and forwarded queries", () => {
   assert.equal(withUtm("https://a.test/?utm_source=keep", { source: "news" }), "https://a.test/?utm_source=keep");
   assert.equal(forwardQuery("https://a.test/p?x=1#f", "y=2"), "https://a.test/p?x=1&y=2#f");
   assert.equal(forwardQuery("https://a.test/p", "y=2"), "https://a.test/p?y=2");
+});
+
+test("tooDeep: finds a value nested past the limit and names its path; a hostile depth does not overflow the stack", () => {
+  assert.equal(tooDeep({ a: 1, b: [1, "x", null], c: { d: {} } }, 3), null);
+  // the root is depth 0: with max 2, an object two levels down is too deep
+  assert.equal(tooDeep({ a: { b: {} } }, 2), "a.b");
+  assert.equal(tooDeep({ a: [0, { b: [] }] }, 3), "a.1.b");
+  assert.equal(tooDeep({ ok: { x: 1 }, deep: { x: [[]] } }, 3), "deep.x.0");
+  assert.equal(tooDeep({}, 0), "");
+  assert.equal(tooDeep("text", 0), null);
+  assert.equal(tooDeep(null), null);
+  // exactly at the limit passes, one more fails
+  let v: unknown = {};
+  for (let i = 0; i < 64; i++) v = { n: v };
+  assert.equal(tooDeep(v), "n".repeat(64).split("").join("."));
+  assert.equal(tooDeep((v as { n: unknown }).n), null);
+  // a million levels (a body JSON.parse accepts): the first 64 decide
+  let hostile: unknown[] = [];
+  const root = hostile;
+  for (let i = 0; i < 1_000_000; i++) hostile = (hostile[0] = []) as unknown[];
+  assert.equal(tooDeep(root)?.split(".").length, 64);
 });

@@ -238,10 +238,12 @@ export class IngestService {
     const live = new Map<string, IngestSession>();
     for (let i = 0; i < items.length; i++) {
       const e = items[i]!;
-      const at = single ? "" : `events[${i}].`;
-      if (!e || typeof e !== "object" || Array.isArray(e)) throw badRequest(`${at || "event "}must be an object`, { field: `events[${i}]` });
+      // a field's name in errors ("name", or "events[3].name"), built only for an error
+      const at = (field: string) => (single ? field : `events[${i}].${field}`);
+      if (!e || typeof e !== "object" || Array.isArray(e))
+        throw badRequest(`${single ? "event " : `events[${i}].`}must be an object`, { field: `events[${i}]` });
       if (typeof e.name !== "string" || !NAME_RE.test(e.name))
-        throw badRequest(`${at}name must be 1-64 letters, digits, spaces or _.:/- (e.g. "click", "signup")`, { field: `${at}name` });
+        throw badRequest(`${at("name")} must be 1-64 letters, digits, spaces or _.:/- (e.g. "click", "signup")`, { field: at("name") });
       let data: string | null = null;
       if (e.data !== undefined && e.data !== null) {
         let v = e.data;
@@ -250,13 +252,13 @@ export class IngestService {
           try {
             v = JSON.parse(v);
           } catch {
-            throw badRequest(`${at}data must be a JSON object (or a string holding one)`, { field: `${at}data` });
+            throw badRequest(`${at("data")} must be a JSON object (or a string holding one)`, { field: at("data") });
           }
         }
-        if (!v || typeof v !== "object" || Array.isArray(v)) throw badRequest(`${at}data must be a JSON object`, { field: `${at}data` });
-        if (tooDeep(v) !== null) throw badRequest(`${at}data nests deeper than ${MAX_JSON_DEPTH} levels`, { field: `${at}data` });
+        if (!v || typeof v !== "object" || Array.isArray(v)) throw badRequest(`${at("data")} must be a JSON object`, { field: at("data") });
+        if (tooDeep(v) !== null) throw badRequest(`${at("data")} nests deeper than ${MAX_JSON_DEPTH} levels`, { field: at("data") });
         data = JSON.stringify(v);
-        if (Buffer.byteLength(data) > MAX_DATA_BYTES) throw badRequest(`${at}data is larger than ${MAX_DATA_BYTES} bytes`, { field: `${at}data` });
+        if (Buffer.byteLength(data) > MAX_DATA_BYTES) throw badRequest(`${at("data")} is larger than ${MAX_DATA_BYTES} bytes`, { field: at("data") });
       }
       const token = e.session ?? base.session;
       let session: IngestSession | null = null;
@@ -264,12 +266,13 @@ export class IngestService {
         session = live.get(token as string) ?? (await this.liveSession(app, token, now));
         live.set(session.token, session);
       }
+      const visitor = e.visitor ?? base.visitor;
       rows.push({
         project_id: app.project_id,
         ts: now,
-        client_ts: clientTime(e.ts, `${at}ts`),
+        client_ts: e.ts === undefined ? null : clientTime(e.ts, at("ts")),
         name: e.name,
-        visitor: visitorOf(e.visitor ?? base.visitor, `${at}visitor`) ?? session?.visitor ?? null,
+        visitor: (visitor === undefined ? null : visitorOf(visitor, at("visitor"))) ?? session?.visitor ?? null,
         session: session?.token ?? null,
         link_id: null,
         domain_id: null,
