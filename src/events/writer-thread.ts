@@ -6,8 +6,6 @@ import type { SqliteStore } from "../store/sqlite/index.js";
 import type { CheckpointerInit } from "../store/sqlite/checkpointer.js";
 import { Journal } from "./journal.js";
 import { packEvents, type PackedEvents } from "./pack.js";
-
-export { packEvents, unpackEvents, type PackedEvents } from "./pack.js";
 import { countsAsLinkClick } from "./rollup.js";
 import { WriterUnavailable, type EventLog, type WriteOptions, type WriterOptions } from "./writer.js";
 

@@ -8,15 +8,8 @@ import type { Metrics } from "../ops/metrics.js";
 import { EventWriter } from "./writer.js";
 import { MARK_SHIFT, readJournal, rejectBatch } from "./journal.js";
 import type { EventRow } from "../store/port.js";
-import {
-  serializeError,
-  unpackEvents,
-  type FromWorker,
-  type PackedEvents,
-  type ToWorker,
-  type WorkerInit,
-  type WorkerMetrics,
-} from "./writer-thread.js";
+import { unpackEvents, type PackedEvents } from "./pack.js";
+import { serializeError, type FromWorker, type ToWorker, type WorkerInit, type WorkerMetrics } from "./writer-thread.js";
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
