@@ -238,7 +238,7 @@ export class IngestService {
     const live = new Map<string, IngestSession>();
     for (let i = 0; i < items.length; i++) {
       const e = items[i]!;
-      // a field's name in errors ("name", or "events[3].name"), built only for an error
+      // a field's name in errors ("name", or "events[3].name"), built only where it may be needed
       const at = (field: string) => (single ? field : `events[${i}].${field}`);
       if (!e || typeof e !== "object" || Array.isArray(e))
         throw badRequest(`${single ? "event " : `events[${i}].`}must be an object`, { field: `events[${i}]` });

@@ -14,7 +14,7 @@ import { packEvents, unpackEvents, type PackedEvents } from "../../src/events/pa
 import { Spool } from "../../src/events/spool.js";
 import { createMetrics } from "../../src/ops/metrics.js";
 import { PgStore } from "../../src/store/postgres/index.js";
-import type { EventRow } from "../../src/store/port.js";
+import type { EventRow, RollupOp } from "../../src/store/port.js";
 import { Cleanup, testDatabase, sql } from "./scale.js";
 import { clickEvent } from "../events.js";
 import { tmpDir } from "../helpers.js";
@@ -116,6 +116,8 @@ test("PostgreSQL journal: records hold their events packed; a journal of an earl
     old[1]!.ua = 'quoted " ua, é';
     const fresh = opens(3, "new");
     fresh[2]!.data = JSON.stringify({ k: [1, "two"] });
+    // a shared string (in the packed table once) with quotes, a backslash and characters past the BMP
+    for (const e of fresh) e.ua = 'packed "ua" \\ ünï 🎉';
     journal.append(1, JSON.stringify({ id: crypto.randomUUID(), events: old }));
     journal.append(2, JSON.stringify({ id: crypto.randomUUID(), packed: packEvents(fresh) }));
     journal.close();
@@ -129,6 +131,10 @@ test("PostgreSQL journal: records hold their events packed; a journal of an earl
     );
     assert.equal(rows[1]!.ua, 'quoted " ua, é');
     assert.equal(rows[5]!.data, JSON.stringify({ k: [1, "two"] }));
+    assert.deepEqual(
+      rows.slice(3).map((r) => r.ua),
+      Array(3).fill('packed "ua" \\ ünï 🎉'),
+    );
 
     // what this version journals is packed: a hung commit leaves the record in the journal to read
     store.appendBatches = () => new Promise(() => {});
@@ -238,6 +244,44 @@ test("PostgreSQL group commit: text and numbers of every kind are stored exactly
       assert.equal(r.client_ts === null ? null : Number(r.client_ts), i % 3 ? null : -i - 1);
       assert.equal(r.is_bot, i % 2 === 0);
     });
+  } finally {
+    await cleanup.run();
+  }
+});
+
+test("PostgreSQL writer: its statements are prepared once per connection; a connection that lost them is replaced after one failure", async () => {
+  const cleanup = new Cleanup();
+  try {
+    const db = await testDatabase(cleanup);
+    // one connection, so the statements' names can be read where they were prepared
+    const store = new PgStore({ url: db.url, watchChanges: false, poolSize: 1 });
+    cleanup.defer(() => store.close());
+    await store.migrate();
+    const prepared = async () =>
+      (await store.pool.query<{ name: string }>(`SELECT name FROM pg_prepared_statements ORDER BY name`)).rows.map((r) => r.name);
+    const count: RollupOp = { kind: "count", scope: "link", scope_id: 1, dim: "browser", slot: 0, bot: false, value: "Firefox", clicks: 1 };
+    for (let i = 0; i < 3; i++) {
+      await store.appendBatches([{ id: crypto.randomUUID(), events: opens(2, `p${i}`) }]);
+      await store.applyRollupChunk([count], i);
+    }
+    assert.deepEqual(await prepared(), ["clicktrail_append", "clicktrail_rollup"]);
+
+    // the statements are gone from the session (a pooler's DISCARD ALL, a DEALLOCATE): node-postgres does not know.
+    // A query on the pool fails once; its connection is closed, and the next one prepares afresh
+    await store.pool.query("DEALLOCATE ALL");
+    const lost = (e: { code?: string }) => e.code === "26000";
+    await assert.rejects(store.appendBatches([{ id: crypto.randomUUID(), events: opens(1, "lost") }]), lost);
+    await store.appendBatches([{ id: crypto.randomUUID(), events: opens(1, "again") }]);
+    await store.applyRollupChunk([count], 3);
+    assert.deepEqual(await prepared(), ["clicktrail_append", "clicktrail_rollup"]);
+    // so does a transaction's connection (which node-pg's pool would keep)
+    await store.pool.query("DEALLOCATE ALL");
+    await assert.rejects(store.applyRollupChunk([count], 4), lost);
+    await store.applyRollupChunk([count], 5);
+    assert.deepEqual(await prepared(), ["clicktrail_rollup"]);
+    const clicks = await sql<{ clicks: string }>(db.url, `SELECT clicks FROM rollups WHERE scope = 'link' AND value = 'Firefox'`);
+    assert.equal(Number(clicks[0]!.clicks), 5);
+    assert.equal(Number((await sql<{ n: string }>(db.url, `SELECT count(*) AS n FROM events`))[0]!.n), 7);
   } finally {
     await cleanup.run();
   }

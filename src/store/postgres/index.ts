@@ -94,17 +94,29 @@ export interface Prepared {
   text: string;
 }
 
-const prepared = (name: string, text: string): Prepared => ({ name: `clicktrail_${name}`, text });
+const preparedNames = new Set<string>();
+const prepared = (name: string, text: string): Prepared => {
+  // node-postgres refuses a name sent with another text only when it is run: two statements must not share one
+  if (preparedNames.has(name)) throw new Error(`two prepared statements are named ${name}`);
+  preparedNames.add(name);
+  return { name: `clicktrail_${name}`, text };
+};
+
+/**
+ * A prepared statement the connection no longer has (26000: deallocated, as a pooler that resets sessions does) or can
+ * no longer run as prepared (0A000: "cached plan must not change result type", after a schema change). pool.query
+ * closes a connection after any error; a transaction's connection is closed after these.
+ */
+function brokenPrepared(e: unknown): boolean {
+  const code = (e as { code?: string } | null)?.code;
+  return code === "26000" || code === "0A000";
+}
 
 /** A query's rows on the pool (`rowMode` "array": each row as an array), its errors mapped as mapError does. */
 export async function pgRows<T = Row>(pool: pg.Pool, sql: string | Prepared, params: unknown[] = [], rowMode?: "array"): Promise<T[]> {
   try {
-    const res =
-      typeof sql !== "string"
-        ? await pool.query({ name: sql.name, text: sql.text, values: params })
-        : rowMode
-          ? await pool.query({ text: sql, values: params, rowMode })
-          : await pool.query(sql, params);
+    const config: pg.QueryConfig = typeof sql === "string" ? { text: sql, values: params } : { name: sql.name, text: sql.text, values: params };
+    const res = rowMode ? await pool.query({ ...config, rowMode }) : await pool.query(config);
     return res.rows as T[];
   } catch (e) {
     mapError(e);
@@ -271,10 +283,15 @@ export class PgStore implements Store {
     // each step in a savepoint
     if (this.held) return this.within(this.held, ["SAVEPOINT step", "RELEASE SAVEPOINT step", "ROLLBACK TO SAVEPOINT step"], fn);
     const client = await this.connect();
+    let broken = false;
     try {
       return await this.within(client, ["BEGIN", "COMMIT", "ROLLBACK"], fn);
+    } catch (e) {
+      broken = brokenPrepared(e);
+      throw e;
     } finally {
-      client.release();
+      // a connection whose prepared statement cannot run any more is closed, so the next transaction prepares afresh
+      client.release(broken);
     }
   }
 
