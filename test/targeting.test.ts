@@ -115,6 +115,12 @@ describe("preferredLanguage", () => {
     assert.equal(preferredLanguage("en;q=0.1,it;q=0.25"), "it");
   });
 
+  test("a header seen before answers the same; past the cache's bound, every answer is still parsed right", () => {
+    for (let round = 0; round < 2; round++) assert.equal(preferredLanguage("fr;q=0.5, de-CH;q=0.9"), "de-ch");
+    for (let i = 0; i < 2500; i++) assert.equal(preferredLanguage(`x${i};q=0.5, l${i}`), `l${i}`);
+    assert.equal(preferredLanguage(`${"zz;q=0.1, ".repeat(40)}it`), "it", "a long header (not cached)");
+  });
+
   test("ties: the first of the best", () => {
     assert.equal(preferredLanguage("nl, de"), "nl");
     assert.equal(preferredLanguage("fr;q=0.8, es;q=0.8, en;q=0.5"), "fr");

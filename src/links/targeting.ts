@@ -153,9 +153,24 @@ export function matchesPlatform(cond: readonly PlatformCondition[], platform: st
   return false;
 }
 
+/** Accept-Language headers seen lately and their preferred language: browsers send a handful of distinct ones. */
+const languages = new Map<string, string>();
+
 /** The preferred language of an Accept-Language header (highest q, first on ties), lower-cased; "" when none. */
 export function preferredLanguage(header: string | undefined): string {
   if (!header) return "";
+  // bounded in entries and in size, so rotating or huge headers cannot grow it without end
+  if (header.length > 256) return parseLanguage(header);
+  let best = languages.get(header);
+  if (best === undefined) {
+    best = parseLanguage(header);
+    if (languages.size >= 1000) languages.clear();
+    languages.set(header, best);
+  }
+  return best;
+}
+
+function parseLanguage(header: string): string {
   let best = "";
   let bestQ = -1;
   for (const part of header.slice(0, 1024).split(",")) {
