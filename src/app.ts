@@ -280,7 +280,7 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
     const url = req.url ?? "";
     if (url.startsWith("/t/")) return trackOrApi(req, res, api);
     if (req.method === "POST" && (url === "/api/v1/events" || url.startsWith("/api/v1/events?")))
-      return void rawIngest(req, res).catch((err) => fail(res, err));
+      return rawIngest(req, res);
     return api(req, res);
   }
 

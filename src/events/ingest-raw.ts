@@ -4,6 +4,7 @@ import { AppError, problem } from "../errors.js";
 import type { TrustFn } from "../util/net.js";
 import type { GeoIp } from "./geoip.js";
 import { requestFacts, type IncomingEvent, type IngestService } from "./ingest.js";
+import type { App } from "../store/port.js";
 
 export interface RawIngestDeps {
   config: Config;
@@ -21,14 +22,13 @@ export interface RawIngestDeps {
 export function createRawIngest(deps: RawIngestDeps) {
   const { config, ingest } = deps;
 
-  function send(res: ServerResponse, req: IncomingMessage, status: number, body: unknown, extra: Record<string, string> = {}) {
-    const text = JSON.stringify(body);
+  function send(res: ServerResponse, req: IncomingMessage, status: number, text: string, extra?: Record<string, string>) {
     const h: Record<string, string | number> = {
       "content-type": status >= 400 ? "application/problem+json" : "application/json; charset=utf-8",
       "content-length": Buffer.byteLength(text),
       "x-content-type-options": "nosniff",
-      ...extra,
     };
+    if (extra) Object.assign(h, extra);
     // CORS headers for browsers only (a request from a page carries Origin): fewer bytes per answer for servers
     const origin = req.headers.origin;
     if (origin) {
@@ -36,65 +36,110 @@ export function createRawIngest(deps: RawIngestDeps) {
       h["access-control-expose-headers"] = "Retry-After";
       h.vary = "Origin";
     }
-    res.writeHead(status, h);
-    res.end(text);
+    try {
+      res.writeHead(status, h);
+      res.end(text);
+    } catch (err) {
+      // (a header node:http refuses): never thrown into a promise's callback, where it would stop the process
+      deps.log.error({ err }, "an answer to POST /api/v1/events could not be sent");
+      res.destroy();
+    }
   }
 
-  function readBody(req: IncomingMessage): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      req.on("data", (c: Buffer) => {
-        size += c.length;
-        if (size > config.bodyLimit) {
-          // read no more, but answer the 413 before the connection closes (destroying the request here dropped it unanswered)
-          req.removeAllListeners("data");
-          req.pause();
-          reject(new AppError(413, "body-too-large", `the body is larger than ${config.bodyLimit} bytes`));
-          return;
-        }
-        chunks.push(c);
-      });
-      req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
-      req.on("error", reject);
+  function fail(req: IncomingMessage, res: ServerResponse, err: unknown) {
+    if (err instanceof AppError) {
+      const retry = err.status === 429 || err.status === 503 ? "1" : err.status === 507 ? "10" : null;
+      const extra: Record<string, string> | undefined = retry ? { "retry-after": retry } : err.status === 413 ? { connection: "close" } : undefined;
+      return send(res, req, err.status, JSON.stringify(problem(err.status, err.type, err.message, err.extra)), extra);
+    }
+    deps.log.error({ err }, "events not stored; answered 503");
+    send(res, req, 503, JSON.stringify(problem(503, "storage-unavailable", "the events could not be recorded; try again in a moment")), {
+      "retry-after": "1",
     });
   }
 
-  return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /** Calls `done` with the body as text, or with a 413 once it passes the body limit (and reads no more). */
+  function readBody(req: IncomingMessage, callback: (err: Error | null, text?: string) => void) {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let called = false;
+    const done = (err: Error | null, text?: string) => {
+      if (called) return;
+      called = true;
+      callback(err, text);
+    };
+    req.on("data", (c: Buffer) => {
+      size += c.length;
+      if (size > config.bodyLimit) {
+        // read no more, but answer the 413 before the connection closes (destroying the request here dropped it unanswered)
+        req.removeAllListeners("data");
+        req.removeAllListeners("end");
+        req.pause();
+        done(new AppError(413, "body-too-large", `the body is larger than ${config.bodyLimit} bytes`));
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on("end", () => done(null, (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)).toString("utf8")));
+    req.on("error", done);
+  }
+
+  /** The body read: its events validated and recorded, then the answer (callbacks, not awaits: this is per event). */
+  function accept(req: IncomingMessage, res: ServerResponse, text: string) {
+    let body: (IncomingEvent & { key?: unknown; events?: unknown }) | null;
     try {
-      const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
+      body = JSON.parse(text);
+    } catch (e) {
+      throw new AppError(400, "invalid-request", `the body is not valid JSON: ${(e as Error).message}`);
+    }
+    if (!body || typeof body !== "object" || Array.isArray(body))
+      throw new AppError(400, "validation", "the body must be a JSON object", { field: "" });
+    // (how deep event data nests is checked by ingest() itself, for every caller)
+    if (body.events !== undefined && !Array.isArray(body.events))
+      throw new AppError(400, "validation", "events must be a list of events", { field: "events" });
+    const key = body.key ?? req.headers["x-clicktrail-key"];
+    const cached = ingest.cachedApp(key);
+    if (cached) record(req, res, body, cached);
+    else
+      ingest.appOf(key).then(
+        (a) => record(req, res, body, a),
+        (err) => fail(req, res, err),
+      );
+  }
+
+  function record(req: IncomingMessage, res: ServerResponse, body: IncomingEvent & { events?: unknown }, a: App) {
+    try {
+      const facts = requestFacts(req, config.ipMode, deps.trust, deps.geoip);
+      const batch = body.events as IncomingEvent[] | undefined;
+      ingest.ingest(a, batch ?? [body], facts, batch ? { visitor: body.visitor, session: body.session } : {}, !batch).then(
+        (n) => send(res, req, 201, `{"accepted":${n}}`),
+        (err) => fail(req, res, err),
+      );
+    } catch (err) {
+      fail(req, res, err);
+    }
+  }
+
+  return function handle(req: IncomingMessage, res: ServerResponse): void {
+    try {
+      const header = req.headers["content-type"];
+      const type = header === "application/json" ? header : (header ?? "").split(";")[0]!.trim().toLowerCase();
       if (type !== "application/json" && type !== "text/plain")
         throw new AppError(
           415,
           "unsupported-media-type",
           `send the events as application/json (or text/plain JSON from sendBeacon), not ${type || "no content type"}`,
         );
-      const text = await readBody(req);
-      let body: (IncomingEvent & { key?: unknown; events?: unknown }) | null;
-      try {
-        body = JSON.parse(text);
-      } catch (e) {
-        throw new AppError(400, "invalid-request", `the body is not valid JSON: ${(e as Error).message}`);
-      }
-      if (!body || typeof body !== "object" || Array.isArray(body))
-        throw new AppError(400, "validation", "the body must be a JSON object", { field: "" });
-      // (how deep event data nests is checked by ingest() itself, for every caller)
-      if (body.events !== undefined && !Array.isArray(body.events))
-        throw new AppError(400, "validation", "events must be a list of events", { field: "events" });
-      const a = await ingest.appOf(body.key ?? req.headers["x-clicktrail-key"]);
-      const facts = requestFacts(req, config.ipMode, deps.trust, deps.geoip);
-      const batch = body.events as IncomingEvent[] | undefined;
-      const n = await ingest.ingest(a, batch ?? [body], facts, batch ? { visitor: body.visitor, session: body.session } : {}, !batch);
-      send(res, req, 201, { accepted: n });
+      readBody(req, (err, text) => {
+        try {
+          if (err) throw err;
+          accept(req, res, text!);
+        } catch (e) {
+          fail(req, res, e);
+        }
+      });
     } catch (err) {
-      if (err instanceof AppError) {
-        const retry = err.status === 429 || err.status === 503 ? "1" : err.status === 507 ? "10" : null;
-        const extra: Record<string, string> = retry ? { "retry-after": retry } : err.status === 413 ? { connection: "close" } : {};
-        send(res, req, err.status, problem(err.status, err.type, err.message, err.extra), extra);
-        return;
-      }
-      deps.log.error({ err }, "events not stored; answered 503");
-      send(res, req, 503, problem(503, "storage-unavailable", "the events could not be recorded; try again in a moment"), { "retry-after": "1" });
+      fail(req, res, err);
     }
   };
 }

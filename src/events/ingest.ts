@@ -142,14 +142,29 @@ export class IngestService {
 
   /** The enabled app of an ingest key (and a rate-limit check), or a 401/403/429. */
   async appOf(key: unknown, cost = 1): Promise<App> {
+    const cached = this.cachedApp(key, cost);
+    if (cached) return cached;
+    const hit = { app: await this.store.getAppByKey(key as string) };
+    this.apps.set(key as string, hit);
+    return this.enabled(key as string, hit.app, cost);
+  }
+
+  /**
+   * appOf without waiting, for the ingest hot path: the app when its key was read lately, undefined when it must be read
+   * from the store (then appOf), or the same 401/403/429.
+   */
+  cachedApp(key: unknown, cost = 1): App | undefined {
     if (typeof key !== "string" || key === "")
       throw new AppError(401, "unauthorized", "an ingest key is required: send key in the body or an X-Clicktrail-Key header", { field: "key" });
-    let hit = this.apps.get(key);
-    if (!hit) this.apps.set(key, (hit = { app: await this.store.getAppByKey(key) }));
-    if (!hit.app) throw new AppError(401, "unauthorized", "this ingest key is unknown", { field: "key" });
-    if (hit.app.disabled_at !== null) throw new AppError(403, "forbidden", "this ingest key is disabled", { field: "key" });
+    const hit = this.apps.get(key);
+    return hit && this.enabled(key, hit.app, cost);
+  }
+
+  private enabled(key: string, app: App | null, cost: number): App {
+    if (!app) throw new AppError(401, "unauthorized", "this ingest key is unknown", { field: "key" });
+    if (app.disabled_at !== null) throw new AppError(403, "forbidden", "this ingest key is disabled", { field: "key" });
     if (this.limiter.take(key, cost)) throw new AppError(429, "rate-limited", "too many requests for this ingest key; slow down", { retry_after: 1 });
-    return hit.app;
+    return app;
   }
 
   // ---------------------------------------------------------------- sessions
@@ -222,8 +237,11 @@ export class IngestService {
 
   // ---------------------------------------------------------------- events
 
-  /** Validates, records and commits events; resolves when every one is committed. */
-  async ingest(
+  /**
+   * Validates and records events; resolves once every one is stored (committed, or in the writer's journal). Events
+   * that name no session are validated at once, without waiting for anything but the write (the ingest hot path).
+   */
+  ingest(
     app: App,
     items: IncomingEvent[],
     facts: RequestFacts,
@@ -231,67 +249,45 @@ export class IngestService {
     /** one event sent as the body itself: errors name its fields without an events[i] prefix */
     single = false,
   ): Promise<number> {
-    if (items.length === 0) throw badRequest("events must hold at least one event", { field: "events" });
-    if (items.length > MAX_BATCH) throw badRequest(`at most ${MAX_BATCH} events per request`, { field: "events" });
-    const now = Date.now();
+    try {
+      if (items.length === 0) throw badRequest("events must hold at least one event", { field: "events" });
+      if (items.length > MAX_BATCH) throw badRequest(`at most ${MAX_BATCH} events per request`, { field: "events" });
+      const now = Date.now();
+      if (!isSet(base.session) && items.every((e) => !isSet(e?.session))) {
+        const rows: EventRow[] = [];
+        for (let i = 0; i < items.length; i++) {
+          const data = this.checked(items[i], i, single);
+          rows.push(this.row(app, items[i]!, i, single, facts, now, data, null, base.visitor));
+        }
+        return (rows.length === 1 ? this.writer.write(rows[0]!) : this.writer.writeMany(rows)).then(() => rows.length);
+      }
+      return this.ingestInSessions(app, items, facts, base, single, now);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** ingest() of events that name sessions: each session looked up (and checked live) in the events' order. */
+  private async ingestInSessions(
+    app: App,
+    items: IncomingEvent[],
+    facts: RequestFacts,
+    base: { visitor?: unknown; session?: unknown },
+    single: boolean,
+    now: number,
+  ): Promise<number> {
     const rows: EventRow[] = [];
     const live = new Map<string, IngestSession>();
     for (let i = 0; i < items.length; i++) {
+      const data = this.checked(items[i], i, single);
       const e = items[i]!;
-      // a field's name in errors ("name", or "events[3].name"), built only where it may be needed
-      const at = (field: string) => (single ? field : `events[${i}].${field}`);
-      if (!e || typeof e !== "object" || Array.isArray(e))
-        throw badRequest(`${single ? "event " : `events[${i}].`}must be an object`, { field: `events[${i}]` });
-      if (typeof e.name !== "string" || !NAME_RE.test(e.name))
-        throw badRequest(`${at("name")} must be 1-64 letters, digits, spaces or _.:/- (e.g. "click", "signup")`, { field: at("name") });
-      let data: string | null = null;
-      if (e.data !== undefined && e.data !== null) {
-        let v = e.data;
-        if (typeof v === "string") {
-          // Microticks sent data as a JSON string
-          try {
-            v = JSON.parse(v);
-          } catch {
-            throw badRequest(`${at("data")} must be a JSON object (or a string holding one)`, { field: at("data") });
-          }
-        }
-        if (!v || typeof v !== "object" || Array.isArray(v)) throw badRequest(`${at("data")} must be a JSON object`, { field: at("data") });
-        if (tooDeep(v) !== null) throw badRequest(`${at("data")} nests deeper than ${MAX_JSON_DEPTH} levels`, { field: at("data") });
-        data = JSON.stringify(v);
-        if (Buffer.byteLength(data) > MAX_DATA_BYTES) throw badRequest(`${at("data")} is larger than ${MAX_DATA_BYTES} bytes`, { field: at("data") });
-      }
       const token = e.session ?? base.session;
       let session: IngestSession | null = null;
-      if (token !== undefined && token !== null) {
+      if (isSet(token)) {
         session = live.get(token as string) ?? (await this.liveSession(app, token, now));
         live.set(session.token, session);
       }
-      const visitor = e.visitor ?? base.visitor;
-      rows.push({
-        project_id: app.project_id,
-        ts: now,
-        client_ts: e.ts === undefined ? null : clientTime(e.ts, at("ts")),
-        name: e.name,
-        visitor: (visitor === undefined ? null : visitorOf(visitor, at("visitor"))) ?? session?.visitor ?? null,
-        session: session?.token ?? null,
-        link_id: null,
-        domain_id: null,
-        campaign_id: null,
-        source: "api",
-        channel: null,
-        platform: facts.info.platform || null,
-        ip: facts.ip,
-        ua: facts.ua,
-        referrer: facts.referrer,
-        browser: facts.info.browser || null,
-        os: facts.info.os || null,
-        device: facts.info.device || null,
-        is_bot: facts.info.bot && facts.ua !== null,
-        country: facts.country,
-        rule: null,
-        data,
-        app_id: app.id,
-      });
+      rows.push(this.row(app, e, i, single, facts, now, data, session, base.visitor));
     }
     await (rows.length === 1 ? this.writer.write(rows[0]!) : this.writer.writeMany(rows));
     for (const r of rows) {
@@ -304,7 +300,74 @@ export class IngestService {
     }
     return rows.length;
   }
+
+  /** An event's object, name and data checked (a 400 naming the field); its data as stored (JSON text) or null. */
+  private checked(e: IncomingEvent | undefined, i: number, single: boolean): string | null {
+    // a field's name in errors ("name", or "events[3].name"), built only where it may be needed
+    const at = (field: string) => (single ? field : `events[${i}].${field}`);
+    if (!e || typeof e !== "object" || Array.isArray(e))
+      throw badRequest(`${single ? "event " : `events[${i}].`}must be an object`, { field: `events[${i}]` });
+    if (typeof e.name !== "string" || !NAME_RE.test(e.name))
+      throw badRequest(`${at("name")} must be 1-64 letters, digits, spaces or _.:/- (e.g. "click", "signup")`, { field: at("name") });
+    if (e.data === undefined || e.data === null) return null;
+    let v = e.data;
+    if (typeof v === "string") {
+      // Microticks sent data as a JSON string
+      try {
+        v = JSON.parse(v);
+      } catch {
+        throw badRequest(`${at("data")} must be a JSON object (or a string holding one)`, { field: at("data") });
+      }
+    }
+    if (!v || typeof v !== "object" || Array.isArray(v)) throw badRequest(`${at("data")} must be a JSON object`, { field: at("data") });
+    if (tooDeep(v) !== null) throw badRequest(`${at("data")} nests deeper than ${MAX_JSON_DEPTH} levels`, { field: at("data") });
+    const data = JSON.stringify(v);
+    if (Buffer.byteLength(data) > MAX_DATA_BYTES) throw badRequest(`${at("data")} is larger than ${MAX_DATA_BYTES} bytes`, { field: at("data") });
+    return data;
+  }
+
+  /** The event row of a checked event (its time and visitor checked here). */
+  private row(
+    app: App,
+    e: IncomingEvent,
+    i: number,
+    single: boolean,
+    facts: RequestFacts,
+    now: number,
+    data: string | null,
+    session: IngestSession | null,
+    baseVisitor: unknown,
+  ): EventRow {
+    const visitor = e.visitor ?? baseVisitor;
+    return {
+      project_id: app.project_id,
+      ts: now,
+      client_ts: e.ts === undefined ? null : clientTime(e.ts, single ? "ts" : `events[${i}].ts`),
+      name: e.name as string,
+      visitor: (visitor === undefined ? null : visitorOf(visitor, single ? "visitor" : `events[${i}].visitor`)) ?? session?.visitor ?? null,
+      session: session?.token ?? null,
+      link_id: null,
+      domain_id: null,
+      campaign_id: null,
+      source: "api",
+      channel: null,
+      platform: facts.info.platform || null,
+      ip: facts.ip,
+      ua: facts.ua,
+      referrer: facts.referrer,
+      browser: facts.info.browser || null,
+      os: facts.info.os || null,
+      device: facts.info.device || null,
+      is_bot: facts.info.bot && facts.ua !== null,
+      country: facts.country,
+      rule: null,
+      data,
+      app_id: app.id,
+    };
+  }
 }
+
+const isSet = (v: unknown) => v !== undefined && v !== null;
 
 function clientTime(v: unknown, field: string): number | null {
   if (v === undefined || v === null || v === "") return null;
