@@ -45,7 +45,7 @@ import { visitorRoutes } from "./visitors/routes.js";
 import { FunnelService } from "./funnels/service.js";
 import { funnelRoutes } from "./funnels/routes.js";
 import { problemSchema } from "./schemas.js";
-import { StoreUnavailable, type Store } from "./store/port.js";
+import { StoreUnavailable, type Domain, type Store } from "./store/port.js";
 import { requestHost, trustFunction } from "./util/net.js";
 
 /** A URL for the log: the values of query parameters that carry secrets (Microticks' ?key=, tokens, passwords) masked. */
@@ -249,18 +249,28 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
   function dispatch(req: IncomingMessage, res: ServerResponse, api: (req: IncomingMessage, res: ServerResponse) => void) {
     const host = requestHost(req, trust);
     const cached = resolver.cachedDomain(host);
-    if (cached) return void redirect(req, res, cached).catch((err) => fail(res, err));
+    if (cached) return serveLink(req, res, cached);
     if (cached === null) return hostPaths(req, res, api);
     resolver
       .domain(host)
       .then(
-        (d) => (d ? redirect(req, res, d) : hostPaths(req, res, api)),
+        (d) => (d ? serveLink(req, res, d) : hostPaths(req, res, api)),
         // the database is away and this host is not cached: the API's own paths and the hot paths that do not need the
         // host answer (/healthz says what is down; tracking and ingest spool or answer 503); anything else may be a
         // link of this host, so it is a 503 to retry, never a 404
         (err) => (err instanceof StoreUnavailable ? unresolvedHost(req, res, api) : fail(res, err)),
       )
       .catch((err) => fail(res, err));
+  }
+
+  /** A request on a link domain: answered by the redirect handler, or a 503 when it failed without answering. */
+  function serveLink(req: IncomingMessage, res: ServerResponse, domain: Domain) {
+    try {
+      const pending = redirect(req, res, domain);
+      if (pending) pending.catch((err) => fail(res, err));
+    } catch (err) {
+      fail(res, err);
+    }
   }
 
   function unresolvedHost(req: IncomingMessage, res: ServerResponse, api: (req: IncomingMessage, res: ServerResponse) => void) {
@@ -279,8 +289,7 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
   function hostPaths(req: IncomingMessage, res: ServerResponse, api: (req: IncomingMessage, res: ServerResponse) => void) {
     const url = req.url ?? "";
     if (url.startsWith("/t/")) return trackOrApi(req, res, api);
-    if (req.method === "POST" && (url === "/api/v1/events" || url.startsWith("/api/v1/events?")))
-      return rawIngest(req, res);
+    if (req.method === "POST" && (url === "/api/v1/events" || url.startsWith("/api/v1/events?"))) return rawIngest(req, res);
     return api(req, res);
   }
 

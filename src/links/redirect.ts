@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Config } from "../config.js";
 import { AppError, problem } from "../errors.js";
 import type { EventLog, WriteOptions } from "../events/writer.js";
-import { hashedVisitor, parseUa } from "../events/enrich.js";
+import { hashedVisitor, parseUa, type UaInfo } from "../events/enrich.js";
 import type { DailySalt } from "../events/salt.js";
 import type { GeoIp } from "../events/geoip.js";
 import type { Metrics } from "../ops/metrics.js";
@@ -90,8 +90,11 @@ export function createRedirectHandler(deps: RedirectDeps) {
     res.end(head ? undefined : body);
   }
 
-  /** What every click shares: the parsed user agent, the visitor, the base event. */
-  async function baseEvent(req: IncomingMessage, projectId: number, now: number) {
+  /**
+   * What every click shares: the parsed user agent, the visitor, the base event. At once, except while the day's
+   * visitor salt is read (the first click of a day).
+   */
+  function baseEvent(req: IncomingMessage, projectId: number, now: number): Base | Promise<Base> {
     const method = req.method ?? "GET";
     // bounded, so rotating huge headers can neither bloat the parsed-UA cache nor the log
     const ua = req.headers["user-agent"]?.slice(0, 512);
@@ -109,7 +112,8 @@ export function createRedirectHandler(deps: RedirectDeps) {
       }
     } else {
       const s = salt.get(now);
-      visitor = hashedVisitor(typeof s === "string" ? s : await s, projectId, ip, ua ?? "");
+      if (typeof s !== "string") return s.then(() => baseEvent(req, projectId, now));
+      visitor = hashedVisitor(s, projectId, ip, ua ?? "");
     }
     const referrer = req.headers.referer?.slice(0, 2048);
     const event: EventRow = {
@@ -139,10 +143,19 @@ export function createRedirectHandler(deps: RedirectDeps) {
     return { event, info, isBot, cookie, head: method === "HEAD" };
   }
 
-  type Base = Awaited<ReturnType<typeof baseEvent>>;
+  interface Base {
+    event: EventRow;
+    info: UaInfo;
+    isBot: boolean;
+    cookie: string | null;
+    head: boolean;
+  }
 
-  /** Stores the click, then answers; a click that cannot be stored is answered 503 (or 507: the disk is full). */
-  async function commit(
+  /**
+   * Stores the click, then answers; a click that cannot be stored is answered 503 (or 507: the disk is full).
+   * (Callbacks, not awaits, on this path and the ones leading here: each await costs every click.)
+   */
+  function commit(
     res: ServerResponse,
     event: EventRow,
     outcome: Outcome,
@@ -150,31 +163,39 @@ export function createRedirectHandler(deps: RedirectDeps) {
     undo?: () => void,
     options?: WriteOptions,
   ): Promise<void> {
-    try {
-      await writer.write(event, options);
-    } catch (err) {
-      undo?.();
-      return unavailable(res, err);
-    }
-    counters[outcome].inc();
-    respond();
+    return writer.write(event, options).then(
+      () => {
+        counters[outcome].inc();
+        respond();
+      },
+      (err) => {
+        undo?.();
+        unavailable(res, err);
+      },
+    );
+  }
+
+  interface Follow {
+    refuse: (status: 404 | 410) => void;
+    status?: number;
+    enforcePlatforms?: boolean;
+    explicitPlatform?: boolean;
   }
 
   /**
    * A click on a known link: expiry, allowed platforms, max_clicks, then the targeting rules choose the target.
    * `refuse` answers a refused click (410 page, 404 page or a fallback); `status` overrides the link's redirect status.
    */
-  async function followLink(
+  function followLink(
     res: ServerResponse,
     resolved: ResolvedLink,
     b: Base,
     query: string,
     acceptLanguage: string | undefined,
-    opts: { refuse: (status: 404 | 410) => void; status?: number; enforcePlatforms?: boolean; explicitPlatform?: boolean },
+    opts: Follow,
   ): Promise<void> {
-    const { event, info, isBot, cookie } = b;
+    const { event, info, isBot } = b;
     const link = resolved.link;
-    const now = event.ts;
     event.link_id = link.id;
     event.campaign_id = link.campaign_id;
     const t = resolved.targeting;
@@ -189,31 +210,47 @@ export function createRedirectHandler(deps: RedirectDeps) {
         event.platform = explicit;
       }
     }
-    let refusal: "expired" | "platform" | "max_clicks" | null = null;
-    if (link.expires_at !== null && link.expires_at <= now) refusal = "expired";
-    else if (t?.allowed && opts.enforcePlatforms !== false && !matchesPlatform(t.allowed, platform, device)) refusal = "platform";
-    else if (link.max_clicks !== null) {
-      let exhausted = link.clicks >= link.max_clicks;
+    if (link.expires_at !== null && link.expires_at <= event.ts) return refuse(res, b, opts, "expired");
+    if (t?.allowed && opts.enforcePlatforms !== false && !matchesPlatform(t.allowed, platform, device)) return refuse(res, b, opts, "platform");
+    if (link.max_clicks !== null) {
       // several instances: the shared counter decides for every real click (the cached count can run ahead of it for
       // a moment, when a cache fill reads a flush that was committed but is still counted as pending here)
-      if (!isBot && deps.claimClick) {
-        try {
-          exhausted = !(await deps.claimClick(link.id));
-        } catch (err) {
+      if (!isBot && deps.claimClick)
+        return deps.claimClick(link.id).then(
+          (granted) =>
+            granted ? redirectClick(res, resolved, b, query, acceptLanguage, opts, platform, device) : refuse(res, b, opts, "max_clicks"),
           // without the shared counter we cannot know whether the link is exhausted: no redirect we might regret
-          return unavailable(res, err);
-        }
-      }
-      if (exhausted) refusal = "max_clicks";
+          (err) => unavailable(res, err),
+        );
+      if (link.clicks >= link.max_clicks) return refuse(res, b, opts, "max_clicks");
     }
-    if (refusal) {
-      event.name = "click_refused";
-      event.data = JSON.stringify({ reason: refusal });
-      return commit(res, event, refusal === "platform" ? "not_found" : "gone", () => opts.refuse(refusal === "platform" ? 404 : 410));
-    }
+    return redirectClick(res, resolved, b, query, acceptLanguage, opts, platform, device);
+  }
+
+  /** A refused click: recorded as click_refused with its reason, answered by `refuse` (404 for a platform, else 410). */
+  function refuse(res: ServerResponse, b: Base, opts: Follow, reason: "expired" | "platform" | "max_clicks"): Promise<void> {
+    b.event.name = "click_refused";
+    b.event.data = JSON.stringify({ reason });
+    return commit(res, b.event, reason === "platform" ? "not_found" : "gone", () => opts.refuse(reason === "platform" ? 404 : 410));
+  }
+
+  /** A click granted: the targeting rules choose the target; recorded, then redirected. */
+  function redirectClick(
+    res: ServerResponse,
+    resolved: ResolvedLink,
+    b: Base,
+    query: string,
+    acceptLanguage: string | undefined,
+    opts: Follow,
+    platform: string,
+    device: string,
+  ): Promise<void> {
+    const { event, isBot, cookie } = b;
+    const link = resolved.link;
+    const t = resolved.targeting;
     let location = resolved.location;
     if (t && t.rules.length > 0) {
-      const m = matchRule(t, { platform: platform as Platform | "", device, now, country: event.country, query, acceptLanguage });
+      const m = matchRule(t, { platform: platform as Platform | "", device, now: event.ts, country: event.country, query, acceptLanguage });
       if (m) {
         location = m.location;
         event.rule = m.rule.name;
@@ -237,7 +274,11 @@ export function createRedirectHandler(deps: RedirectDeps) {
     );
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse, domain: Domain): Promise<void> {
+  /**
+   * A request on a link domain. Settles at once, or returns a promise (of the click's write, of a lookup) that
+   * rejects only on a failure no answer was sent for. A throw has sent no answer either.
+   */
+  function handle(req: IncomingMessage, res: ServerResponse, domain: Domain): Promise<void> | void {
     const method = req.method ?? "GET";
     if (method !== "GET" && method !== "HEAD") {
       return send(
@@ -265,39 +306,58 @@ export function createRedirectHandler(deps: RedirectDeps) {
       if (segments[0] === "robots.txt") return send(res, 200, { "Content-Type": "text/plain" }, "User-agent: *\nDisallow:\n");
       return send(res, 404, {});
     }
+    const b = baseEvent(req, domain.project_id, now);
+    if (b instanceof Promise) return b.then((b) => onLinkDomain(req, res, domain, b, segments, pathname, query));
+    return onLinkDomain(req, res, domain, b, segments, pathname, query);
+  }
 
-    const b = await baseEvent(req, domain.project_id, now);
+  function onLinkDomain(
+    req: IncomingMessage,
+    res: ServerResponse,
+    domain: Domain,
+    b: Base,
+    segments: string[],
+    pathname: string,
+    query: string,
+  ): Promise<void> {
     b.event.domain_id = domain.id;
+    const found = (resolved: ResolvedLink | null): Promise<void> => {
+      if (!resolved) {
+        b.event.data = JSON.stringify({ orphan: segments.length === 0 ? "base_url" : "unknown_slug", path: pathname.slice(0, 512) });
+        return commit(res, b.event, "not_found", () => fallbackOr(404));
+      }
+      b.event.channel = segments[1] ?? "default";
+      return followLink(res, resolved, b, query, req.headers["accept-language"], { refuse: fallbackOr });
+    };
     const fallbackOr = (status: 404 | 410) => (domain.fallback_url ? redirectTo(res, 302, domain.fallback_url, b.cookie) : page(res, status, b.head));
-    const resolved = segments.length >= 1 && segments.length <= 2 ? await resolver.link(domain.id, segments[0]!) : null;
-    if (!resolved) {
-      b.event.data = JSON.stringify({ orphan: segments.length === 0 ? "base_url" : "unknown_slug", path: pathname.slice(0, 512) });
-      return commit(res, b.event, "not_found", () => fallbackOr(404));
-    }
-    b.event.channel = segments[1] ?? "default";
-    return followLink(res, resolved, b, query, req.headers["accept-language"], { refuse: fallbackOr });
+    if (segments.length < 1 || segments.length > 2) return found(null);
+    const cached = resolver.cachedLink(domain.id, segments[0]!);
+    return cached !== undefined ? found(cached) : resolver.link(domain.id, segments[0]!).then(found);
   }
 
   /**
    * A click on a link found by id (campaign surfaces: o7tracker's /track/{id}): recorded as source "campaign" with
    * the given status; `refuse` answers when the link refuses the click.
    */
-  async function track(
+  function track(
     req: IncomingMessage,
     res: ServerResponse,
     resolved: ResolvedLink,
     opts: { query: string; status: number; channel: string; refuse: () => void; enforcePlatforms: boolean; explicitPlatform: boolean },
   ): Promise<void> {
-    const b = await baseEvent(req, resolved.link.project_id, Date.now());
-    b.event.source = "campaign";
-    b.event.domain_id = resolved.link.domain_id;
-    b.event.channel = opts.channel;
-    return followLink(res, resolved, b, opts.query, req.headers["accept-language"], {
-      refuse: opts.refuse,
-      status: opts.status,
-      enforcePlatforms: opts.enforcePlatforms,
-      explicitPlatform: opts.explicitPlatform,
-    });
+    const follow = (b: Base) => {
+      b.event.source = "campaign";
+      b.event.domain_id = resolved.link.domain_id;
+      b.event.channel = opts.channel;
+      return followLink(res, resolved, b, opts.query, req.headers["accept-language"], {
+        refuse: opts.refuse,
+        status: opts.status,
+        enforcePlatforms: opts.enforcePlatforms,
+        explicitPlatform: opts.explicitPlatform,
+      });
+    };
+    const b = baseEvent(req, resolved.link.project_id, Date.now());
+    return b instanceof Promise ? b.then(follow) : follow(b);
   }
 
   return Object.assign(handle, { track });

@@ -44,6 +44,12 @@ export class LinkResolver {
     return hit === undefined ? undefined : hit === NONE ? null : hit;
   }
 
+  /** Synchronous peek for the hot path: undefined when not cached (then link()). */
+  cachedLink(domainId: number, slug: string): ResolvedLink | null | undefined {
+    const hit = this.links.get(`${domainId}/${slug}`);
+    return hit === undefined ? undefined : hit === NONE ? null : hit;
+  }
+
   async link(domainId: number, slug: string): Promise<ResolvedLink | null> {
     // no slug holds U+0000 (and PostgreSQL cannot even compare one): not found, without asking the database
     if (slug.includes("\u0000")) return null;
