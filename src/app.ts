@@ -294,10 +294,13 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
   }
 
   function trackOrApi(req: IncomingMessage, res: ServerResponse, api: (req: IncomingMessage, res: ServerResponse) => void) {
-    tracking(req, res).then(
-      (handled) => handled || api(req, res),
-      (err) => fail(res, err),
-    );
+    try {
+      const handled = tracking(req, res);
+      if (handled === false) api(req, res);
+      else if (handled !== true) handled.catch((err) => fail(res, err));
+    } catch (err) {
+      fail(res, err);
+    }
   }
 
   function fail(res: ServerResponse, err: unknown) {

@@ -119,19 +119,25 @@ export class TrackingKeyring {
 
   /** The token's project and content, or null when no key verifies it (tampered, unknown, expired, malformed). */
   async decode(kind: "click" | "open", token: string): Promise<DecodedToken | null> {
+    const hit = this.cachedDecode(kind, token);
+    if (hit !== undefined) return hit;
     const cacheKey = (kind === "click" ? "c" : "o") + token;
-    const hit = this.verified.get(cacheKey);
-    if (hit) {
-      const expiresAt = hit.result.expiresAt;
-      if (expiresAt === null || Math.floor(Date.now() / 1000) < expiresAt) return hit;
-      this.verified.delete(cacheKey);
-      return null;
-    }
     const keysBefore = this.keys;
     const decoded = await this.verify(kind, token);
     // (not when the keys changed while it was verified: it may have been verified with a key revoked meanwhile)
     if (decoded && this.keys === keysBefore && keysBefore !== null) this.verified.set(cacheKey, decoded);
     return decoded;
+  }
+
+  /** decode() without waiting, for the hot path: a token verified lately (null once it expired), else undefined. */
+  cachedDecode(kind: "click" | "open", token: string): DecodedToken | null | undefined {
+    const cacheKey = (kind === "click" ? "c" : "o") + token;
+    const hit = this.verified.get(cacheKey);
+    if (!hit) return undefined;
+    const expiresAt = hit.result.expiresAt;
+    if (expiresAt === null || Math.floor(Date.now() / 1000) < expiresAt) return hit;
+    this.verified.delete(cacheKey);
+    return null;
   }
 
   private async verify(kind: "click" | "open", token: string): Promise<DecodedToken | null> {

@@ -13,7 +13,7 @@ import type { EventRow, Store, TrackingKey } from "../../store/port.js";
 import { clientIp, storedIp, type TrustFn } from "../../util/net.js";
 import { parseTime } from "../../util/time.js";
 import { getOpenTrackingPixel, type TrackingResult } from "../index.js";
-import { newSecret, type TrackingKeyring } from "./keyring.js";
+import { newSecret, type DecodedToken, type TrackingKeyring } from "./keyring.js";
 import { randomBytes } from "node:crypto";
 import { machineOf } from "./machines.js";
 
@@ -100,7 +100,92 @@ export function createTrackingHandler(deps: TrackingRouteDeps) {
     res.end(body, encoding);
   }
 
-  return async function handle(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+  function invalidToken(res: ServerResponse) {
+    send(
+      res,
+      404,
+      { "cache-control": "no-store", "content-type": "application/problem+json" },
+      JSON.stringify(problem(404, "not-found", "this tracking link is not valid (tampered, expired, or signed with a key that was revoked)")),
+    );
+  }
+
+  /** The click or open recorded, then answered (callbacks, not awaits: each await costs every request). */
+  function record(req: IncomingMessage, res: ServerResponse, kind: "click" | "open", decoded: DecodedToken, salt: string): Promise<void> {
+    const now = Date.now();
+    const ua = req.headers["user-agent"]?.slice(0, 512);
+    const info = parseUa(ua);
+    const ip = clientIp(req, deps.trust);
+    const machine = machineOf(kind, ua, ip, req.headers);
+    const r = decoded.result;
+    const event: EventRow = {
+      project_id: decoded.projectId,
+      ts: now,
+      client_ts: null,
+      name: kind,
+      // a token may name its recipient (metadata.visitor, e.g. the user id an email went to): then the open and the click
+      // are that visitor's, and a funnel can follow them to what the same id does in the product
+      visitor: visitorOfMetadata(decoded.result.metadata) ?? hashedVisitor(salt, decoded.projectId, ip, ua ?? ""),
+      session: null,
+      link_id: null,
+      domain_id: null,
+      campaign_id: null,
+      source: "tracking",
+      channel: decoded.format,
+      platform: info.platform || null,
+      ip: storedIp(ip, config.ipMode),
+      ua: ua ?? null,
+      referrer: req.headers.referer?.slice(0, 2048) ?? null,
+      browser: info.browser || null,
+      os: info.os || null,
+      device: info.device || null,
+      is_bot: info.bot || machine !== null || req.method === "HEAD",
+      country: deps.geoip?.country(ip) ?? null,
+      rule: null,
+      data: JSON.stringify({ metadata: r.metadata ?? {}, ...(kind === "click" ? { url: r.trackedUrl } : {}), ...(machine ? { machine } : {}) }),
+    };
+    const answer = () => {
+      if (kind === "click") send(res, 302, { location: locationOf(r), ...NO_CACHE });
+      else send(res, 200, { ...NO_CACHE, "content-type": PIXEL.mimeType }, req.method === "HEAD" ? "" : PIXEL_LATIN1, "latin1");
+    };
+    return writer.write(event).then(
+      () => {
+        if (!r.webhookUrl || !deps.onTracked) return answer();
+        const payload: Record<string, unknown> = {
+          is_open_tracking: kind === "open",
+          is_click_tracking: kind === "click",
+          metadata: r.metadata ?? {},
+          request_data: { user_agent: ua ?? null, user_ip: ip },
+          timestamp: Math.floor(now / 1000),
+        };
+        if (r.trackedUrl) payload.tracked_url = r.trackedUrl;
+        return deps
+          .onTracked(decoded.projectId, String(r.webhookUrl), payload)
+          .catch((err) => deps.log.error({ err }, "tracking webhook not queued"))
+          .then(answer);
+      },
+      (err) => {
+        // a known cause (a full disk: 507 storage-full) is named; the rest is a 503
+        const known = err instanceof AppError && err.status >= 500 ? err : null;
+        deps.log.error({ err: known ? known.message : err }, `tracking event not stored; answered ${known?.status ?? 503}`);
+        send(
+          res,
+          known?.status ?? 503,
+          { "retry-after": known?.status === 507 ? 10 : 1, "content-type": "application/problem+json" },
+          JSON.stringify(
+            known
+              ? problem(known.status, known.type, `the ${kind} could not be recorded: ${known.message}`)
+              : problem(503, "storage-unavailable", `the ${kind} could not be recorded; try again in a moment`),
+          ),
+        );
+      },
+    );
+  }
+
+  /**
+   * false when the path is not a tracking link's (nothing answered); else it is answered, at once or by the promise
+   * returned, which rejects only on a failure no answer was sent for (a throw has sent none either).
+   */
+  return function handle(req: IncomingMessage, res: ServerResponse): boolean | Promise<void> {
     const url = req.url ?? "";
     const kind = url.startsWith("/t/c/") ? "click" : url.startsWith("/t/o/") ? "open" : null;
     if (!kind) return false;
@@ -120,81 +205,21 @@ export function createTrackingHandler(deps: TrackingRouteDeps) {
     } catch {
       /* left as it is: it will not verify */
     }
-    const decoded = token.length > 8192 ? null : await keyring.decode(kind, token);
-    if (!decoded || (kind === "click" && typeof decoded.result.trackedUrl !== "string")) {
-      send(
-        res,
-        404,
-        { "cache-control": "no-store", "content-type": "application/problem+json" },
-        JSON.stringify(problem(404, "not-found", "this tracking link is not valid (tampered, expired, or signed with a key that was revoked)")),
-      );
-      return true;
-    }
-    const now = Date.now();
-    const ua = req.headers["user-agent"]?.slice(0, 512);
-    const info = parseUa(ua);
-    const ip = clientIp(req, deps.trust);
-    const machine = machineOf(kind, ua, ip, req.headers);
-    const s = deps.salt.get(now);
-    const r = decoded.result;
-    const event: EventRow = {
-      project_id: decoded.projectId,
-      ts: now,
-      client_ts: null,
-      name: kind,
-      // a token may name its recipient (metadata.visitor, e.g. the user id an email went to): then the open and the click
-      // are that visitor's, and a funnel can follow them to what the same id does in the product
-      visitor: visitorOfMetadata(decoded.result.metadata) ?? hashedVisitor(typeof s === "string" ? s : await s, decoded.projectId, ip, ua ?? ""),
-      session: null,
-      link_id: null,
-      domain_id: null,
-      campaign_id: null,
-      source: "tracking",
-      channel: decoded.format,
-      platform: info.platform || null,
-      ip: storedIp(ip, config.ipMode),
-      ua: ua ?? null,
-      referrer: req.headers.referer?.slice(0, 2048) ?? null,
-      browser: info.browser || null,
-      os: info.os || null,
-      device: info.device || null,
-      is_bot: info.bot || machine !== null || req.method === "HEAD",
-      country: deps.geoip?.country(ip) ?? null,
-      rule: null,
-      data: JSON.stringify({ metadata: r.metadata ?? {}, ...(kind === "click" ? { url: r.trackedUrl } : {}), ...(machine ? { machine } : {}) }),
+    const decoded = (d: DecodedToken | null): true | Promise<void> => {
+      if (!d || (kind === "click" && typeof d.result.trackedUrl !== "string")) {
+        invalidToken(res);
+        return true;
+      }
+      const s = deps.salt.get(Date.now());
+      return typeof s === "string" ? record(req, res, kind, d, s) : s.then((salt) => record(req, res, kind, d, salt));
     };
-    try {
-      await writer.write(event);
-    } catch (err) {
-      // a known cause (a full disk: 507 storage-full) is named; the rest is a 503
-      const known = err instanceof AppError && err.status >= 500 ? err : null;
-      deps.log.error({ err: known ? known.message : err }, `tracking event not stored; answered ${known?.status ?? 503}`);
-      send(
-        res,
-        known?.status ?? 503,
-        { "retry-after": known?.status === 507 ? 10 : 1, "content-type": "application/problem+json" },
-        JSON.stringify(
-          known
-            ? problem(known.status, known.type, `the ${kind} could not be recorded: ${known.message}`)
-            : problem(503, "storage-unavailable", `the ${kind} could not be recorded; try again in a moment`),
-        ),
-      );
-      return true;
-    }
-    if (r.webhookUrl && deps.onTracked) {
-      const payload: Record<string, unknown> = {
-        is_open_tracking: kind === "open",
-        is_click_tracking: kind === "click",
-        metadata: r.metadata ?? {},
-        request_data: { user_agent: ua ?? null, user_ip: ip },
-        timestamp: Math.floor(now / 1000),
-      };
-      if (r.trackedUrl) payload.tracked_url = r.trackedUrl;
-      await deps.onTracked(decoded.projectId, String(r.webhookUrl), payload).catch((err) => deps.log.error({ err }, "tracking webhook not queued"));
-    }
-    if (kind === "click") send(res, 302, { location: locationOf(r), ...NO_CACHE });
-    else send(res, 200, { ...NO_CACHE, "content-type": PIXEL.mimeType }, req.method === "HEAD" ? "" : PIXEL_LATIN1, "latin1");
-    return true;
+    if (token.length > 8192) return decoded(null);
+    const cached = keyring.cachedDecode(kind, token);
+    if (cached !== undefined) return decoded(cached);
+    return keyring.decode(kind, token).then((d) => {
+      const r = decoded(d);
+      return r === true ? undefined : r;
+    });
   };
 }
 
