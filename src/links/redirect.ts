@@ -175,6 +175,16 @@ export function createRedirectHandler(deps: RedirectDeps) {
     );
   }
 
+  /** A click on a known link, on its way through followLink: what its steps share. */
+  interface Click {
+    res: ServerResponse;
+    resolved: ResolvedLink;
+    b: Base;
+    query: string;
+    acceptLanguage: string | undefined;
+    opts: Follow;
+  }
+
   interface Follow {
     refuse: (status: 404 | 410) => void;
     status?: number;
@@ -186,14 +196,8 @@ export function createRedirectHandler(deps: RedirectDeps) {
    * A click on a known link: expiry, allowed platforms, max_clicks, then the targeting rules choose the target.
    * `refuse` answers a refused click (410 page, 404 page or a fallback); `status` overrides the link's redirect status.
    */
-  function followLink(
-    res: ServerResponse,
-    resolved: ResolvedLink,
-    b: Base,
-    query: string,
-    acceptLanguage: string | undefined,
-    opts: Follow,
-  ): Promise<void> {
+  function followLink(c: Click): Promise<void> {
+    const { res, resolved, b, query, opts } = c;
     const { event, info, isBot } = b;
     const link = resolved.link;
     event.link_id = link.id;
@@ -210,41 +214,31 @@ export function createRedirectHandler(deps: RedirectDeps) {
         event.platform = explicit;
       }
     }
-    if (link.expires_at !== null && link.expires_at <= event.ts) return refuse(res, b, opts, "expired");
-    if (t?.allowed && opts.enforcePlatforms !== false && !matchesPlatform(t.allowed, platform, device)) return refuse(res, b, opts, "platform");
+    if (link.expires_at !== null && link.expires_at <= event.ts) return refuse(c, "expired");
+    if (t?.allowed && opts.enforcePlatforms !== false && !matchesPlatform(t.allowed, platform, device)) return refuse(c, "platform");
     if (link.max_clicks !== null) {
       // several instances: the shared counter decides for every real click (the cached count can run ahead of it for
       // a moment, when a cache fill reads a flush that was committed but is still counted as pending here)
       if (!isBot && deps.claimClick)
         return deps.claimClick(link.id).then(
-          (granted) =>
-            granted ? redirectClick(res, resolved, b, query, acceptLanguage, opts, platform, device) : refuse(res, b, opts, "max_clicks"),
+          (granted) => (granted ? redirectClick(c, platform, device) : refuse(c, "max_clicks")),
           // without the shared counter we cannot know whether the link is exhausted: no redirect we might regret
           (err) => unavailable(res, err),
         );
-      if (link.clicks >= link.max_clicks) return refuse(res, b, opts, "max_clicks");
+      if (link.clicks >= link.max_clicks) return refuse(c, "max_clicks");
     }
-    return redirectClick(res, resolved, b, query, acceptLanguage, opts, platform, device);
+    return redirectClick(c, platform, device);
   }
 
   /** A refused click: recorded as click_refused with its reason, answered by `refuse` (404 for a platform, else 410). */
-  function refuse(res: ServerResponse, b: Base, opts: Follow, reason: "expired" | "platform" | "max_clicks"): Promise<void> {
+  function refuse({ res, b, opts }: Click, reason: "expired" | "platform" | "max_clicks"): Promise<void> {
     b.event.name = "click_refused";
     b.event.data = JSON.stringify({ reason });
     return commit(res, b.event, reason === "platform" ? "not_found" : "gone", () => opts.refuse(reason === "platform" ? 404 : 410));
   }
 
   /** A click granted: the targeting rules choose the target; recorded, then redirected. */
-  function redirectClick(
-    res: ServerResponse,
-    resolved: ResolvedLink,
-    b: Base,
-    query: string,
-    acceptLanguage: string | undefined,
-    opts: Follow,
-    platform: string,
-    device: string,
-  ): Promise<void> {
+  function redirectClick({ res, resolved, b, query, acceptLanguage, opts }: Click, platform: string, device: string): Promise<void> {
     const { event, isBot, cookie } = b;
     const link = resolved.link;
     const t = resolved.targeting;
@@ -327,7 +321,7 @@ export function createRedirectHandler(deps: RedirectDeps) {
         return commit(res, b.event, "not_found", () => fallbackOr(404));
       }
       b.event.channel = segments[1] ?? "default";
-      return followLink(res, resolved, b, query, req.headers["accept-language"], { refuse: fallbackOr });
+      return followLink({ res, resolved, b, query, acceptLanguage: req.headers["accept-language"], opts: { refuse: fallbackOr } });
     };
     const fallbackOr = (status: 404 | 410) => (domain.fallback_url ? redirectTo(res, 302, domain.fallback_url, b.cookie) : page(res, status, b.head));
     if (segments.length < 1 || segments.length > 2) return found(null);
@@ -349,11 +343,13 @@ export function createRedirectHandler(deps: RedirectDeps) {
       b.event.source = "campaign";
       b.event.domain_id = resolved.link.domain_id;
       b.event.channel = opts.channel;
-      return followLink(res, resolved, b, opts.query, req.headers["accept-language"], {
-        refuse: opts.refuse,
-        status: opts.status,
-        enforcePlatforms: opts.enforcePlatforms,
-        explicitPlatform: opts.explicitPlatform,
+      return followLink({
+        res,
+        resolved,
+        b,
+        query: opts.query,
+        acceptLanguage: req.headers["accept-language"],
+        opts: { refuse: opts.refuse, status: opts.status, enforcePlatforms: opts.enforcePlatforms, explicitPlatform: opts.explicitPlatform },
       });
     };
     const b = baseEvent(req, resolved.link.project_id, Date.now());
