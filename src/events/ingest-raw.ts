@@ -58,7 +58,7 @@ export function createRawIngest(deps: RawIngestDeps) {
     });
   }
 
-  /** Calls `done` with the body as text, or with a 413 once it passes the body limit (and reads no more). */
+  /** Calls `callback` once: with the body as text, or with a 413 once it passes the body limit (and reads no more). */
   function readBody(req: IncomingMessage, callback: (err: Error | null, text?: string) => void) {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -73,7 +73,6 @@ export function createRawIngest(deps: RawIngestDeps) {
       if (size > config.bodyLimit) {
         // read no more, but answer the 413 before the connection closes (destroying the request here dropped it unanswered)
         req.removeAllListeners("data");
-        req.removeAllListeners("end");
         req.pause();
         done(new AppError(413, "body-too-large", `the body is larger than ${config.bodyLimit} bytes`));
         return;
