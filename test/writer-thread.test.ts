@@ -383,3 +383,62 @@ test("SQLite: the HTTP thread's background writes wait for the write lock withou
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("SQLite: events are stored as given, whichever columns each leaves empty (inserts that set only the columns in use)", async () => {
+  const dir = tmpDir();
+  const store = new SqliteStore({ file: path.join(dir, "cols.db"), synchronous: "NORMAL" });
+  try {
+    await store.migrate();
+    const p = await store.createProject("p");
+    const full: EventRow = {
+      project_id: p.id,
+      ts: 1_764_000_000_000,
+      client_ts: 1_763_999_999_000,
+      name: "signup",
+      visitor: "v1",
+      session: "s1",
+      link_id: 7,
+      domain_id: 8,
+      campaign_id: 9,
+      source: "api",
+      channel: "mail",
+      platform: "ios",
+      ip: "10.0.0.0",
+      ua: "Mozilla/5.0 (iPhone)",
+      referrer: "https://news.example/a",
+      browser: "Mobile Safari",
+      os: "iOS",
+      device: "mobile",
+      is_bot: true,
+      country: "DE",
+      rule: "iOS",
+      app_id: 4,
+      data: '{"plan":"pro"}',
+    };
+    const nullable = Object.keys(full).filter((k) => !["project_id", "ts", "name", "source", "is_bot"].includes(k)) as (keyof EventRow)[];
+    // runs of 16 events sharing one pattern of empty columns (each its own insert), then patterns mixed at random, more
+    // of them than get an insert of their own (those take the insert of every column)
+    let seed = 7;
+    const random = () => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
+    const events: EventRow[] = [];
+    for (let run = 0; run < 60; run++) {
+      const empty = nullable.filter(() => random() < 0.5);
+      for (let j = 0; j < 16; j++) {
+        const e = { ...full, ts: full.ts + events.length, is_bot: random() < 0.5 } as Record<string, unknown>;
+        for (const k of run < 40 ? empty : nullable.filter(() => random() < 0.5)) e[k] = null;
+        events.push(e as unknown as EventRow);
+      }
+    }
+    events.push({ ...full, ts: full.ts + events.length, visitor: null }); // (a remainder: one-row inserts)
+    await store.appendEvents(events);
+    const stored = await store.scanEvents(0, null, 10_000);
+    assert.equal(stored.length, events.length);
+    for (let i = 0; i < events.length; i++) {
+      const { id: _id, ...row } = stored[i] as unknown as Record<string, unknown>;
+      assert.deepEqual(row, { ...events[i], app_id: events[i]!.app_id ?? null }, `event ${i}`);
+    }
+  } finally {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

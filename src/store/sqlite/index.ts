@@ -80,6 +80,48 @@ function eventValues(e: EventRow, out: unknown[], at: number): void {
   out[at + 22] = e.app_id ?? null;
 }
 
+/** The columns an insert may leave out (they default to NULL): every one but project_id, ts, name, source and is_bot. */
+const NULLABLE_COLUMNS = [2, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17, 19, 20, 21, 22];
+const COLUMN_NAMES = EVENT_COLUMNS.split(", ");
+
+/** Bit i set: column i of EVENT_COLUMNS holds a value in at least one of `events[from, from + n)`. */
+function columnsUsed(events: EventRow[], from: number, n: number): number {
+  let mask = (1 << 0) | (1 << 1) | (1 << 3) | (1 << 9) | (1 << 18);
+  for (let i = from; i < from + n; i++) {
+    const e = events[i]!;
+    if (e.client_ts !== null) mask |= 1 << 2;
+    if (e.visitor !== null) mask |= 1 << 4;
+    if (e.session !== null) mask |= 1 << 5;
+    if (e.link_id !== null) mask |= 1 << 6;
+    if (e.domain_id !== null) mask |= 1 << 7;
+    if (e.campaign_id !== null) mask |= 1 << 8;
+    if (e.channel !== null) mask |= 1 << 10;
+    if (e.platform !== null) mask |= 1 << 11;
+    if (e.ip !== null) mask |= 1 << 12;
+    if (e.ua !== null) mask |= 1 << 13;
+    if (e.referrer !== null) mask |= 1 << 14;
+    if (e.browser !== null) mask |= 1 << 15;
+    if (e.os !== null) mask |= 1 << 16;
+    if (e.device !== null) mask |= 1 << 17;
+    if (e.country !== null) mask |= 1 << 19;
+    if (e.rule !== null) mask |= 1 << 20;
+    if (e.data !== null) mask |= 1 << 21;
+    if (e.app_id != null) mask |= 1 << 22;
+  }
+  return mask;
+}
+
+/** A multi-row insert of ROWS_PER_INSERT events that sets only some columns, and its reused bind values. */
+interface NarrowInsert {
+  statement: Database.Statement;
+  /** the columns it sets (indexes into EVENT_COLUMNS) */
+  columns: number[];
+  values: unknown[];
+}
+
+/** at most this many column sets get an insert of their own (each a prepared statement); others take the full insert */
+const MAX_NARROW_INSERTS = 32;
+
 export function sqlitePath(dataDir: string): string {
   mkdirSync(dataDir, { recursive: true });
   return path.join(dataDir, "clicktrail.db");
@@ -704,6 +746,31 @@ export class SqliteStore implements Store {
   private readonly manyValues: unknown[] = new Array(ROWS_PER_INSERT * EVENT_COLUMN_COUNT);
   private readonly oneValues: unknown[] = new Array(EVENT_COLUMN_COUNT);
 
+  /** column set (see columnsUsed) → its insert; null: past MAX_NARROW_INSERTS, the full insert */
+  private readonly narrowInserts = new Map<number, NarrowInsert | null>();
+
+  /**
+   * The insert for ROWS_PER_INSERT events that sets only the columns in `mask` (the rest default to NULL). Binding a
+   * value costs better-sqlite3 several type checks, and events leave many columns empty (a click has no data, session or
+   * app; a front end's event no link, domain, referrer or rule): measured, 2.14 → 1.85–2.01 µs per event for an insert
+   * of front ends' events.
+   */
+  private narrowInsert(mask: number): NarrowInsert | null {
+    let n = this.narrowInserts.get(mask);
+    if (n !== undefined) return n;
+    n = null;
+    if (this.narrowInserts.size < MAX_NARROW_INSERTS) {
+      const columns = [...Array(EVENT_COLUMN_COUNT).keys()].filter((c) => mask & (1 << c));
+      const row = `(${columns.map(() => "?").join(", ")})`;
+      const st = this.raw.prepare(
+        `INSERT INTO events (${columns.map((c) => COLUMN_NAMES[c]).join(", ")}) VALUES ${Array(ROWS_PER_INSERT).fill(row).join(", ")}`,
+      );
+      n = { statement: st, columns, values: new Array(columns.length * ROWS_PER_INSERT) };
+    }
+    this.narrowInserts.set(mask, n);
+    return n;
+  }
+
   private readonly appendTx = (events: EventRow[]): number => {
     const s = this.s;
     let last = 0;
@@ -711,9 +778,22 @@ export class SqliteStore implements Store {
     // several rows per statement: a sixth less time per event than one statement each (measured: 4.3 → 3.7 µs). The
     // values go as arguments, not as one array: better-sqlite3 reads an array element by element through V8's generic
     // property lookup, arguments directly (measured: 3.1 → 2.4 µs per event, the real table in WAL mode)
+    const all = this.oneValues;
     for (; i + ROWS_PER_INSERT <= events.length; i += ROWS_PER_INSERT) {
-      for (let j = 0; j < ROWS_PER_INSERT; j++) eventValues(events[i + j]!, this.manyValues, j * EVENT_COLUMN_COUNT);
-      last = Number(s.insertEvents.run(...this.manyValues).lastInsertRowid);
+      const mask = columnsUsed(events, i, ROWS_PER_INSERT);
+      const narrow = NULLABLE_COLUMNS.every((c) => mask & (1 << c)) ? null : this.narrowInsert(mask);
+      if (narrow === null) {
+        for (let j = 0; j < ROWS_PER_INSERT; j++) eventValues(events[i + j]!, this.manyValues, j * EVENT_COLUMN_COUNT);
+        last = Number(s.insertEvents.run(...this.manyValues).lastInsertRowid);
+        continue;
+      }
+      const { columns, values } = narrow;
+      let k = 0;
+      for (let j = 0; j < ROWS_PER_INSERT; j++) {
+        eventValues(events[i + j]!, all, 0);
+        for (let c = 0; c < columns.length; c++) values[k++] = all[columns[c]!];
+      }
+      last = Number(narrow.statement.run(...values).lastInsertRowid);
     }
     for (; i < events.length; i++) {
       eventValues(events[i]!, this.oneValues, 0);
