@@ -13,28 +13,42 @@ import { referrerHost } from "./enrich.js";
 import { hash32, VisitorSketch } from "./sketch.js";
 
 /**
- * The rollup scopes an event counts in: link clicks (short links and campaign surfaces such as o7tracker's /track);
- * later sources add theirs here.
+ * The rollup scopes an event counts in (link clicks: short links and campaign surfaces such as o7tracker's /track; front
+ * ends' events: their app), written into `kinds` and `ids` (reused: no arrays per event); returns how many.
  */
-export function scopesOf(e: EventRow): [ScopeKind, number][] {
+export function scopesInto(e: EventRow, kinds: ScopeKind[], ids: number[]): number {
   // front ends' events count per app (every name: the "name" breakdown tells them apart)
-  if (e.source === "api") return e.app_id ? [["app", e.app_id]] : [];
-  if ((e.source !== "link" && e.source !== "campaign") || e.name !== "click") return [];
-  if (e.link_id !== null) {
-    const s: [ScopeKind, number][] = [
-      ["link", e.link_id],
-      ["project", e.project_id],
-    ];
-    if (e.domain_id !== null) s.push(["domain", e.domain_id]);
-    if (e.campaign_id !== null) {
-      s.push(["campaign", e.campaign_id]);
-      s.push(["campaign_platform", campaignPlatformScope(e.campaign_id, e.platform ?? "")]);
-    }
-    return s;
+  if (e.source === "api") {
+    if (!e.app_id) return 0;
+    kinds[0] = "app";
+    ids[0] = e.app_id;
+    return 1;
   }
-  const s: [ScopeKind, number][] = [["orphan_project", e.project_id]];
-  if (e.domain_id !== null) s.push(["orphan_domain", e.domain_id]);
-  return s;
+  if ((e.source !== "link" && e.source !== "campaign") || e.name !== "click") return 0;
+  if (e.link_id !== null) {
+    kinds[0] = "link";
+    ids[0] = e.link_id;
+    kinds[1] = "project";
+    ids[1] = e.project_id;
+    let n = 2;
+    if (e.domain_id !== null) {
+      kinds[n] = "domain";
+      ids[n++] = e.domain_id;
+    }
+    if (e.campaign_id !== null) {
+      kinds[n] = "campaign";
+      ids[n++] = e.campaign_id;
+      kinds[n] = "campaign_platform";
+      ids[n++] = campaignPlatformScope(e.campaign_id, e.platform ?? "");
+    }
+    return n;
+  }
+  kinds[0] = "orphan_project";
+  ids[0] = e.project_id;
+  if (e.domain_id === null) return 1;
+  kinds[1] = "orphan_domain";
+  ids[1] = e.domain_id;
+  return 2;
 }
 
 /** Whether an event is a non-bot click that counts against its link's max_clicks (and in links.clicks). */
@@ -109,8 +123,11 @@ interface ScopeRecord {
   key: string;
   /** slot x bot x dimension values → clicks */
   tuples: Map<string, Tuple>;
-  /** hour * 2 + bot → visitors */
+  /** hours since 1970 * 2 + bot (a small integer: V8 hashes it without a boxed number) → visitors */
   sketches: Map<number, SketchEntry>;
+  /** the tuple the last click of this scope counted in, and its key: consecutive clicks mostly share it */
+  lastKey: string;
+  lastTuple: Tuple | null;
 }
 
 export class RollupBuffer {
@@ -122,6 +139,9 @@ export class RollupBuffer {
    */
   private scopes = new Map<ScopeKind, Map<number, ScopeRecord>>();
   private tupleCount = 0;
+  /** an event's scopes (see scopesInto), reused */
+  private readonly kinds: ScopeKind[] = [];
+  private readonly ids: number[] = [];
   private sketchCount = 0;
   private linkClicks = new Map<number, number>();
   private from: number;
@@ -145,7 +165,7 @@ export class RollupBuffer {
     let byId = this.scopes.get(scope);
     if (!byId) this.scopes.set(scope, (byId = new Map()));
     let r = byId.get(id);
-    if (!r) byId.set(id, (r = { key: `${scope}\u0000${id}`, tuples: new Map(), sketches: new Map() }));
+    if (!r) byId.set(id, (r = { key: `${scope}\u0000${id}`, tuples: new Map(), sketches: new Map(), lastKey: "", lastTuple: null }));
     return r;
   }
 
@@ -158,9 +178,11 @@ export class RollupBuffer {
     let dims!: Record<Dimension, string>;
     let inner = "";
     let prevSlot = -1;
+    const kinds = this.kinds;
+    const ids = this.ids;
     for (const e of events) {
-      const scopes = scopesOf(e);
-      if (scopes.length === 0) continue;
+      const n = scopesInto(e, kinds, ids);
+      if (n === 0) continue;
       if (countsAsLinkClick(e)) this.linkClicks.set(e.link_id!, (this.linkClicks.get(e.link_id!) ?? 0) + 1);
       const slot = e.ts - (e.ts % SLOT_MS);
       const hour = e.ts - (e.ts % SKETCH_MS);
@@ -172,15 +194,20 @@ export class RollupBuffer {
         prevSlot = slot;
       }
       const vh = e.visitor ? hash32(e.visitor) : null;
-      const hourBot = hour * 2 + bot;
-      for (const [scope, id] of scopes) {
+      const hourBot = (hour / SKETCH_MS) * 2 + bot;
+      for (let i = 0; i < n; i++) {
+        const scope = kinds[i]!;
+        const id = ids[i]!;
         const r = this.record(scope, id);
-        const t = r.tuples.get(inner);
+        // (the same key string, mostly the same object: compared by identity before by content)
+        let t = r.lastKey === inner ? r.lastTuple : r.tuples.get(inner);
         if (t) t.clicks++;
         else {
-          r.tuples.set(inner, { scope, scope_id: id, slot, bot: e.is_bot, dims, clicks: 1 });
+          r.tuples.set(inner, (t = { scope, scope_id: id, slot, bot: e.is_bot, dims, clicks: 1 }));
           this.tupleCount++;
         }
+        r.lastKey = inner;
+        r.lastTuple = t;
         if (vh !== null) {
           let s = r.sketches.get(hourBot);
           if (!s) {
