@@ -146,32 +146,35 @@ test("writer thread: configuration changes are told apart from event-log writes;
   }
 });
 
+/** An event with every field set (each test takes its own copy). */
+const FULL_EVENT: EventRow = {
+  project_id: 3,
+  ts: 1_764_000_000_123,
+  client_ts: 1_764_000_000_000,
+  name: "signup",
+  visitor: "v1",
+  session: "s1",
+  link_id: 7,
+  domain_id: 8,
+  campaign_id: 9,
+  source: "api",
+  channel: "mail",
+  platform: "ios",
+  ip: "10.0.0.0",
+  ua: "Mozilla/5.0 (iPhone)",
+  referrer: "https://news.example/a",
+  browser: "Mobile Safari",
+  os: "iOS",
+  device: "mobile",
+  is_bot: true,
+  country: "DE",
+  rule: "iOS",
+  app_id: 4,
+  data: '{"plan":"pro"}',
+};
+
 test("writer thread: events cross to it unchanged (every field, nulls, shared and distinct strings)", () => {
-  const full: EventRow = {
-    project_id: 3,
-    ts: 1_764_000_000_123,
-    client_ts: 1_764_000_000_000,
-    name: "signup",
-    visitor: "v1",
-    session: "s1",
-    link_id: 7,
-    domain_id: 8,
-    campaign_id: 9,
-    source: "api",
-    channel: "mail",
-    platform: "ios",
-    ip: "10.0.0.0",
-    ua: "Mozilla/5.0 (iPhone)",
-    referrer: "https://news.example/a",
-    browser: "Mobile Safari",
-    os: "iOS",
-    device: "mobile",
-    is_bot: true,
-    country: "DE",
-    rule: "iOS",
-    app_id: 4,
-    data: '{"plan":"pro"}',
-  };
+  const full: EventRow = { ...FULL_EVENT };
   const empty = clickEvent({ visitor: null, ua: null, referrer: null, data: null, app_id: null });
   const events = [full, empty, { ...full, ua: "other", visitor: "v2", is_bot: false }, full];
   const packed = packEvents(events);
@@ -390,31 +393,7 @@ test("SQLite: events are stored as given, whichever columns each leaves empty (i
   try {
     await store.migrate();
     const p = await store.createProject("p");
-    const full: EventRow = {
-      project_id: p.id,
-      ts: 1_764_000_000_000,
-      client_ts: 1_763_999_999_000,
-      name: "signup",
-      visitor: "v1",
-      session: "s1",
-      link_id: 7,
-      domain_id: 8,
-      campaign_id: 9,
-      source: "api",
-      channel: "mail",
-      platform: "ios",
-      ip: "10.0.0.0",
-      ua: "Mozilla/5.0 (iPhone)",
-      referrer: "https://news.example/a",
-      browser: "Mobile Safari",
-      os: "iOS",
-      device: "mobile",
-      is_bot: true,
-      country: "DE",
-      rule: "iOS",
-      app_id: 4,
-      data: '{"plan":"pro"}',
-    };
+    const full: EventRow = { ...FULL_EVENT, project_id: p.id };
     const nullable = Object.keys(full).filter((k) => !["project_id", "ts", "name", "source", "is_bot"].includes(k)) as (keyof EventRow)[];
     // runs of 16 events sharing one pattern of empty columns (each its own insert), then patterns mixed at random, more
     // of them than get an insert of their own (those take the insert of every column)
