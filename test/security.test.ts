@@ -7,6 +7,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
+import { rmSync } from "node:fs";
 import { ADMIN_KEY, cli, startApp, startProcess, stopProcess, tmpDir, type TestApp } from "./helpers.js";
 import { closeAgent, NASTY_STRINGS, openApiRoutes, problemError, send, type Answer } from "./fuzz-helpers.js";
 import { blockedReason, parseAllowlist, UrlRefused, vetUrl } from "../src/webhooks/guard.js";
@@ -476,6 +477,7 @@ describe("secrets never logged", () => {
       await new Promise((r) => setTimeout(r, 300));
     } finally {
       await stopProcess(p.proc);
+      rmSync(dir, { recursive: true, force: true });
     }
     const log = p.output();
     assert.ok(log.split("\n").length > 10, `the log has lines at trace level:\n${log.slice(0, 500)}`);
@@ -501,6 +503,7 @@ describe("secrets in query strings", () => {
       await send(p.port, "GET", "/mt/sessions?key=mt-query-secret");
     } finally {
       await stopProcess(p.proc);
+      rmSync(dir, { recursive: true, force: true });
     }
     assert.ok(!p.output().includes("mt-query-secret"), "the read key is in the log");
   });

@@ -7,6 +7,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
+import { rmSync } from "node:fs";
 import Fastify, { type FastifyError, type FastifyInstance } from "fastify";
 import { AppError, problem } from "../src/errors.js";
 import { problemSchema } from "../src/schemas.js";
@@ -615,6 +616,7 @@ describe("restart", { skip: TEST_ENGINE === "postgres" ? "the server process run
     } finally {
       receiver.script = [];
       await stopProcess(p.proc);
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
