@@ -303,8 +303,7 @@ export class IngestService {
 
   /** An event's object, name and data checked (a 400 naming the field); its data as stored (JSON text) or null. */
   private checked(e: IncomingEvent | undefined, i: number, single: boolean): string | null {
-    // a field's name in errors ("name", or "events[3].name"), built only where it may be needed
-    const at = (field: string) => (single ? field : `events[${i}].${field}`);
+    const at = (field: string) => fieldAt(single, i, field);
     if (!e || typeof e !== "object" || Array.isArray(e))
       throw badRequest(`${single ? "event " : `events[${i}].`}must be an object`, { field: `events[${i}]` });
     if (typeof e.name !== "string" || !NAME_RE.test(e.name))
@@ -342,9 +341,9 @@ export class IngestService {
     return {
       project_id: app.project_id,
       ts: now,
-      client_ts: e.ts === undefined ? null : clientTime(e.ts, single ? "ts" : `events[${i}].ts`),
+      client_ts: e.ts === undefined ? null : clientTime(e.ts, fieldAt(single, i, "ts")),
       name: e.name as string,
-      visitor: (visitor === undefined ? null : visitorOf(visitor, single ? "visitor" : `events[${i}].visitor`)) ?? session?.visitor ?? null,
+      visitor: (visitor === undefined ? null : visitorOf(visitor, fieldAt(single, i, "visitor"))) ?? session?.visitor ?? null,
       session: session?.token ?? null,
       link_id: null,
       domain_id: null,
@@ -368,6 +367,9 @@ export class IngestService {
 }
 
 const isSet = (v: unknown) => v !== undefined && v !== null;
+
+/** A field's name in errors: "name" for an event sent as the body itself, "events[3].name" in a batch (built only for an error). */
+const fieldAt = (single: boolean, i: number, field: string) => (single ? field : `events[${i}].${field}`);
 
 function clientTime(v: unknown, field: string): number | null {
   if (v === undefined || v === null || v === "") return null;

@@ -31,8 +31,8 @@ export class LinkResolver {
   ) {}
 
   async domain(hostname: string): Promise<Domain | null> {
-    const hit = this.domains.get(hostname);
-    if (hit !== undefined) return hit === NONE ? null : hit;
+    const hit = this.cachedDomain(hostname);
+    if (hit !== undefined) return hit;
     const d = await this.store.getDomainByHostname(hostname);
     this.domains.set(hostname, d ?? NONE);
     return d;
@@ -53,12 +53,11 @@ export class LinkResolver {
   async link(domainId: number, slug: string): Promise<ResolvedLink | null> {
     // no slug holds U+0000 (and PostgreSQL cannot even compare one): not found, without asking the database
     if (slug.includes("\u0000")) return null;
-    const key = `${domainId}/${slug}`;
-    const hit = this.links.get(key);
-    if (hit !== undefined) return hit === NONE ? null : hit;
+    const hit = this.cachedLink(domainId, slug);
+    if (hit !== undefined) return hit;
     const link = await this.store.getLinkBySlug(domainId, slug);
     const r = link ? await this.resolve(link) : null;
-    this.links.set(key, r ?? NONE);
+    this.links.set(`${domainId}/${slug}`, r ?? NONE);
     return r;
   }
 
