@@ -387,7 +387,7 @@ test("SQLite: the HTTP thread's background writes wait for the write lock withou
   }
 });
 
-test("SQLite: events are stored as given, whichever columns each leaves empty (inserts that set only the columns in use)", async () => {
+test("SQLite: events are stored as given, whichever columns each leaves empty or shares with the events beside it (inserts that set only the columns in use, the shared ones once)", async () => {
   const dir = tmpDir();
   const store = new SqliteStore({ file: path.join(dir, "cols.db"), synchronous: "NORMAL" });
   try {
@@ -395,16 +395,23 @@ test("SQLite: events are stored as given, whichever columns each leaves empty (i
     const p = await store.createProject("p");
     const full: EventRow = { ...FULL_EVENT, project_id: p.id };
     const nullable = Object.keys(full).filter((k) => !["project_id", "ts", "name", "source", "is_bot"].includes(k)) as (keyof EventRow)[];
-    // runs of 16 events sharing one pattern of empty columns (each its own insert), then patterns mixed at random, more
-    // of them than get an insert of their own (those take the insert of every column)
+    // runs of 16 events sharing one pattern of empty columns and of columns whose value differs from event to event
+    // (each pattern its own insert), then empty columns mixed at random: more patterns than get an insert of their own
+    // (those take one that shares nothing, or the insert of every column)
     let seed = 7;
     const random = () => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
+    const own = (k: keyof EventRow, j: number): unknown => {
+      const v = full[k];
+      return k === "data" ? JSON.stringify({ j }) : typeof v === "number" ? v + j : `${String(v)}-${j}`;
+    };
     const events: EventRow[] = [];
-    for (let run = 0; run < 60; run++) {
+    for (let run = 0; run < 120; run++) {
       const empty = nullable.filter(() => random() < 0.5);
+      const differ = [...nullable, "name" as const, "source" as const].filter(() => random() < 0.3);
       for (let j = 0; j < 16; j++) {
         const e = { ...full, ts: full.ts + events.length, is_bot: random() < 0.5 } as Record<string, unknown>;
-        for (const k of run < 40 ? empty : nullable.filter(() => random() < 0.5)) e[k] = null;
+        for (const k of differ) e[k] = own(k, j);
+        for (const k of run < 80 ? empty : nullable.filter(() => random() < 0.5)) e[k] = null;
         events.push(e as unknown as EventRow);
       }
     }

@@ -114,16 +114,60 @@ function columnsUsed(events: EventRow[], from: number, n: number): number {
   return mask;
 }
 
-/** A multi-row insert of ROWS_PER_INSERT events that sets only some columns, and its reused bind values. */
+/**
+ * Bit i set: column i of EVENT_COLUMNS holds the same value in every one of `events[from, from + n)` (a batch from one
+ * front end: its user agent, browser, os, device, ip, app, often its server time and visitor).
+ */
+function columnsShared(events: EventRow[], from: number, n: number): number {
+  const f = events[from]!;
+  const app = f.app_id ?? null;
+  let differ = 0;
+  for (let i = from + 1; i < from + n; i++) {
+    const e = events[i]!;
+    if (e.project_id !== f.project_id) differ |= 1 << 0;
+    if (e.ts !== f.ts) differ |= 1 << 1;
+    if (e.client_ts !== f.client_ts) differ |= 1 << 2;
+    if (e.name !== f.name) differ |= 1 << 3;
+    if (e.visitor !== f.visitor) differ |= 1 << 4;
+    if (e.session !== f.session) differ |= 1 << 5;
+    if (e.link_id !== f.link_id) differ |= 1 << 6;
+    if (e.domain_id !== f.domain_id) differ |= 1 << 7;
+    if (e.campaign_id !== f.campaign_id) differ |= 1 << 8;
+    if (e.source !== f.source) differ |= 1 << 9;
+    if (e.channel !== f.channel) differ |= 1 << 10;
+    if (e.platform !== f.platform) differ |= 1 << 11;
+    if (e.ip !== f.ip) differ |= 1 << 12;
+    if (e.ua !== f.ua) differ |= 1 << 13;
+    if (e.referrer !== f.referrer) differ |= 1 << 14;
+    if (e.browser !== f.browser) differ |= 1 << 15;
+    if (e.os !== f.os) differ |= 1 << 16;
+    if (e.device !== f.device) differ |= 1 << 17;
+    if (e.is_bot !== f.is_bot) differ |= 1 << 18;
+    if (e.country !== f.country) differ |= 1 << 19;
+    if (e.rule !== f.rule) differ |= 1 << 20;
+    if (e.data !== f.data) differ |= 1 << 21;
+    if ((e.app_id ?? null) !== app) differ |= 1 << 22;
+  }
+  return ALL_COLUMNS & ~differ;
+}
+
+/**
+ * A multi-row insert of ROWS_PER_INSERT events that sets only some columns, binding those whose value all its rows
+ * share once (`?N` repeated in every row), and its reused bind values.
+ */
 interface NarrowInsert {
   statement: Database.Statement;
-  /** the columns it sets (indexes into EVENT_COLUMNS) */
+  /** the columns bound once for all rows, then those bound per row (indexes into EVENT_COLUMNS) */
+  shared: number[];
   columns: number[];
   values: unknown[];
 }
 
-/** at most this many column sets get an insert of their own (each a prepared statement); others take the full insert */
-const MAX_NARROW_INSERTS = 32;
+/**
+ * at most this many column sets (used × shared) get an insert of their own (each a prepared statement); others take
+ * one that shares nothing, or the full insert
+ */
+const MAX_NARROW_INSERTS = 64;
 
 export function sqlitePath(dataDir: string): string {
   mkdirSync(dataDir, { recursive: true });
@@ -749,29 +793,41 @@ export class SqliteStore implements Store {
   private readonly manyValues: unknown[] = new Array(ROWS_PER_INSERT * EVENT_COLUMN_COUNT);
   private readonly oneValues: unknown[] = new Array(EVENT_COLUMN_COUNT);
 
-  /** column set (see columnsUsed) → its insert; null: past MAX_NARROW_INSERTS, the full insert */
-  private readonly narrowInserts = new Map<number, NarrowInsert | null>();
+  /** column sets (used + shared × 2^23, see columnsUsed and columnsShared) → their insert */
+  private readonly narrowInserts = new Map<number, NarrowInsert>();
 
   /**
-   * The insert for ROWS_PER_INSERT events that sets only the columns in `mask` (the rest default to NULL). Binding a
-   * value costs better-sqlite3 several type checks, and events leave many columns empty (a click has no data, session or
-   * app; a front end's event no link, domain, referrer or rule): measured (appendEvents, 2,600-event transactions),
-   * 2.42–2.96 → 2.10–2.22 µs per event of front ends' events, 2.21–2.33 → 2.02–2.13 µs per click.
+   * The insert for ROWS_PER_INSERT events that sets only the columns in `used` (the rest default to NULL), and binds
+   * those in `shared` once for all rows; null: past MAX_NARROW_INSERTS, the full insert. Binding a value costs
+   * better-sqlite3 several type checks, and a string its conversion to UTF-8. Events leave many columns empty (a click
+   * has no data, session or app; a front end's event no link, domain, referrer or rule): measured (appendEvents,
+   * 2,600-event transactions), 2.42–2.96 → 2.10–2.22 µs per event of front ends' events, 2.21–2.33 → 2.02–2.13 µs per
+   * click. And a batch from one front end repeats its user agent, browser, os, device, ip and app in every event: see
+   * docs/performance.md.
    */
-  private narrowInsert(mask: number): NarrowInsert | null {
-    let n = this.narrowInserts.get(mask);
+  private narrowInsert(used: number, shared: number): NarrowInsert | null {
+    const key = used + shared * 2 ** EVENT_COLUMN_COUNT;
+    const n = this.narrowInserts.get(key);
     if (n !== undefined) return n;
-    n = null;
-    if (this.narrowInserts.size < MAX_NARROW_INSERTS) {
-      const columns = [...Array(EVENT_COLUMN_COUNT).keys()].filter((c) => mask & (1 << c));
-      const row = `(${columns.map(() => "?").join(", ")})`;
-      const st = this.raw.prepare(
-        `INSERT INTO events (${columns.map((c) => COLUMN_NAMES[c]).join(", ")}) VALUES ${Array(ROWS_PER_INSERT).fill(row).join(", ")}`,
-      );
-      n = { statement: st, columns, values: new Array(columns.length * ROWS_PER_INSERT) };
-    }
-    this.narrowInserts.set(mask, n);
-    return n;
+    if (this.narrowInserts.size >= MAX_NARROW_INSERTS) return shared === 0 ? null : this.narrowInsert(used, 0);
+    const all = [...Array(EVENT_COLUMN_COUNT).keys()].filter((c) => used & (1 << c));
+    const once = all.filter((c) => shared & (1 << c));
+    const columns = all.filter((c) => !(shared & (1 << c)));
+    const names = all.map((c) => COLUMN_NAMES[c]).join(", ");
+    const values = Array(ROWS_PER_INSERT)
+      .fill(`(${columns.map(() => "?").join(", ")})`)
+      .join(", ");
+    // the shared values in a one-row subquery joined to each row (better-sqlite3 binds no numbered parameters, ?N);
+    // the rows are inserted in the order of the VALUES list, as a plain multi-row insert's are
+    const statement = this.raw.prepare(
+      once.length === 0
+        ? `INSERT INTO events (${names}) VALUES ${values}`
+        : `INSERT INTO events (${names}) SELECT ${all.map((c) => (shared & (1 << c) ? `s.${COLUMN_NAMES[c]}` : `v.column${columns.indexOf(c) + 1}`)).join(", ")}` +
+            ` FROM (SELECT ${once.map((c) => `? AS ${COLUMN_NAMES[c]}`).join(", ")}) AS s, (VALUES ${values}) AS v`,
+    );
+    const insert = { statement, shared: once, columns, values: new Array<unknown>(once.length + columns.length * ROWS_PER_INSERT) };
+    this.narrowInserts.set(key, insert);
+    return insert;
   }
 
   private readonly appendTx = (events: EventRow[]): number => {
@@ -783,17 +839,20 @@ export class SqliteStore implements Store {
     // property lookup, arguments directly (measured: 3.1 → 2.4 µs per event, the real table in WAL mode)
     const all = this.oneValues;
     for (; i + ROWS_PER_INSERT <= events.length; i += ROWS_PER_INSERT) {
-      const mask = columnsUsed(events, i, ROWS_PER_INSERT);
-      const narrow = mask === ALL_COLUMNS ? null : this.narrowInsert(mask);
+      const used = columnsUsed(events, i, ROWS_PER_INSERT);
+      const shared = columnsShared(events, i, ROWS_PER_INSERT) & used;
+      const narrow = used === ALL_COLUMNS && shared === 0 ? null : this.narrowInsert(used, shared);
       if (narrow === null) {
         for (let j = 0; j < ROWS_PER_INSERT; j++) eventValues(events[i + j]!, this.manyValues, j * EVENT_COLUMN_COUNT);
         last = Number(s.insertEvents.run(...this.manyValues).lastInsertRowid);
         continue;
       }
-      const { columns, values } = narrow;
+      const { shared: once, columns, values } = narrow;
       let k = 0;
+      eventValues(events[i]!, all, 0);
+      for (let c = 0; c < once.length; c++) values[k++] = all[once[c]!];
       for (let j = 0; j < ROWS_PER_INSERT; j++) {
-        eventValues(events[i + j]!, all, 0);
+        if (j > 0) eventValues(events[i + j]!, all, 0);
         for (let c = 0; c < columns.length; c++) values[k++] = all[columns[c]!];
       }
       last = Number(narrow.statement.run(...values).lastInsertRowid);
