@@ -840,7 +840,8 @@ export class SqliteStore implements Store {
     const all = this.oneValues;
     for (; i + ROWS_PER_INSERT <= events.length; i += ROWS_PER_INSERT) {
       const used = columnsUsed(events, i, ROWS_PER_INSERT);
-      const shared = columnsShared(events, i, ROWS_PER_INSERT) & used;
+      // (rows whose every value is the same still bind their server time each: a row needs a value of its own)
+      const shared = columnsShared(events, i, ROWS_PER_INSERT) & used & ~(1 << 1);
       const narrow = used === ALL_COLUMNS && shared === 0 ? null : this.narrowInsert(used, shared);
       if (narrow === null) {
         for (let j = 0; j < ROWS_PER_INSERT; j++) eventValues(events[i + j]!, this.manyValues, j * EVENT_COLUMN_COUNT);
