@@ -152,8 +152,8 @@ function columnsShared(events: EventRow[], from: number, n: number): number {
 }
 
 /**
- * A multi-row insert of ROWS_PER_INSERT events that sets only some columns, binding those whose value all its rows
- * share once (`?N` repeated in every row), and its reused bind values.
+ * A multi-row insert of ROWS_PER_INSERT events that sets only some columns, binding once those whose value all its rows
+ * share (see narrowInsert), and its reused bind values.
  */
 interface NarrowInsert {
   statement: Database.Statement;
