@@ -81,74 +81,68 @@ function eventValues(e: EventRow, out: unknown[], at: number): void {
 }
 
 const COLUMN_NAMES = EVENT_COLUMNS.split(", ");
-/** every column of EVENT_COLUMNS (see columnsUsed) */
+/** every column of EVENT_COLUMNS, none shared (see columnSets): the insert of every column */
 const ALL_COLUMNS = 2 ** EVENT_COLUMN_COUNT - 1;
 
-/**
- * Bit i set: column i of EVENT_COLUMNS holds a value in at least one of `events[from, from + n)` (project_id, ts, name,
- * source and is_bot always do; every other column may be left out of an insert, and is NULL then).
- */
-function columnsUsed(events: EventRow[], from: number, n: number): number {
-  let mask = (1 << 0) | (1 << 1) | (1 << 3) | (1 << 9) | (1 << 18);
-  for (let i = from; i < from + n; i++) {
-    const e = events[i]!;
-    if (e.client_ts !== null) mask |= 1 << 2;
-    if (e.visitor !== null) mask |= 1 << 4;
-    if (e.session !== null) mask |= 1 << 5;
-    if (e.link_id !== null) mask |= 1 << 6;
-    if (e.domain_id !== null) mask |= 1 << 7;
-    if (e.campaign_id !== null) mask |= 1 << 8;
-    if (e.channel !== null) mask |= 1 << 10;
-    if (e.platform !== null) mask |= 1 << 11;
-    if (e.ip !== null) mask |= 1 << 12;
-    if (e.ua !== null) mask |= 1 << 13;
-    if (e.referrer !== null) mask |= 1 << 14;
-    if (e.browser !== null) mask |= 1 << 15;
-    if (e.os !== null) mask |= 1 << 16;
-    if (e.device !== null) mask |= 1 << 17;
-    if (e.country !== null) mask |= 1 << 19;
-    if (e.rule !== null) mask |= 1 << 20;
-    if (e.data !== null) mask |= 1 << 21;
-    if (e.app_id != null) mask |= 1 << 22;
-  }
-  return mask;
-}
+/** `used + shared * SHARED` (see columnSets): the key of a set of columns an insert sets and of those it binds once */
+const SHARED = 2 ** EVENT_COLUMN_COUNT;
 
 /**
- * Bit i set: column i of EVENT_COLUMNS holds the same value in every one of `events[from, from + n)` (a batch from one
- * front end: its user agent, browser, os, device, ip, app, often its server time and visitor).
+ * The columns of `events[from, from + n)`, in one pass: `used`, bit i set where column i of EVENT_COLUMNS holds a value
+ * in at least one of them (project_id, ts, name, source and is_bot always do; every other column may be left out of an
+ * insert, and is NULL then); `shared`, those of them whose value is the same in every one (a batch from one front end:
+ * its user agent, browser, os, device, ip, app, often its visitor), never the server time (a row needs a value of its
+ * own, and 16 events alike in every column are possible). Returned as `used + shared * SHARED`.
  */
-function columnsShared(events: EventRow[], from: number, n: number): number {
+function columnSets(events: EventRow[], from: number, n: number): number {
   const f = events[from]!;
   const app = f.app_id ?? null;
-  let differ = 0;
-  for (let i = from + 1; i < from + n; i++) {
+  let used = (1 << 0) | (1 << 1) | (1 << 3) | (1 << 9) | (1 << 18);
+  let differ = 1 << 1;
+  for (let i = from; i < from + n; i++) {
     const e = events[i]!;
     if (e.project_id !== f.project_id) differ |= 1 << 0;
-    if (e.ts !== f.ts) differ |= 1 << 1;
+    if (e.client_ts !== null) used |= 1 << 2;
     if (e.client_ts !== f.client_ts) differ |= 1 << 2;
     if (e.name !== f.name) differ |= 1 << 3;
+    if (e.visitor !== null) used |= 1 << 4;
     if (e.visitor !== f.visitor) differ |= 1 << 4;
+    if (e.session !== null) used |= 1 << 5;
     if (e.session !== f.session) differ |= 1 << 5;
+    if (e.link_id !== null) used |= 1 << 6;
     if (e.link_id !== f.link_id) differ |= 1 << 6;
+    if (e.domain_id !== null) used |= 1 << 7;
     if (e.domain_id !== f.domain_id) differ |= 1 << 7;
+    if (e.campaign_id !== null) used |= 1 << 8;
     if (e.campaign_id !== f.campaign_id) differ |= 1 << 8;
     if (e.source !== f.source) differ |= 1 << 9;
+    if (e.channel !== null) used |= 1 << 10;
     if (e.channel !== f.channel) differ |= 1 << 10;
+    if (e.platform !== null) used |= 1 << 11;
     if (e.platform !== f.platform) differ |= 1 << 11;
+    if (e.ip !== null) used |= 1 << 12;
     if (e.ip !== f.ip) differ |= 1 << 12;
+    if (e.ua !== null) used |= 1 << 13;
     if (e.ua !== f.ua) differ |= 1 << 13;
+    if (e.referrer !== null) used |= 1 << 14;
     if (e.referrer !== f.referrer) differ |= 1 << 14;
+    if (e.browser !== null) used |= 1 << 15;
     if (e.browser !== f.browser) differ |= 1 << 15;
+    if (e.os !== null) used |= 1 << 16;
     if (e.os !== f.os) differ |= 1 << 16;
+    if (e.device !== null) used |= 1 << 17;
     if (e.device !== f.device) differ |= 1 << 17;
     if (e.is_bot !== f.is_bot) differ |= 1 << 18;
+    if (e.country !== null) used |= 1 << 19;
     if (e.country !== f.country) differ |= 1 << 19;
+    if (e.rule !== null) used |= 1 << 20;
     if (e.rule !== f.rule) differ |= 1 << 20;
+    if (e.data !== null) used |= 1 << 21;
     if (e.data !== f.data) differ |= 1 << 21;
+    if (e.app_id != null) used |= 1 << 22;
     if ((e.app_id ?? null) !== app) differ |= 1 << 22;
   }
-  return ALL_COLUMNS & ~differ;
+  return used + (used & ~differ) * SHARED;
 }
 
 /**
@@ -793,23 +787,25 @@ export class SqliteStore implements Store {
   private readonly manyValues: unknown[] = new Array(ROWS_PER_INSERT * EVENT_COLUMN_COUNT);
   private readonly oneValues: unknown[] = new Array(EVENT_COLUMN_COUNT);
 
-  /** column sets (used + shared × 2^23, see columnsUsed and columnsShared) → their insert */
+  /** column sets (see columnSets) → their insert */
   private readonly narrowInserts = new Map<number, NarrowInsert>();
 
   /**
-   * The insert for ROWS_PER_INSERT events that sets only the columns in `used` (the rest default to NULL), and binds
-   * those in `shared` once for all rows; null: past MAX_NARROW_INSERTS, the full insert. Binding a value costs
+   * The insert for ROWS_PER_INSERT events with the column sets `key` (see columnSets): it sets only the columns used
+   * (the rest default to NULL), and binds the shared ones once for all rows; null: past MAX_NARROW_INSERTS, the full
+   * insert. Binding a value costs
    * better-sqlite3 several type checks, and a string its conversion to UTF-8. Events leave many columns empty (a click
    * has no data, session or app; a front end's event no link, domain, referrer or rule): measured (appendEvents,
    * 2,600-event transactions), 2.42–2.96 → 2.10–2.22 µs per event of front ends' events, 2.21–2.33 → 2.02–2.13 µs per
    * click. And a batch from one front end repeats its user agent, browser, os, device, ip and app in every event: see
    * docs/performance.md.
    */
-  private narrowInsert(used: number, shared: number): NarrowInsert | null {
-    const key = used + shared * 2 ** EVENT_COLUMN_COUNT;
+  private narrowInsert(key: number): NarrowInsert | null {
     const n = this.narrowInserts.get(key);
     if (n !== undefined) return n;
-    if (this.narrowInserts.size >= MAX_NARROW_INSERTS) return shared === 0 ? null : this.narrowInsert(used, 0);
+    const used = key % SHARED;
+    const shared = (key - used) / SHARED;
+    if (this.narrowInserts.size >= MAX_NARROW_INSERTS) return shared === 0 ? null : this.narrowInsert(used);
     const all = [...Array(EVENT_COLUMN_COUNT).keys()].filter((c) => used & (1 << c));
     const once = all.filter((c) => shared & (1 << c));
     const columns = all.filter((c) => !(shared & (1 << c)));
@@ -839,10 +835,8 @@ export class SqliteStore implements Store {
     // property lookup, arguments directly (measured: 3.1 → 2.4 µs per event, the real table in WAL mode)
     const all = this.oneValues;
     for (; i + ROWS_PER_INSERT <= events.length; i += ROWS_PER_INSERT) {
-      const used = columnsUsed(events, i, ROWS_PER_INSERT);
-      // (rows whose every value is the same still bind their server time each: a row needs a value of its own)
-      const shared = columnsShared(events, i, ROWS_PER_INSERT) & used & ~(1 << 1);
-      const narrow = used === ALL_COLUMNS && shared === 0 ? null : this.narrowInsert(used, shared);
+      const key = columnSets(events, i, ROWS_PER_INSERT);
+      const narrow = key === ALL_COLUMNS ? null : this.narrowInsert(key);
       if (narrow === null) {
         for (let j = 0; j < ROWS_PER_INSERT; j++) eventValues(events[i + j]!, this.manyValues, j * EVENT_COLUMN_COUNT);
         last = Number(s.insertEvents.run(...this.manyValues).lastInsertRowid);
@@ -859,8 +853,8 @@ export class SqliteStore implements Store {
       last = Number(narrow.statement.run(...values).lastInsertRowid);
     }
     for (; i < events.length; i++) {
-      eventValues(events[i]!, this.oneValues, 0);
-      last = Number(s.insertEvent.run(...this.oneValues).lastInsertRowid);
+      eventValues(events[i]!, all, 0);
+      last = Number(s.insertEvent.run(...all).lastInsertRowid);
     }
     // how far the writer thread's journal is committed: the mark of the last journaled event in this transaction
     for (let j = events.length - 1; j >= 0; j--) {
