@@ -213,10 +213,11 @@ test("writer thread: under continuous writes the write-ahead log starts over whe
     const restarts = sequence() - seq0;
     assert.ok(statSync(wal).size > 0);
     assert.ok(restarts >= 2, `the log started over ${restarts} times while ${n} events were written`);
-    // the writer thread checks the log every 10 ms between commits (measured: it peaked at 1.1–1.5 times the limit on
-    // one machine, 1.6–1.9 on another, where one CI run saw 2.1: the checkpointer thread's syncs are slower there); a
-    // blocking RESTART is only for four times it
-    assert.ok(largest < 2.5 * limit, `the log grew to ${largest} bytes (limit ${limit})`);
+    // the log started over each time without the checkpointer thread's blocking RESTART, which it runs only for a log of
+    // four times the limit. How far past the limit it gets is the write rate times the time a checkpoint takes to copy
+    // and sync (the writer thread checks every 10 ms between commits): measured 1.1–1.5 times on one machine, 1.6–1.9
+    // on another, where CI runs, after earlier tests' writes, saw 2.1 and 2.8 (its syncs slower)
+    assert.ok(largest < 4 * limit, `the log grew to ${largest} bytes (limit ${limit}): a blocking checkpoint had to start it over`);
     assert.equal(await store.countEvents(p.id), n);
   } finally {
     await writer.close();
