@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import "./util/tick-shape.js";
 import { createWriteStream, existsSync } from "node:fs";
 import { Writable } from "node:stream";
 import { Command, Option } from "commander";

@@ -2,6 +2,7 @@
  * The writer thread (see writer-thread.ts): the event log's EventWriter on a connection of its own, so inserting,
  * committing, aggregating and flushing rollups and WAL checkpoints do not take the HTTP thread's time.
  */
+import "../util/tick-shape.js";
 import { parentPort, workerData } from "node:worker_threads";
 import { SqliteStore } from "../store/sqlite/index.js";
 import type { Metrics } from "../ops/metrics.js";

@@ -12,6 +12,7 @@
  * it copies and syncs (measured: 20–75 ms under load, the redirects' worst latencies), is left for a log that still grew
  * to four times that (readers that never let go of an old snapshot).
  */
+import "../../util/tick-shape.js";
 import Database from "better-sqlite3";
 import { fdatasyncSync, openSync } from "node:fs";
 import { workerData } from "node:worker_threads";
