@@ -13,6 +13,37 @@ import { hashKey, hashPassword, verifyPassword } from "../src/auth/service.js";
 import { createHash } from "node:crypto";
 import { sha256 } from "../src/util/hash.js";
 import { hashedVisitor } from "../src/events/enrich.js";
+import { pathSegments } from "../src/links/redirect.js";
+
+test("link paths: non-empty segments, percent-decoded after the split; bad encoding is one raw segment", () => {
+  const cases: [string, string[]][] = [
+    ["/", []],
+    ["", []],
+    ["/summer", ["summer"]],
+    ["/summer/", ["summer"]],
+    ["//summer//ig/", ["summer", "ig"]],
+    ["/a/b/c", ["a", "b", "c"]],
+    ["/caf%C3%A9/ig", ["café", "ig"]],
+    ["/a%2Fb", ["a/b"]],
+    ["/%E0%A4%A/x", ["/%E0%A4%A/x"]],
+  ];
+  for (const [path, want] of cases) assert.deepEqual(pathSegments(path), want, path);
+  // the same as splitting, dropping empty parts and decoding each, for any path of these characters
+  const chars = ["/", "a", "b", "%41", "%2F", "%", "é"];
+  for (let i = 0; i < 2000; i++) {
+    const p = "/" + Array.from({ length: Math.floor(Math.random() * 8) }, () => chars[Math.floor(Math.random() * chars.length)]).join("");
+    let want: string[];
+    try {
+      want = p
+        .split("/")
+        .filter((s) => s !== "")
+        .map(decodeURIComponent);
+    } catch {
+      want = [p];
+    }
+    assert.deepEqual(pathSegments(p), want, p);
+  }
+});
 
 test("sha256: the one-shot hash is createHash's, byte for byte (stored API key hashes and visitor ids stay valid)", () => {
   for (const text of ["", "ct_0123456789abcdef", "é|1|192.0.2.1|Mozilla/5.0 (iPhone) 🚀", "x".repeat(5000)]) {
