@@ -963,6 +963,14 @@ describe("operations and documentation", () => {
     assert.match(r.body, /clicktrail_redirects_total\{outcome="not_found"\} [1-9]/);
     assert.match(r.body, /clicktrail_writer_batch_size_bucket/);
     assert.match(r.body, /clicktrail_writer_batch_size_count [1-9]/);
+    // counted on the hot path and added when read: each scrape shows the running total, never a delta
+    const redirects = (body: string) => Number(/clicktrail_redirects_total\{outcome="redirect"\} (\d+)/.exec(body)?.[1]);
+    const before = redirects(r.body);
+    for (let i = 0; i < 3; i++) assert.equal((await hit(base, "ops.example", "/m")).status, 302);
+    r = await req(base, "GET", "/metrics", { key: null });
+    assert.equal(redirects(r.body), before + 3);
+    r = await req(base, "GET", "/metrics", { key: null });
+    assert.equal(redirects(r.body), before + 3);
   });
 });
 

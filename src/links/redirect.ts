@@ -5,7 +5,7 @@ import type { EventLog, WriteOptions } from "../events/writer.js";
 import { hashedVisitor, parseUa, type UaInfo } from "../events/enrich.js";
 import type { DailySalt } from "../events/salt.js";
 import type { GeoIp } from "../events/geoip.js";
-import type { Metrics } from "../ops/metrics.js";
+import type { LinkOutcome, Metrics } from "../ops/metrics.js";
 import type { Domain, EventRow, Platform } from "../store/port.js";
 import { randomId } from "../util/ids.js";
 import { clientIp, storedIp, type TrustFn } from "../util/net.js";
@@ -52,7 +52,7 @@ export interface RedirectDeps {
   claimClick?: (linkId: number) => Promise<boolean>;
 }
 
-type Outcome = "redirect" | "not_found" | "gone" | "error";
+type Outcome = LinkOutcome;
 
 /**
  * The redirect hot path, outside the web framework: Host + slug → cached link → record the click → 302.
@@ -61,12 +61,12 @@ type Outcome = "redirect" | "not_found" | "gone" | "error";
  */
 export function createRedirectHandler(deps: RedirectDeps) {
   const { config, resolver, writer, salt, metrics, trust } = deps;
-  // (read by property, not by outcome name: a lookup by a varying key is a megamorphic one on every click)
+  const outcomes = metrics.linkOutcomes;
   const counters: Record<Outcome, { inc(): void }> = {
-    redirect: metrics.redirects.labels("redirect"),
-    not_found: metrics.redirects.labels("not_found"),
-    gone: metrics.redirects.labels("gone"),
-    error: metrics.redirects.labels("error"),
+    redirect: { inc: () => void outcomes.redirect++ },
+    not_found: { inc: () => void outcomes.not_found++ },
+    gone: { inc: () => void outcomes.gone++ },
+    error: { inc: () => void outcomes.error++ },
   };
 
   function send(res: ServerResponse, status: number, headers: Record<string, string | number>, body = "") {

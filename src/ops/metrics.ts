@@ -1,10 +1,14 @@
 import client from "prom-client";
 
+export const LINK_OUTCOMES = ["redirect", "not_found", "gone", "error"] as const;
+export type LinkOutcome = (typeof LINK_OUTCOMES)[number];
+
 /** One registry per app instance, so tests that build several apps do not collide. */
 export function createMetrics() {
   const registry = new client.Registry();
   const depth = { read: () => 0 };
   const analytics = { read: () => ({ projects: 0, events: 0, bytes: 0 }) };
+  const linkOutcomes: Record<LinkOutcome, number> = { redirect: 0, not_found: 0, gone: 0, error: 0 };
   client.collectDefaultMetrics({ register: registry });
   const m = {
     registry,
@@ -18,11 +22,25 @@ export function createMetrics() {
       labelNames: ["method", "route", "status"] as const,
       registers: [registry],
     }),
+    /**
+     * Requests on link domains by outcome, counted on the redirect path as plain numbers and added to
+     * clicktrail_redirects_total when it is read (a labelled counter's inc() builds and looks up its labels' key: about
+     * 0.2 µs a redirect).
+     */
+    linkOutcomes,
     redirects: new client.Counter({
       name: "clicktrail_redirects_total",
       help: "Requests on link domains, by outcome (redirect, not_found, gone, error)",
       labelNames: ["outcome"] as const,
       registers: [registry],
+      collect() {
+        for (const outcome of LINK_OUTCOMES) {
+          const n = linkOutcomes[outcome];
+          if (n === 0) continue;
+          linkOutcomes[outcome] = 0;
+          this.inc({ outcome }, n);
+        }
+      },
     }),
     eventsWritten: new client.Counter({
       name: "clicktrail_events_written_total",
