@@ -153,23 +153,32 @@ test("machine opens and clicks are flagged apart: Apple Mail Privacy Protection,
   await get(r.json.open_url, "Mozilla/5.0");
   await get(r.json.click_url, "Mozilla/5.0 (compatible; Proofpoint URL Defense)");
   await get(r.json.open_url, BROWSER);
+  // and again, after a person's (whose data is kept per token): each request's own machine, or none
+  await get(r.json.click_url, BROWSER);
+  await get(r.json.open_url, "Mozilla/5.0");
+  await get(r.json.click_url, "Mozilla/5.0 (compatible; Proofpoint URL Defense)");
   const opens = (await events("open")).filter((e) => e.data.metadata.campaign_id === "machines");
   assert.deepEqual(
     opens.map((e) => [e.is_bot, e.data.machine ?? null]),
     [
       [true, "apple_mpp"],
       [false, null],
+      [true, "apple_mpp"],
     ],
   );
   const clicks = (await events("click")).filter((e) => e.data.metadata.campaign_id === "machines");
   assert.deepEqual(
-    clicks.map((e) => [e.is_bot, e.data.machine]),
-    [[true, "scanner"]],
+    clicks.map((e) => [e.is_bot, e.data.machine ?? null, e.data.url]),
+    [
+      [true, "scanner", "https://example.com/m"],
+      [false, null, "https://example.com/m"],
+      [true, "scanner", "https://example.com/m"],
+    ],
   );
   const s = await req(t.base, "GET", "/api/v1/tracking/stats?field=campaign_id");
   assert.equal(s.status, 200);
   const row = s.json.values.find((v: { value: string }) => v.value === "machines");
-  assert.deepEqual(row, { value: "machines", opens: 1, unique_opens: 1, clicks: 0, unique_clicks: 0, machine_opens: 1, machine_clicks: 1 });
+  assert.deepEqual(row, { value: "machines", opens: 1, unique_opens: 1, clicks: 1, unique_clicks: 1, machine_opens: 2, machine_clicks: 2 });
 });
 
 test("bad requests to the tracking API are 400s naming the field", async () => {

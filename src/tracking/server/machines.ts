@@ -18,16 +18,26 @@ function inApple(ip: string): boolean {
   return l.startsWith("2620:149:") || l.startsWith("2403:300:");
 }
 
-/** A machine open or click, and which kind; null for what looks like a person. */
+/** SCANNERS' answer per parsed user agent (parseUa caches its answer per user agent: a test of 30 names, 0.13 µs, once) */
+const scanners = new WeakMap<object, boolean>();
+function isScanner(u: string, info: object | undefined): boolean {
+  if (!info) return SCANNERS.test(u);
+  let is = scanners.get(info);
+  if (is === undefined) scanners.set(info, (is = SCANNERS.test(u)));
+  return is;
+}
+
+/** A machine open or click, and which kind; null for what looks like a person. `info`: parseUa's answer for `ua`, when the caller has it. */
 export function machineOf(
   kind: "open" | "click",
   ua: string | undefined,
   ip: string,
   headers: Record<string, string | string[] | undefined>,
+  info?: object,
 ): Machine {
   const u = (ua ?? "").trim();
   if (kind === "open" && (u === "Mozilla/5.0" || (inApple(ip) && !/\b(Safari|Chrome|Firefox)\//.test(u)))) return "apple_mpp";
-  if (SCANNERS.test(u)) return "scanner";
+  if (isScanner(u, info)) return "scanner";
   const purpose = String(headers["purpose"] ?? headers["sec-purpose"] ?? headers["x-moz"] ?? "");
   if (/prefetch|preview/i.test(purpose)) return "prefetch";
   return null;

@@ -52,6 +52,20 @@ const PIXEL_LATIN1 = PIXEL.bytes.toString("latin1");
  */
 const locations = new WeakMap<TrackingResult, string>();
 
+/** An event's data: the token's metadata, the click's URL, the machine that made the request if one did. */
+function eventData(kind: "click" | "open", r: TrackingResult, machine: string | null): string {
+  return JSON.stringify({ metadata: r.metadata ?? {}, ...(kind === "click" ? { url: r.trackedUrl } : {}), ...(machine ? { machine } : {}) });
+}
+
+/** eventData of a request no machine made, once per verified token and kind (a token is mostly hit again and again). */
+const plainData = { click: new WeakMap<TrackingResult, string>(), open: new WeakMap<TrackingResult, string>() };
+function plainEventData(kind: "click" | "open", r: TrackingResult): string {
+  const cache = plainData[kind];
+  let data = cache.get(r);
+  if (data === undefined) cache.set(r, (data = eventData(kind, r, null)));
+  return data;
+}
+
 /** A URL fit for a Location header: non-ASCII percent-encoded (an IRI becomes a URI). */
 function asciiUrl(url: string): string {
   try {
@@ -116,7 +130,7 @@ export function createTrackingHandler(deps: TrackingRouteDeps) {
     const ua = req.headers["user-agent"]?.slice(0, 512);
     const info = parseUa(ua);
     const ip = clientIp(req, deps.trust);
-    const machine = machineOf(kind, ua, ip, req.headers);
+    const machine = machineOf(kind, ua, ip, req.headers, ua ? info : undefined);
     const r = decoded.result;
     const event: EventRow = {
       project_id: decoded.projectId,
@@ -142,7 +156,7 @@ export function createTrackingHandler(deps: TrackingRouteDeps) {
       is_bot: info.bot || machine !== null || req.method === "HEAD",
       country: deps.geoip?.country(ip) ?? null,
       rule: null,
-      data: JSON.stringify({ metadata: r.metadata ?? {}, ...(kind === "click" ? { url: r.trackedUrl } : {}), ...(machine ? { machine } : {}) }),
+      data: machine ? eventData(kind, r, machine) : plainEventData(kind, r),
     };
     // (headers as flat lists, built without spreading: an object spread per answer kept missing V8's inline caches)
     const answer = () => {
