@@ -36,6 +36,45 @@ test("visitor sketches: exact while small, about 1.6 % error when large, merging
   assert.ok(Math.abs(a.count() - 30_000) / 30_000 < 0.05, `union counted as ${a.count()}`);
 });
 
+test("visitor sketches: exact up to 256 visitors whatever the repeats and merges, dense past them, the same bytes for the same set", () => {
+  for (let run = 0; run < 200; run++) {
+    const distinct = 1 + Math.floor(Math.random() * 300);
+    const pool = Array.from({ length: distinct }, (_, i) => hash32(`run${run}-v${i}`));
+    const a = new VisitorSketch();
+    const b = new VisitorSketch();
+    const seen = new Set<number>();
+    for (let i = 0; i < distinct * 3; i++) {
+      const h = pool[Math.floor(Math.random() * distinct)]!;
+      (i % 2 ? a : b).add(h);
+      seen.add(h);
+    }
+    const both = VisitorSketch.from(a.toBuffer());
+    both.merge(VisitorSketch.from(b.toBuffer()));
+    both.merge(b);
+    if (seen.size <= 256) {
+      assert.equal(both.count(), seen.size, `run ${run}: ${seen.size} visitors`);
+      const buf = both.toBuffer();
+      assert.equal(buf[0], 1);
+      // one set, one encoding: the hashes once each, ascending, whatever the order they came in
+      const sorted = [...seen].sort((x, y) => x - y);
+      assert.deepEqual(
+        buf,
+        Buffer.concat([
+          Buffer.from([1]),
+          ...sorted.map((h) => {
+            const w = Buffer.alloc(4);
+            w.writeUInt32LE(h);
+            return w;
+          }),
+        ]),
+      );
+    } else {
+      assert.equal(both.toBuffer()[0], 2, `run ${run}: ${seen.size} visitors stay sparse`);
+      assert.ok(Math.abs(both.count() - seen.size) / seen.size < 0.1, `run ${run}: ${seen.size} counted as ${both.count()}`);
+    }
+  }
+});
+
 function click(i: number, link: number, ts: number): EventRow {
   return clickEvent({
     ts,

@@ -24,14 +24,44 @@ export function hash32(s: string): number {
 }
 
 export class VisitorSketch {
-  private sparse: Set<number> | null = new Set();
+  /**
+   * Sparse: the hashes added, duplicates and all, in a typed array (`n` used) made unique (sorted) only when it is full
+   * and when it is read. Under redirects each click adds its visitor to the sketches of its link, project and domain,
+   * mostly a hash not seen before: a Set's add (hashing, a table grown by rehashing) took 10 % of the writer thread.
+   */
+  private sparse: Uint32Array | null = new Uint32Array(8);
+  private n = 0;
   private dense: Uint8Array | null = null;
 
   add(h: number): void {
     if (this.sparse) {
-      this.sparse.add(h);
-      if (this.sparse.size > SPARSE_MAX) this.densify();
+      if (this.n === this.sparse.length) this.makeRoom();
+      if (this.sparse) this.sparse[this.n++] = h;
+      else this.addDense(h);
     } else this.addDense(h);
+  }
+
+  /** A full sparse array: its duplicates dropped; past SPARSE_MAX distinct hashes, dense; else grown if still half full. */
+  private makeRoom() {
+    this.unique();
+    if (!this.sparse) return;
+    if (this.n * 2 > this.sparse.length) {
+      const grown = new Uint32Array(this.sparse.length * 2);
+      grown.set(this.sparse.subarray(0, this.n));
+      this.sparse = grown;
+    }
+  }
+
+  /** The sparse hashes sorted and unique (dense past SPARSE_MAX of them). */
+  private unique() {
+    const a = this.sparse!;
+    if (this.n > 1) {
+      a.subarray(0, this.n).sort();
+      let w = 1;
+      for (let r = 1; r < this.n; r++) if (a[r] !== a[w - 1]) a[w++] = a[r]!;
+      this.n = w;
+    }
+    if (this.n > SPARSE_MAX) this.densify();
   }
 
   private addDense(h: number) {
@@ -43,13 +73,16 @@ export class VisitorSketch {
 
   private densify() {
     this.dense = new Uint8Array(M);
-    for (const h of this.sparse!) this.addDense(h);
+    const a = this.sparse!;
+    for (let i = 0; i < this.n; i++) this.addDense(a[i]!);
     this.sparse = null;
+    this.n = 0;
   }
 
   merge(o: VisitorSketch): void {
     if (o.sparse) {
-      for (const h of o.sparse) this.add(h);
+      const b = o.sparse;
+      for (let i = 0; i < o.n; i++) this.add(b[i]!);
       return;
     }
     if (this.sparse) this.densify();
@@ -59,7 +92,8 @@ export class VisitorSketch {
   }
 
   count(): number {
-    if (this.sparse) return this.sparse.size;
+    if (this.sparse) this.unique();
+    if (this.sparse) return this.n;
     let sum = 0;
     let zeros = 0;
     for (let i = 0; i < M; i++) {
@@ -72,13 +106,14 @@ export class VisitorSketch {
     return Math.round(e);
   }
 
-  /** Format: 1 + uint32 hashes (sparse) or 2 + 4096 registers (dense). */
+  /** Format: 1 + uint32 hashes, unique, ascending (sparse) or 2 + 4096 registers (dense). */
   toBuffer(): Buffer {
+    if (this.sparse) this.unique();
     if (this.sparse) {
-      const b = Buffer.alloc(1 + 4 * this.sparse.size);
+      const b = Buffer.alloc(1 + 4 * this.n);
       b[0] = 1;
       let o = 1;
-      for (const h of this.sparse) o = b.writeUInt32LE(h, o);
+      for (let i = 0; i < this.n; i++) o = b.writeUInt32LE(this.sparse[i]!, o);
       return b;
     }
     return Buffer.concat([Buffer.from([2]), this.dense!]);
@@ -88,7 +123,10 @@ export class VisitorSketch {
     const s = new VisitorSketch();
     if (b[0] === 1) {
       const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
-      for (let o = 1; o + 4 <= b.length; o += 4) s.sparse!.add(view.getUint32(o, true));
+      const n = (b.length - 1) >>> 2;
+      s.sparse = new Uint32Array(Math.max(8, n));
+      for (let i = 0, o = 1; i < n; i++, o += 4) s.sparse[i] = view.getUint32(o, true);
+      s.n = n;
     } else if (b[0] === 2 && b.length === M + 1) {
       s.sparse = null;
       s.dense = Uint8Array.from(b.subarray(1));
