@@ -128,6 +128,9 @@ interface ScopeRecord {
   /** the tuple the last click of this scope counted in, and its key: consecutive clicks mostly share it */
   lastKey: string;
   lastTuple: Tuple | null;
+  /** the visitor sketch the last click of this scope went to, and its key: mostly the same hour's */
+  lastHourBot: number;
+  lastSketch: SketchEntry | null;
 }
 
 export class RollupBuffer {
@@ -165,7 +168,11 @@ export class RollupBuffer {
     let byId = this.scopes.get(scope);
     if (!byId) this.scopes.set(scope, (byId = new Map()));
     let r = byId.get(id);
-    if (!r) byId.set(id, (r = { key: `${scope}\u0000${id}`, tuples: new Map(), sketches: new Map(), lastKey: "", lastTuple: null }));
+    if (!r)
+      byId.set(
+        id,
+        (r = { key: `${scope}\u0000${id}`, tuples: new Map(), sketches: new Map(), lastKey: "", lastTuple: null, lastHourBot: -1, lastSketch: null }),
+      );
     return r;
   }
 
@@ -209,11 +216,13 @@ export class RollupBuffer {
         r.lastKey = inner;
         r.lastTuple = t;
         if (vh !== null) {
-          let s = r.sketches.get(hourBot);
+          let s = r.lastHourBot === hourBot ? r.lastSketch : r.sketches.get(hourBot);
           if (!s) {
             r.sketches.set(hourBot, (s = { scope, scope_id: id, hour, bot: e.is_bot, sketch: new VisitorSketch() }));
             this.sketchCount++;
           }
+          r.lastHourBot = hourBot;
+          r.lastSketch = s;
           s.sketch.add(vh);
         }
       }
