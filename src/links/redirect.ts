@@ -14,6 +14,8 @@ import { deviceOf, explicitPlatform, matchesPlatform, matchRule } from "./target
 import { forwardQuery } from "./validate.js";
 
 export const VISITOR_COOKIE = "ct_vid";
+const COOKIE_RE = new RegExp(`(?:^|;\\s*)${VISITOR_COOKIE}=([A-Za-z0-9_-]{8,64})`);
+const TWO_YEARS = 2 * 365 * 86400;
 
 /**
  * A link path's non-empty segments, percent-decoded (`/summer/`, `/summer/ig` → `["summer"]`, `["summer", "ig"]`); a
@@ -36,8 +38,6 @@ export function pathSegments(pathname: string): string[] {
     return [pathname];
   }
 }
-const COOKIE_RE = new RegExp(`(?:^|;\\s*)${VISITOR_COOKIE}=([A-Za-z0-9_-]{8,64})`);
-const TWO_YEARS = 2 * 365 * 86400;
 
 export interface RedirectDeps {
   config: Config;
