@@ -181,6 +181,21 @@ test("machine opens and clicks are flagged apart: Apple Mail Privacy Protection,
   assert.deepEqual(row, { value: "machines", opens: 1, unique_opens: 1, clicks: 1, unique_clicks: 1, machine_opens: 2, machine_clicks: 2 });
 });
 
+test("a token percent-encoded by the client still verifies; a broken escape is a 404", async () => {
+  const r = await req(t.base, "POST", "/api/v1/tracking/links", { body: { url: "https://example.com/pct", metadata: { campaign_id: "percent" } } });
+  const path = pathOf(r.json.click_url);
+  const escaped =
+    path.slice(0, 5) + [...path.slice(5)].map((ch, i) => (i % 3 === 0 ? `%${ch.charCodeAt(0).toString(16).toUpperCase()}` : ch)).join("");
+  assert.notEqual(escaped, path);
+  const c = await req(t.base, "GET", escaped, { key: null, headers: { "user-agent": BROWSER } });
+  assert.equal(c.status, 302);
+  assert.equal(c.headers.location, "https://example.com/pct");
+  const broken = await req(t.base, "GET", `${path}%E0%A4%A`, { key: null, headers: { "user-agent": BROWSER } });
+  assert.equal(broken.status, 404);
+  const clicks = (await events("click")).filter((e) => e.data.metadata.campaign_id === "percent");
+  assert.equal(clicks.length, 1);
+});
+
 test("bad requests to the tracking API are 400s naming the field", async () => {
   const bad = await req(t.base, "POST", "/api/v1/tracking/links", { body: { url: "javascript:alert(1)" } });
   assert.equal(bad.status, 400);

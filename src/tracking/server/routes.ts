@@ -222,10 +222,13 @@ export function createTrackingHandler(deps: TrackingRouteDeps) {
     }
     const q = url.indexOf("?");
     let token = url.slice(5, q >= 0 ? q : undefined);
-    try {
-      token = decodeURIComponent(token);
-    } catch {
-      /* left as it is: it will not verify */
+    // (tokens are base64url: escapes only from clients that percent-encode every URL, and decoding copies the token)
+    if (token.includes("%")) {
+      try {
+        token = decodeURIComponent(token);
+      } catch {
+        /* left as it is: it will not verify */
+      }
     }
     const decoded = (d: DecodedToken | null): true | Promise<void> => {
       if (!d || (kind === "click" && typeof d.result.trackedUrl !== "string")) {
