@@ -222,13 +222,12 @@ export function createTrackingHandler(deps: TrackingRouteDeps) {
     }
     const q = url.indexOf("?");
     let token = url.slice(5, q >= 0 ? q : undefined);
-    // (tokens are base64url: escapes only from clients that percent-encode every URL, and decoding copies the token)
-    if (token.includes("%")) {
-      try {
-        token = decodeURIComponent(token);
-      } catch {
-        /* left as it is: it will not verify */
-      }
+    // (decoded even without a %: the copy is a flat string, which the keyring's cache hashes and compares faster than a
+    // slice of the URL; skipping it measured 0.58–0.59 against 0.62 of bare node:http on /t/c)
+    try {
+      token = decodeURIComponent(token);
+    } catch {
+      /* left as it is: it will not verify */
     }
     const decoded = (d: DecodedToken | null): true | Promise<void> => {
       if (!d || (kind === "click" && typeof d.result.trackedUrl !== "string")) {
