@@ -37,6 +37,9 @@ export function newSecret(kind: TrackingKey["kind"]): string {
  * finding the key that verifies it (the compact format names its key; Fernet tokens are tried against each Fernet key;
  * unsigned pytracking links only when an allowlist of target hosts is configured). Keys are reloaded when changed.
  */
+/** Verified tokens of one kind, bounded by their length (see TrackingKeyring.verified). */
+const verifiedTokens = () => new LRUCache<string, DecodedToken>({ maxSize: 8 * 1024 * 1024, sizeCalculation: (_v, k) => k.length + 256 });
+
 export class TrackingKeyring {
   private keys: Promise<TrackingKey[]> | null = null;
   /**
@@ -47,10 +50,7 @@ export class TrackingKeyring {
    * length (at most 8 MB of them per kind), since a token may be 8 KB. Keyed by the token as it came (one cache per kind,
    * not a kind's letter prepended: that string was built, flattened and hashed anew for every request, 0.3 µs of one).
    */
-  private verified = {
-    click: new LRUCache<string, DecodedToken>({ maxSize: 8 * 1024 * 1024, sizeCalculation: (_v, k) => k.length + 256 }),
-    open: new LRUCache<string, DecodedToken>({ maxSize: 8 * 1024 * 1024, sizeCalculation: (_v, k) => k.length + 256 }),
-  };
+  private verified = { click: verifiedTokens(), open: verifiedTokens() };
   /** keys being created, per project and kind: concurrent first uses create one key, not one each */
   private creating = new Map<string, Promise<TrackingKey>>();
 
