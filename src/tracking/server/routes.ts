@@ -81,7 +81,18 @@ function locationOf(r: TrackingResult): string {
   return location;
 }
 const NO_CACHE_LIST = ["cache-control", "no-store, no-cache, must-revalidate, max-age=0", "pragma", "no-cache", "expires", "0"];
-const PIXEL_HEADERS = [...NO_CACHE_LIST, "content-type", PIXEL.mimeType, "x-content-type-options", "nosniff"];
+/** the pixel's headers, for GET and for HEAD (whose body is empty): built once, the same for every answer */
+const pixelHeaders = (length: number) => [
+  ...NO_CACHE_LIST,
+  "content-type",
+  PIXEL.mimeType,
+  "x-content-type-options",
+  "nosniff",
+  "content-length",
+  String(length),
+];
+const PIXEL_GET_HEADERS = pixelHeaders(PIXEL_LATIN1.length);
+const PIXEL_HEAD_HEADERS = pixelHeaders(0);
 
 const linkProps = {
   url: { type: "string", minLength: 1, maxLength: 4096, description: "the URL a click tracking link redirects to" },
@@ -164,9 +175,9 @@ export function createTrackingHandler(deps: TrackingRouteDeps) {
         res.writeHead(302, ["location", locationOf(r), ...NO_CACHE_LIST, "content-length", "0"]);
         res.end();
       } else {
-        const body = req.method === "HEAD" ? "" : PIXEL_LATIN1;
-        res.writeHead(200, [...PIXEL_HEADERS, "content-length", String(body.length)]);
-        res.end(body, "latin1");
+        const head = req.method === "HEAD";
+        res.writeHead(200, head ? PIXEL_HEAD_HEADERS : PIXEL_GET_HEADERS);
+        res.end(head ? "" : PIXEL_LATIN1, "latin1");
       }
     };
     return writer.write(event).then(
