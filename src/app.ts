@@ -11,8 +11,9 @@ import { authRoutes } from "./auth/routes.js";
 import { SessionService } from "./auth/sessions.js";
 import path from "node:path";
 import { EventWriter, type EventLog, type WriterOptions } from "./events/writer.js";
-import { ThreadedWriter } from "./events/writer-thread.js";
+import { ThreadedWriter, type PgWriterFolders, type WriterTarget } from "./events/writer-thread.js";
 import { SqliteStore } from "./store/sqlite/index.js";
+import { PgStore } from "./store/postgres/index.js";
 import { Journal } from "./events/journal.js";
 import { Spool } from "./events/spool.js";
 import { DailySalt } from "./events/salt.js";
@@ -100,16 +101,20 @@ export interface ClicktrailApp {
 /** The services, without HTTP: the CLI uses these directly. */
 export function buildServices(
   store: Store,
-  writerOptions: WriterOptions & { thread?: boolean } = {},
+  /** `thread`: the event log's writer on a thread of its own (SQLite on a file; PostgreSQL: the journal's and spool's folders) */
+  writerOptions: WriterOptions & { thread?: boolean | PgWriterFolders } = {},
   trackingUnsignedHosts: string[] = [],
 ): Services {
   const metrics = createMetrics();
   const { thread, ...options } = writerOptions;
-  // SQLite on a file: the event log's writer runs on a thread of its own (see ThreadedWriter)
-  const writer: EventLog =
+  // SQLite on a file, PostgreSQL with its journal: the event log's writer runs on a thread of its own (see ThreadedWriter)
+  const target: WriterTarget | null =
     thread && store instanceof SqliteStore && store.file !== ":memory:"
-      ? new ThreadedWriter(store, metrics, options, { log: options.log })
-      : new EventWriter(store, metrics, options);
+      ? { kind: "sqlite", store }
+      : typeof thread === "object" && store instanceof PgStore
+        ? { kind: "postgres", store, ...thread }
+        : null;
+  const writer: EventLog = target ? new ThreadedWriter(target, metrics, options, { log: options.log }) : new EventWriter(store, metrics, options);
   metrics.depth.read = () => writer.depth;
   const resolver = new LinkResolver(store, (id) => writer.pendingClicks(id));
   const domains = new DomainService(store, resolver);
@@ -185,6 +190,17 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
     },
   });
 
+  // PostgreSQL with its journal: the writer (group commits, rollups, the spool) on a thread of its own, which keeps the
+  // spool; the HTTP thread keeps the journal and answers from it (CLICKTRAIL_POSTGRES_WRITER_THREAD)
+  const pgJournal = store.engine === "postgres" && config.postgresJournal !== "OFF";
+  const pgThread: PgWriterFolders | null =
+    pgJournal && config.postgresWriterThread
+      ? {
+          journalDir: path.join(config.dataDir, "event-journal"),
+          journalSync: config.postgresJournal === "FULL",
+          spoolDir: path.join(config.dataDir, "spool"),
+        }
+      : null;
   const services = buildServices(
     store,
     {
@@ -199,14 +215,11 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
       // is at most about 4 ms (1,000 took up to 16 ms, the redirects' p99); on PostgreSQL a chunk is a round trip
       chunkSize: store.engine === "postgres" ? 1000 : 250,
       // several instances on one database: while it is unreachable, each instance spools to its own data directory
-      spool: store.appendBatches ? new Spool(path.join(config.dataDir, "spool")) : undefined,
+      spool: store.appendBatches && !pgThread ? new Spool(path.join(config.dataDir, "spool")) : undefined,
       // and answers from its own event journal there, not waiting for the database's commit (CLICKTRAIL_POSTGRES_JOURNAL)
-      journal:
-        store.engine === "postgres" && config.postgresJournal !== "OFF"
-          ? new Journal(path.join(config.dataDir, "event-journal"), config.postgresJournal === "FULL")
-          : undefined,
+      journal: pgJournal && !pgThread ? new Journal(path.join(config.dataDir, "event-journal"), config.postgresJournal === "FULL") : undefined,
       log: fastify.log,
-      thread: config.sqliteWriterThread,
+      thread: store.engine === "postgres" ? (pgThread ?? false) : config.sqliteWriterThread,
     },
     config.trackingUnsignedHosts,
   );

@@ -19,6 +19,8 @@ export interface Config {
   sqliteSynchronous: SqliteSync;
   /** SQLite: the event log's writer on a thread of its own (off: on the HTTP thread) */
   sqliteWriterThread: boolean;
+  /** PostgreSQL with its journal: the event log's writer on a thread of its own (off: on the HTTP thread) */
+  postgresWriterThread: boolean;
   geoipDb: string | undefined;
   /** Public base URL of the API host, used in generated links of the docs; optional. */
   publicUrl: string | undefined;
@@ -238,6 +240,7 @@ export function loadConfig(rawEnv: Env = process.env): Config {
     databaseUrl,
     databasePool: int(env, "CLICKTRAIL_DATABASE_POOL", 10, 1, 1000),
     postgresJournal: oneOf(env, "CLICKTRAIL_POSTGRES_JOURNAL", "NORMAL", ["NORMAL", "FULL", "OFF"] as const, true),
+    postgresWriterThread: bool(env, "CLICKTRAIL_POSTGRES_WRITER_THREAD", true),
     redisUrl,
     dialects: dialects(env),
     microticksKey: env.MICROTICKS_KEY || undefined,

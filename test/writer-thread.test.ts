@@ -21,7 +21,7 @@ async function setup() {
   const d = await store.createDomain({ project_id: p.id, hostname: "x.test", fallback_url: null });
   const link = (slug: string): Promise<Link> => store.createLink(newLink(p.id, d.id, slug));
   const metrics = createMetrics();
-  const writer = new ThreadedWriter(store, metrics, { rollupIntervalMs: 3_600_000, chunkSize: 7 });
+  const writer = new ThreadedWriter({ kind: "sqlite", store }, metrics, { rollupIntervalMs: 3_600_000, chunkSize: 7 });
   await writer.start();
   const cleanup = async () => {
     await writer.close();
@@ -186,7 +186,7 @@ test("writer thread: under continuous writes the write-ahead log starts over whe
   const dir = tmpDir();
   const limit = 4 * 1024 * 1024;
   const store = new SqliteStore({ file: path.join(dir, "wal.db"), synchronous: "NORMAL", walRestartBytes: limit });
-  const writer = new ThreadedWriter(store, createMetrics(), { rollupIntervalMs: 3_600_000 });
+  const writer = new ThreadedWriter({ kind: "sqlite", store }, createMetrics(), { rollupIntervalMs: 3_600_000 });
   try {
     await store.migrate();
     const p = await store.createProject("p");
@@ -231,7 +231,7 @@ test("writer thread: events answered from the journal are committed exactly once
   const store = new SqliteStore({ file: path.join(dir, "j.db") });
   const logged: string[] = [];
   const log = { info: (_o: object, msg: string) => logged.push(msg), warn: () => {}, error: () => {} };
-  const writer = new ThreadedWriter(store, createMetrics(), { rollupIntervalMs: 3_600_000 }, { log });
+  const writer = new ThreadedWriter({ kind: "sqlite", store }, createMetrics(), { rollupIntervalMs: 3_600_000 }, { log });
   try {
     await store.migrate();
     const p = await store.createProject("p");
@@ -274,7 +274,7 @@ test("writer thread: an event SQLite refuses, answered from the journal, is kept
   const store = new SqliteStore({ file: path.join(dir, "r.db") });
   const errors: string[] = [];
   const log = { info: () => {}, warn: () => {}, error: (_o: object, msg: string) => errors.push(msg) };
-  const writer = new ThreadedWriter(store, createMetrics(), { rollupIntervalMs: 3_600_000 }, { log });
+  const writer = new ThreadedWriter({ kind: "sqlite", store }, createMetrics(), { rollupIntervalMs: 3_600_000 }, { log });
   try {
     await store.migrate();
     const p = await store.createProject("p");

@@ -1,13 +1,21 @@
+import { randomUUID } from "node:crypto";
 import { Worker } from "node:worker_threads";
 import { AppError } from "../errors.js";
 import type { Metrics } from "../ops/metrics.js";
 import type { EventRow } from "../store/port.js";
 import type { SqliteStore } from "../store/sqlite/index.js";
+import type { PgStore } from "../store/postgres/index.js";
 import type { CheckpointerInit } from "../store/sqlite/checkpointer.js";
 import { Journal } from "./journal.js";
 import { packEvents, type PackedEvents } from "./pack.js";
 import { countsAsLinkClick } from "./rollup.js";
-import { WriterUnavailable, type EventLog, type WriteOptions, type WriterOptions } from "./writer.js";
+import { WriterUnavailable, type EventLog, type JournaledBatch, type WriteOptions, type WriterOptions } from "./writer.js";
+
+/**
+ * The PostgreSQL writer thread's own connections: one commit at a time, a rollup flush beside it, and the adoption of a
+ * stopped instance's writer now and then (the HTTP thread keeps the configured pool for everything else).
+ */
+const writerPool = (store: PgStore) => Math.min(4, Math.max(2, store.opts.poolSize ?? 10));
 
 /** Adds the events' non-bot link clicks per link to `into` (made when the first is found). */
 function tallyClicks(events: EventRow[], into: Map<number, number> | null): Map<number, number> | null {
@@ -19,15 +27,26 @@ function tallyClicks(events: EventRow[], into: Map<number, number> | null): Map<
   return into;
 }
 
-/** What the writer thread starts with. */
-export interface WorkerInit {
-  file: string;
+/** What the writer thread starts with: SQLite's file, or PostgreSQL's address and the instance's spool. */
+export type WorkerInit = {
   /** the event journal's folder (see journal.ts): what it holds past the committed mark is committed first */
   journalDir: string;
-  synchronous: "FULL" | "NORMAL";
-  walRestartBytes: number;
-  options: Pick<WriterOptions, "maxBatch" | "rollupIntervalMs" | "rollupMaxKeys" | "chunkSize">;
+  options: Pick<WriterOptions, "maxBatch" | "rollupIntervalMs" | "rollupMaxKeys" | "chunkSize" | "gatherMs">;
+} & (
+  | { kind: "sqlite"; file: string; synchronous: "FULL" | "NORMAL"; walRestartBytes: number }
+  /** (PostgreSQL: the journal's records are batches with ids; at start what it holds goes to the spool, see journalToSpool) */
+  | { kind: "postgres"; url: string; poolSize: number; spoolDir: string }
+);
+
+/** PostgreSQL: the instance's journal (synced after each record or not) and spool (CLICKTRAIL_DATA_DIR/event-journal, /spool) */
+export interface PgWriterFolders {
+  journalDir: string;
+  journalSync: boolean;
+  spoolDir: string;
 }
+
+/** The store whose event log the writer thread writes, as the HTTP thread has it. */
+export type WriterTarget = { kind: "sqlite"; store: SqliteStore } | ({ kind: "postgres"; store: PgStore } & PgWriterFolders);
 
 /** The EventWriter's measurements on the writer thread since its last answer. */
 export interface WorkerMetrics {
@@ -35,6 +54,8 @@ export interface WorkerMetrics {
   latencies: number[];
   events: number;
   failures: number;
+  /** events spooled (PostgreSQL away) */
+  spooled: number;
 }
 
 type SerializedError =
@@ -48,16 +69,22 @@ type SerializedError =
  */
 export type ToWorker =
   | { t: "append"; seq: number; events: PackedEvents }
-  | { t: "append"; seq: number; records: string; jseqs: number[] }
-  | { t: "call"; id: number; op: "flush" | "flushRollups" | "close" };
+  /** (`urgent`: a read waits for them) */
+  | { t: "append"; seq: number; records: string; jseqs: number[]; urgent?: boolean }
+  | { t: "call"; id: number; op: "flush" | "flushRollups" | "close" }
+  /** PostgreSQL: a read waits for the records handed over so far: commit them without gathering more */
+  | { t: "hurry" };
 
 export type FromWorker =
   /** `journalSeq`: the last journal record it found (or had committed before), all of it committed now */
   | { t: "ready"; journalSeq: number; replayed: number }
   | { t: "failed"; error: SerializedError }
-  | { t: "ack"; seq: number; lastId?: number; error?: SerializedError; metrics?: WorkerMetrics }
-  | { t: "done"; id: number; error?: SerializedError; metrics?: WorkerMetrics }
+  /** (`spooled`, PostgreSQL: batches in the spool now, so a read made once this is settled sees them) */
+  | { t: "ack"; seq: number; lastId?: number; error?: SerializedError; metrics?: WorkerMetrics; spooled?: number }
+  | { t: "done"; id: number; error?: SerializedError; metrics?: WorkerMetrics; spooled?: number }
   | { t: "flushed"; to: number }
+  /** PostgreSQL: batches in the spool now (the database away), told when it changes */
+  | { t: "spooled"; batches: number }
   | { t: "log"; level: "warn" | "info" | "error"; obj: object; msg: string };
 
 export function serializeError(err: unknown): SerializedError {
@@ -121,10 +148,11 @@ const POST_BYTES = 64 * 1024;
 const RECORD_EVENTS = 256;
 
 /**
- * The event log's writer on a thread of its own (SQLite on a file): the HTTP thread hands each turn's events over in one
- * message. The writer thread runs the same EventWriter (group commit, rollups, recovery) on its own connection to the
- * database file, so inserting, committing, aggregating, flushing rollups and WAL checkpoints do not take the HTTP
- * thread's time.
+ * The event log's writer on a thread of its own (SQLite on a file, PostgreSQL with its journal): the HTTP thread hands
+ * each turn's events over in one message. The writer thread runs the same EventWriter (group commit, rollups, recovery)
+ * on its own connection to the database file (or its own PostgreSQL connections), so inserting, committing, aggregating,
+ * flushing rollups and WAL checkpoints (PostgreSQL: the statements' parameters, the protocol, the spool) do not take the
+ * HTTP thread's time.
  *
  * When a request is answered:
  * - **Clicks that count against a max_clicks** (`write(e, { committed: true })`, by default every link click): once
@@ -144,6 +172,15 @@ const RECORD_EVENTS = 256;
  * If the writer thread dies, the clicks it held that wait for their commit are refused (503, nothing acknowledged is
  * lost), and a new one starts, which recovers the rollups from the event log and commits what the journal holds, as a
  * restart would.
+ *
+ * PostgreSQL differs where its writer does (see EventWriter): each journal record is a batch with an id; the thread
+ * commits records as batches (appendAnswered), gathering them for up to 25 ms into one commit (a read that waits for
+ * them ends the wait: `settled()`); the database away, it spools them (the spool is the thread's: `spooled` is what it
+ * last told). A thread that starts moves what the journal holds to the spool, whose replay skips the batches the
+ * database has. Its writer (the `writers` row) is its own: one that died is adopted by the next live writer once its
+ * heartbeat is a minute old, as a dead instance's is. `pendingClicks()` counts a link's committed clicks until the
+ * thread reports the rollup flush that has them (the links are read without the watermark, so a read made while that
+ * report is on its way may count them twice for that moment, as with the in-process writer).
  */
 export class ThreadedWriter implements EventLog {
   private worker: Worker | null = null;
@@ -181,13 +218,22 @@ export class ThreadedWriter implements EventLog {
   /** reads waiting for the journal to be committed up to their record */
   private settling: { upTo: number; resolve: () => void }[] = [];
 
+  /** SQLite: the HTTP thread's store (it counts committed clicks itself, and hears of a full disk) */
+  private readonly sqlite: SqliteStore | null;
+  /** PostgreSQL: batches in the writer thread's spool (the database away), as it last told */
+  private spooledBatches = 0;
+
   constructor(
-    private readonly store: SqliteStore,
+    private readonly target: WriterTarget,
     private readonly metrics: Metrics,
     private readonly options: WorkerInit["options"] = {},
     private readonly opts: ThreadedWriterOptions = {},
   ) {
-    this.journal = new Journal(`${store.file}.event-journal`, store.synchronous === "FULL");
+    this.sqlite = target.kind === "sqlite" ? target.store : null;
+    this.journal =
+      target.kind === "sqlite"
+        ? new Journal(`${target.store.file}.event-journal`, target.store.synchronous === "FULL")
+        : new Journal(target.journalDir, target.journalSync);
   }
 
   get depth(): number {
@@ -195,38 +241,47 @@ export class ThreadedWriter implements EventLog {
   }
 
   get spooled(): number {
-    return 0;
+    return this.spooledBatches;
   }
 
-  /** 0: the store counts committed clicks itself, in one snapshot with the rollup watermark (see the class comment). */
-  pendingClicks(): number {
-    return 0;
+  /**
+   * SQLite: 0, the store counts committed clicks itself, in one snapshot with the rollup watermark (see the class
+   * comment). PostgreSQL: the link's committed clicks not yet reported in a rollup flush (a read made while a flush's
+   * report is on its way may count them twice for that moment, as the in-process writer's would).
+   */
+  pendingClicks(linkId: number): number {
+    if (this.sqlite) return 0;
+    let n = 0;
+    for (const [, c] of this.unflushed.get(linkId) ?? []) n += c;
+    return n;
   }
 
   async start(): Promise<void> {
-    this.store.clicksPending = (linkId, watermark) => {
-      let n = 0;
-      for (const [lastId, c] of this.unflushed.get(linkId) ?? []) if (lastId > watermark) n += c;
-      return n;
-    };
+    if (this.sqlite)
+      this.sqlite.clicksPending = (linkId, watermark) => {
+        let n = 0;
+        for (const [lastId, c] of this.unflushed.get(linkId) ?? []) if (lastId > watermark) n += c;
+        return n;
+      };
     await this.spawn();
+    if (!this.sqlite) return;
     // no connection checkpoints inside its commits any more: a thread of its own does, between them
-    this.store.stopAutocheckpoint();
-    this.startCheckpointer();
+    this.sqlite.stopAutocheckpoint();
+    this.startCheckpointer(this.sqlite);
   }
 
   /** The WAL checkpointer thread; replaced a second after it stops (without it the WAL would only grow). */
-  private startCheckpointer() {
+  private startCheckpointer(store: SqliteStore) {
     if (this.closed) return;
     const c = new Worker(new URL("../store/sqlite/checkpointer.js", import.meta.url), {
-      workerData: { file: this.store.file, restartBytes: this.store.walRestartBytes } satisfies CheckpointerInit,
+      workerData: { file: store.file, restartBytes: store.walRestartBytes } satisfies CheckpointerInit,
     });
     this.checkpointer = c;
     c.on("error", (err) => this.opts.log?.error?.({ err: err.message }, "the WAL checkpointer thread failed"));
     c.on("exit", () => {
       if (this.checkpointer !== c || this.closed) return;
       this.opts.log?.error?.({}, "the WAL checkpointer thread stopped; starting a new one in 1 s");
-      setTimeout(() => this.startCheckpointer(), 1000).unref();
+      setTimeout(() => this.startCheckpointer(store), 1000).unref();
     });
     c.unref();
   }
@@ -234,15 +289,20 @@ export class ThreadedWriter implements EventLog {
   private spawn(): Promise<void> {
     // only the settings (functions cannot cross to a thread; unset ones keep the writer's defaults)
     const options: WorkerInit["options"] = {};
-    for (const k of ["maxBatch", "rollupIntervalMs", "rollupMaxKeys", "chunkSize"] as const)
+    for (const k of ["maxBatch", "rollupIntervalMs", "rollupMaxKeys", "chunkSize", "gatherMs"] as const)
       if (this.options[k] !== undefined) options[k] = this.options[k];
-    const init: WorkerInit = {
-      file: this.store.file,
-      journalDir: this.journal.dir,
-      synchronous: this.store.synchronous,
-      walRestartBytes: this.store.walRestartBytes,
-      options,
-    };
+    const t = this.target;
+    const init: WorkerInit =
+      t.kind === "sqlite"
+        ? {
+            kind: "sqlite",
+            file: t.store.file,
+            journalDir: this.journal.dir,
+            synchronous: t.store.synchronous,
+            walRestartBytes: t.store.walRestartBytes,
+            options,
+          }
+        : { kind: "postgres", url: t.store.opts.url, poolSize: writerPool(t.store), journalDir: this.journal.dir, spoolDir: t.spoolDir, options };
     const worker = new Worker(new URL("./writer-worker.js", import.meta.url), { workerData: init });
     this.worker = worker;
     return (this.ready = new Promise<void>((resolve, reject) => {
@@ -323,6 +383,7 @@ export class ThreadedWriter implements EventLog {
   }
 
   private receive(m: FromWorker) {
+    if ((m.t === "ack" || m.t === "done") && m.spooled !== undefined) this.spooledBatches = m.spooled;
     switch (m.t) {
       case "ack": {
         this.apply(m.metrics);
@@ -331,7 +392,7 @@ export class ThreadedWriter implements EventLog {
         if (m.error) {
           const err = deserializeError(m.error);
           if (err instanceof AppError && err.type === "storage-full") {
-            this.store.noteDiskFull();
+            this.sqlite?.noteDiskFull();
             this.downCause = err;
           }
           // a journaled batch was answered already: the thread stops and the next one commits it from the journal
@@ -342,7 +403,7 @@ export class ThreadedWriter implements EventLog {
         }
         this.batches.delete(m.seq);
         this.inFlight -= b.events;
-        this.store.noteWriteSucceeded();
+        this.sqlite?.noteWriteSucceeded();
         if (b.jseq !== undefined) {
           this.journaledInFlight -= b.events;
           this.journalCommitted = b.jseq;
@@ -375,6 +436,9 @@ export class ThreadedWriter implements EventLog {
           else if (i > 0) l.splice(0, i);
         }
         return;
+      case "spooled":
+        this.spooledBatches = m.batches;
+        return;
       case "log":
         if (m.level === "error") (this.opts.log?.error ?? this.opts.log?.warn)?.(m.obj, m.msg);
         else this.opts.log?.[m.level](m.obj, m.msg);
@@ -388,6 +452,7 @@ export class ThreadedWriter implements EventLog {
     for (const v of m.latencies) this.metrics.batchLatency.observe(v);
     if (m.events) this.metrics.eventsWritten.inc(m.events);
     if (m.failures) this.metrics.writerFailures.inc(m.failures);
+    if (m.spooled) this.metrics.spooled.inc(m.spooled);
   }
 
   /** Refuses what waits for a commit (journaled batches stay: they are answered, and the next thread commits them). */
@@ -409,8 +474,10 @@ export class ThreadedWriter implements EventLog {
    */
   settled(): Promise<void> {
     this.send();
-    this.post();
     if (this.journalCommitted >= this.journalSeq || !this.up) return Promise.resolve();
+    // (PostgreSQL: the writer thread gathers records into larger commits; this read waits, so no longer)
+    if (this.unposted.length) this.post(true);
+    else if (this.worker && !this.sqlite) this.worker.postMessage({ t: "hurry" } satisfies ToWorker);
     return new Promise((resolve) => this.settling.push({ upTo: this.journalSeq, resolve }));
   }
 
@@ -503,7 +570,10 @@ export class ThreadedWriter implements EventLog {
     }
     for (let from = 0; from < events.length; from += RECORD_EVENTS) {
       const part = events.length > RECORD_EVENTS ? events.slice(from, from + RECORD_EVENTS) : events;
-      const json = JSON.stringify(packEvents(part));
+      // (PostgreSQL: a batch with an id, so a replay of the journal through the spool skips what the database has)
+      const json = this.sqlite
+        ? JSON.stringify(packEvents(part))
+        : JSON.stringify({ id: randomUUID(), packed: packEvents(part) } satisfies JournaledBatch);
       const jseq = this.journalSeq + 1;
       try {
         this.journal.append(jseq, json);
@@ -526,7 +596,7 @@ export class ThreadedWriter implements EventLog {
   }
 
   /** Hands the journal records not yet handed over to the writer thread, in one message. */
-  private post() {
+  private post(urgent = false) {
     if (this.postTimer) clearTimeout(this.postTimer);
     this.postTimer = null;
     // (no thread up: the next one commits them from the journal as it starts, and recovered() drops them here)
@@ -545,7 +615,7 @@ export class ThreadedWriter implements EventLog {
     this.unpostedBytes = 0;
     this.unpostedClicks = null;
     const json = records.length === 1 ? records[0]!.json : records.map((r) => r.json).join("\n");
-    this.worker.postMessage({ t: "append", seq, records: json, jseqs: records.map((r) => r.jseq) } satisfies ToWorker);
+    this.worker.postMessage({ t: "append", seq, records: json, jseqs: records.map((r) => r.jseq), urgent } satisfies ToWorker);
   }
 
   private async call(op: "flush" | "flushRollups" | "close"): Promise<void> {

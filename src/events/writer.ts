@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { AppError } from "../errors.js";
 import { StoreUnavailable, WriterRetired, type EventRow, type RollupOp, type Store } from "../store/port.js";
 import type { Metrics } from "../ops/metrics.js";
-import { Journal, readJournal } from "./journal.js";
+import { Journal, readJournal, rejectBatch } from "./journal.js";
 import { packEvents, unpackEvents, type PackedEvents } from "./pack.js";
 import { countsAsLinkClick, RollupBuffer, rollupOps } from "./rollup.js";
 import type { Spool, SpooledBatch } from "./spool.js";
@@ -12,15 +12,21 @@ type Waiter = (err: Error | null, lastId?: number) => void;
 
 /**
  * A batch waiting for its group commit: one turn's events answered once committed (with a waiter each), or one turn's
- * events answered once in the journal (`jseq`: their record; nobody waits for them).
+ * events answered once in the journal (`jseq`: their record; nobody waits for them), or a batch answered from a journal
+ * another thread keeps (`answered`: see appendAnswered).
  */
 interface Pending extends SpooledBatch {
   waiters: Waiter[];
   jseq: number;
+  /** told once the batch is done, with the id of its commit's last event (0: spooled, or put aside) */
+  answered?: (lastId: number) => void;
+  lastId?: number;
+  /** an answered batch a read waits for: committed without gathering (see gatherMs) */
+  urgent?: boolean;
 }
 
 /** A record of the PostgreSQL writer's journal: a batch, its events packed (see pack.ts). */
-interface JournaledBatch {
+export interface JournaledBatch {
   id: string;
   packed: PackedEvents;
 }
@@ -105,6 +111,36 @@ export interface WriterOptions {
    * database already has.
    */
   journal?: Journal;
+  /**
+   * Where a batch answered already that the database refuses is kept for an operator (`rejected.ndjson`): the journal's
+   * folder. Given when another thread keeps the journal (see appendAnswered); by default the `journal`'s.
+   */
+  rejectDir?: string;
+  /**
+   * Batches answered already (appendAnswered) are gathered for up to this long after the last commit started, so that
+   * commits are larger (cheaper per event: PostgreSQL parses, plans and runs one statement per commit). Anything else
+   * queued, an urgent batch, flush() or maxBatch events end the wait. 0: every commit starts as soon as it can.
+   */
+  gatherMs?: number;
+}
+
+/**
+ * What a PostgreSQL writer's journal holds (batches answered before a crash, some of them committed already) goes to the
+ * spool, whose replay commits those the database does not have yet (it knows the others' batch ids). The journal is
+ * left as it is: its keeper starts it over. Returns the last record's sequence number (0: none).
+ */
+export function journalToSpool(dir: string, spool: Spool, log?: WriterOptions["log"]): number {
+  const records = readJournal(dir);
+  const batches = records.map((r): SpooledBatch => {
+    const b = r.payload as JournaledBatch | SpooledBatch;
+    // records of earlier versions hold the events as objects
+    return "packed" in b ? { id: b.id, events: unpackEvents(b.packed) } : b;
+  });
+  // one fsync for all (a crash at low load leaves thousands of small records, most of them committed already)
+  spool.appendMany(batches);
+  const events = batches.reduce((n, b) => n + b.events.length, 0);
+  if (records.length) log?.info({ batches: records.length, events }, "event journal of an earlier run: replaying it through the spool");
+  return records.at(-1)?.seq ?? 0;
 }
 
 const yieldToLoop = () => new Promise<void>((r) => setImmediate(r));
@@ -162,7 +198,12 @@ export class EventWriter implements EventLog {
   private exclusiveTurn: Promise<void> | null = null;
   private appendsDone: (() => void)[] = [];
   private timer: NodeJS.Timeout | null = null;
-  private readonly opts: Required<Omit<WriterOptions, "spool" | "log" | "onFlushed" | "journal">>;
+  /** gathering answered batches (see gatherMs): when the last commit started, the timer that starts the next */
+  private lastCommitAt = 0;
+  private gatherTimer: NodeJS.Timeout | null = null;
+  private flushing = 0;
+  private readonly opts: Required<Omit<WriterOptions, "spool" | "log" | "onFlushed" | "journal" | "rejectDir">>;
+  private readonly rejectDir: string | undefined;
   private adoptTimer: NodeJS.Timeout | null = null;
   private readonly spool: Spool | undefined;
   private readonly log: WriterOptions["log"];
@@ -177,9 +218,10 @@ export class EventWriter implements EventLog {
     private readonly metrics: Metrics,
     opts: WriterOptions = {},
   ) {
-    const { spool, log, onFlushed, journal, ...rest } = opts;
+    const { spool, log, onFlushed, journal, rejectDir, ...rest } = opts;
+    this.rejectDir = rejectDir ?? journal?.dir;
     this.onFlushed = onFlushed;
-    this.opts = { maxBatch: 5000, rollupIntervalMs: 10_000, rollupMaxKeys: 200_000, chunkSize: 1000, maxInFlight: 1, ...rest };
+    this.opts = { maxBatch: 5000, rollupIntervalMs: 10_000, rollupMaxKeys: 200_000, chunkSize: 1000, maxInFlight: 1, gatherMs: 0, ...rest };
     if (spool && !store.appendBatches) throw new Error("a spool needs a store with appendBatches (batch ids make replays safe)");
     if (journal && !spool) throw new Error("a journal needs a spool (a crash moves what the journal holds into it)");
     this.spool = spool;
@@ -286,17 +328,8 @@ export class EventWriter implements EventLog {
    * those the database does not have yet (it knows the others' batch ids), and the journal starts over.
    */
   private recoverJournal(journal: Journal) {
-    const records = readJournal(journal.dir);
-    const batches = records.map((r): SpooledBatch => {
-      const b = r.payload as JournaledBatch | SpooledBatch;
-      // records of earlier versions hold the events as objects
-      return "packed" in b ? { id: b.id, events: unpackEvents(b.packed) } : b;
-    });
-    // one fsync for all (a crash at low load leaves thousands of small records, most of them committed already)
-    this.spool!.appendMany(batches);
-    const events = batches.reduce((n, b) => n + b.events.length, 0);
+    journalToSpool(journal.dir, this.spool!, this.log);
     journal.reset();
-    if (records.length) this.log?.info({ batches: records.length, events }, "event journal of an earlier run: replaying it through the spool");
   }
 
   /**
@@ -359,6 +392,31 @@ export class EventWriter implements EventLog {
     });
   }
 
+  /**
+   * Batches answered already from a journal that another thread keeps (the PostgreSQL writer thread: the HTTP thread
+   * journals and answers, see ThreadedWriter), each committed with its own id, after everything queued before them.
+   * Resolves once every one is done: committed, or spooled (the database away), or, refused by the database three
+   * times, kept in `rejectDir` (see putAside). Never rejects: until then the batches stay in that journal. Resolves with
+   * the id of the last event committed (0: none, or not known: spooled).
+   */
+  appendAnswered(batches: SpooledBatch[], urgent = false): Promise<number> {
+    if (this.closed) return Promise.reject(new WriterUnavailable("the server is shutting down"));
+    let left = batches.length;
+    let last = 0;
+    return new Promise<number>((resolve) => {
+      const answered = (lastId: number) => {
+        if (lastId > last) last = lastId;
+        if (--left === 0) resolve(last);
+      };
+      this.endTurn();
+      for (const b of batches) {
+        this.queue.push({ id: b.id, events: b.events, waiters: [], jseq: 0, answered, urgent });
+        this.queued += b.events.length;
+      }
+      this.schedule();
+    });
+  }
+
   private pending(): Pending {
     // batch ids let a spooled or journaled batch whose first commit had an unknown outcome be replayed safely
     return { id: this.store.appendBatches ? randomUUID() : "", events: [], waiters: [], jseq: 0 };
@@ -413,6 +471,8 @@ export class EventWriter implements EventLog {
   /** Starts a group commit of what is queued (batches up to maxBatch events), if there is any and a slot is free. */
   private startCommit(): boolean {
     if (this.queue.length === 0 || this.commits.size >= this.opts.maxInFlight) return false;
+    if (this.gathering()) return false;
+    this.lastCommitAt = performance.now();
     let n = 0;
     let k = 0;
     while (k < this.queue.length && (k === 0 || n + this.queue[k]!.events.length <= this.opts.maxBatch)) n += this.queue[k++]!.events.length;
@@ -427,12 +487,37 @@ export class EventWriter implements EventLog {
     return true;
   }
 
+  /** What is queued is committed without gathering more (a read waits for it, see gatherMs). */
+  hurry(): void {
+    for (const b of this.queue) b.urgent = true;
+    while (this.startCommit());
+  }
+
+  /** Whether the queue waits for more answered batches (see gatherMs); if so, a timer starts the commit. */
+  private gathering(): boolean {
+    const gather = this.opts.gatherMs;
+    if (gather === 0 || this.flushing > 0 || this.queued >= this.opts.maxBatch) return false;
+    for (const b of this.queue) if (!b.answered || b.urgent) return false;
+    const wait = this.lastCommitAt + gather - performance.now();
+    if (wait <= 0) return false;
+    this.gatherTimer ??= setTimeout(() => {
+      this.gatherTimer = null;
+      while (this.startCommit());
+    }, wait);
+    return true;
+  }
+
   /** Commits everything queued so far. */
   async flush(): Promise<void> {
     this.endTurn();
-    while (this.queue.length || this.commits.size) {
-      while (this.startCommit());
-      if (this.commits.size) await Promise.race(this.commits);
+    this.flushing++;
+    try {
+      while (this.queue.length || this.commits.size) {
+        while (this.startCommit());
+        if (this.commits.size) await Promise.race(this.commits);
+      }
+    } finally {
+      this.flushing--;
     }
   }
 
@@ -450,6 +535,7 @@ export class EventWriter implements EventLog {
   /** The batches of a commit are done (committed, spooled or put aside): their journal records can go. */
   private done(batches: Pending[]) {
     for (const b of batches) {
+      b.answered?.(b.lastId ?? 0);
       if (!b.jseq) continue;
       this.journaledOpen -= b.events.length;
       this.journalDoneEarly.add(b.jseq);
@@ -479,7 +565,10 @@ export class EventWriter implements EventLog {
     try {
       if (!this.spooling) {
         try {
-          return await this.appendInTurn(plain(), (lastId) => this.acknowledge(count(), waiters, start, lastId));
+          return await this.appendInTurn(plain(), (lastId) => {
+            for (const b of batches) if (b.answered) b.lastId = lastId;
+            this.acknowledge(count(), waiters, start, lastId);
+          });
         } catch (err) {
           if (!(err instanceof StoreUnavailable) || !this.spool) throw err;
           this.spooling = true;
@@ -498,7 +587,7 @@ export class EventWriter implements EventLog {
       // a cause the client should hear (507 storage-full: the disk is full) goes out as it is; anything else is a 503
       const e = err instanceof AppError ? err : new WriterUnavailable(`could not store the event: ${(err as Error).message}`, { cause: err });
       for (const w of waiters) w(e);
-      await this.putAside(batches.filter((b) => b.jseq));
+      await this.putAside(batches.filter((b) => b.jseq || b.answered));
     }
   }
 
@@ -523,7 +612,7 @@ export class EventWriter implements EventLog {
             break;
           }
           if (refusal && refusals >= 3) {
-            const file = this.journal!.reject(batch, refusal.message);
+            const file = rejectBatch(this.rejectDir!, batch, refusal.message);
             this.log?.error?.(
               { err: refusal.message, events: b.events.length, file },
               "the database refused a batch of events answered from the journal three times: it is kept in a file for an operator, not in the event log",
@@ -704,6 +793,7 @@ export class EventWriter implements EventLog {
     if (this.timer) clearInterval(this.timer);
     if (this.adoptTimer) clearInterval(this.adoptTimer);
     await this.flush();
+    if (this.gatherTimer) clearTimeout(this.gatherTimer);
     if (this.replayTimer) clearTimeout(this.replayTimer);
     this.replayTimer = null;
     // one last try; whatever stays spooled is replayed by the next start

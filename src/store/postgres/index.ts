@@ -243,7 +243,7 @@ export class PgStore implements Store {
   /** one reachability probe at a time (an unreachable database takes connectionTimeoutMillis to fail) */
   private probing: Promise<boolean> | null = null;
 
-  constructor(opts: PgOptions) {
+  constructor(readonly opts: PgOptions) {
     this.pool = new pg.Pool({
       connectionString: opts.url,
       max: opts.poolSize ?? 10,
@@ -362,6 +362,11 @@ export class PgStore implements Store {
   /** Upkeep: next months' partitions every 6 hours (start-up did it already) and this writer's heartbeat. */
   startMaintenance(onError: (e: unknown) => void) {
     this.partitionTimer ??= setInterval(() => void this.maintain().catch(onError), 6 * 3_600_000).unref();
+    this.startHeartbeat();
+  }
+
+  /** This writer's heartbeat (the writer thread's store beats for the instance's writer, which it registers). */
+  startHeartbeat() {
     // a writer that stops beating for ORPHAN_AFTER_MS is adopted by another instance
     this.heartbeatTimer ??= setInterval(() => {
       if (this.writerId === null) return;
