@@ -244,6 +244,36 @@ test("PostgreSQL group commit: text and numbers of every kind are stored exactly
       assert.equal(r.client_ts === null ? null : Number(r.client_ts), i % 3 ? null : -i - 1);
       assert.equal(r.is_bot, i % 2 === 0);
     });
+
+    // a value every event of a commit shares goes once, beside the arrays: each text, number and boolean as the
+    // shared value of a column (three equal events in a commit; one event alone shares every column)
+    for (const [i, e] of events.entries()) {
+      const copies = i % 2 ? 3 : 1;
+      await store.appendBatches([{ id: crypto.randomUUID(), events: Array.from({ length: copies }, () => ({ ...e, visitor: `s${i}` })) }]);
+    }
+    const shared = await sql<{
+      visitor: string;
+      ua: string;
+      referrer: string | null;
+      data: string;
+      link_id: string | null;
+      client_ts: string | null;
+      is_bot: boolean;
+    }>(db.url, `SELECT visitor, ua, referrer, data, link_id, client_ts, is_bot FROM events WHERE visitor LIKE 's%'`);
+    assert.equal(
+      shared.length,
+      texts.reduce((k, _, i) => k + (i % 2 ? 3 : 1), 0),
+    );
+    for (const r of shared) {
+      const i = Number(r.visitor.slice(1));
+      const want = texts[i]!.replaceAll("\u0000", "");
+      assert.equal(r.ua, want, `shared ua of ${JSON.stringify(texts[i])}`);
+      assert.equal(r.referrer, texts[i] === "" ? null : `https://example.com/?q=${want}`);
+      assert.equal(r.data, JSON.stringify({ t: texts[i] }));
+      assert.equal(r.link_id === null ? null : Number(r.link_id), i % 2 ? Number.MAX_SAFE_INTEGER : null);
+      assert.equal(r.client_ts === null ? null : Number(r.client_ts), i % 3 ? null : -i - 1);
+      assert.equal(r.is_bot, i % 2 === 0);
+    }
   } finally {
     await cleanup.run();
   }

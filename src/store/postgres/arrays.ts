@@ -21,6 +21,11 @@ function quoted(s: string): string {
   return out + '"';
 }
 
+/** A text parameter as PostgreSQL can hold it (U+0000 dropped, as in the arrays). */
+export function textValue(s: string): string {
+  return s.includes("\u0000") ? s.replaceAll("\u0000", "") : s;
+}
+
 /** A text[] literal of the values (null and undefined: NULL; other values as their strings). */
 export function textArray(values: readonly unknown[]): string {
   let out = "{";

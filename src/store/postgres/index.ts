@@ -2,7 +2,7 @@ import pg from "pg";
 import { randomUUID } from "node:crypto";
 import { PG_MIGRATIONS } from "./migrations.js";
 import { LINK_COLUMNS, LINK_SELECT, linkFieldValue, linkOrder, linkValues, toCampaign, toLink, type Row } from "../rows.js";
-import { scalarArray, textArray } from "./arrays.js";
+import { scalarArray, textArray, textValue } from "./arrays.js";
 import { ensurePartitions } from "./partitions.js";
 import { PgNotifyChannel, RedisChannel, type ChangeChannel } from "./changes.js";
 import {
@@ -153,13 +153,19 @@ const EVENT_COLUMNS = [
 ] as const satisfies readonly (readonly [keyof EventRow, string])[];
 
 const EVENT_NAMES = EVENT_COLUMNS.map(([c]) => c).join(", ");
-const N = EVENT_COLUMNS.length + 2;
+const C = EVENT_COLUMNS.length;
+const N = C + 2;
+/** the one column always sent whole (see APPEND_SQL: the rows are as many as its array's elements) */
+const ALWAYS_WHOLE = "ts";
 
 /**
  * One statement, one round trip, no explicit transaction: checks that this writer still owns its row (FOR KEY SHARE:
  * an instance adopting the writer holds it FOR UPDATE), claims the batch ids, appends the events of the batches whose
  * id was new. `owned` 0: the writer was adopted, nothing was written. `fresh`: how many batch ids were new.
- * $1 the batch ids, then the event columns as arrays, then each event's batch id, then the writer.
+ * $1 the batch ids, then the event columns as arrays, then each event's batch id, then the writer, then a value per
+ * column (and one for the batch id) that every event of the commit shares: such a column's array is empty (unnest pads
+ * it with NULLs) and the value fills it in. A commit's events share many (their project, name, source, domain, the
+ * columns they leave empty), and an array of a hundred equal elements costs node to write and PostgreSQL to parse.
  */
 const APPEND_SQL = prepared(
   "append",
@@ -172,9 +178,9 @@ WITH w AS (
   ON CONFLICT DO NOTHING RETURNING id
 ), e AS (
   INSERT INTO events (${EVENT_NAMES}, writer)
-  SELECT ${EVENT_NAMES}, $${N + 1}::integer FROM unnest(${EVENT_COLUMNS.map(([, t], i) => `$${i + 2}::${t}[]`).join(", ")}, $${N}::uuid[])
-    AS t(${EVENT_NAMES}, batch)
-  WHERE t.batch IN (SELECT id FROM b) RETURNING id
+  SELECT ${EVENT_COLUMNS.map(([c, t], i) => `coalesce(t.${c}, $${N + 2 + i}::${t})`).join(", ")}, $${N + 1}::integer
+    FROM unnest(${EVENT_COLUMNS.map(([, t], i) => `$${i + 2}::${t}[]`).join(", ")}, $${N}::uuid[]) AS t(${EVENT_NAMES}, batch)
+  WHERE coalesce(t.batch, $${N + 2 + C}::uuid) IN (SELECT id FROM b) RETURNING id
 )
 SELECT (SELECT count(*) FROM w) AS owned, (SELECT count(*) FROM b) AS fresh, (SELECT max(id) FROM e) AS last`,
 );
@@ -845,19 +851,27 @@ export class PgStore implements Store {
     const one = batches.length === 1 ? batches[0]!.events : null;
     const events = one ?? batches.flatMap((b) => b.events);
     const column = new Array<unknown>(n);
-    const cols = EVENT_COLUMNS.map(([name, type]) => {
+    const shared = new Array<unknown>(C + 1).fill(null);
+    const cols = EVENT_COLUMNS.map(([name, type], c) => {
+      const first = events[0]![name];
+      let same = name !== ALWAYS_WHOLE;
+      for (let i = 1; same && i < n; i++) same = events[i]![name] === first;
+      if (same) {
+        shared[c] = first === undefined ? null : typeof first === "string" ? textValue(first) : first;
+        return "{}";
+      }
       for (let i = 0; i < n; i++) column[i] = events[i]![name];
       return type === "text" ? textArray(column) : scalarArray(column);
     });
-    let batchOf: string;
-    if (one) batchOf = `{${`${batches[0]!.id},`.repeat(n).slice(0, -1)}}`;
+    let batchOf = "{}";
+    if (one) shared[C] = batches[0]!.id;
     else
       batchOf = `{${batches
         .map((b) => `${b.id},`.repeat(b.events.length))
         .join("")
         .slice(0, -1)}}`;
     const writer = await this.writer();
-    const params = [`{${batches.map((b) => b.id).join(",")}}`, ...cols, batchOf, writer];
+    const params = [`{${batches.map((b) => b.id).join(",")}}`, ...cols, batchOf, writer, ...shared];
     const res = (await this.one<{ owned: number; fresh: number; last: number | null }>(APPEND_SQL, params))!;
     if (!res.owned) this.retired();
     return { lastId: res.last, duplicates: batches.length - res.fresh };
