@@ -173,14 +173,6 @@ export class Journal {
     this.current = null;
   }
 
-  /**
-   * Keeps a batch that was answered from the journal but that the database refuses (`rejected.ndjson` beside the
-   * segments, one JSON line each, synced), so an operator can look at it and put it in by hand; returns the file.
-   */
-  reject(batch: unknown, reason: string): string {
-    return rejectBatch(this.dir, batch, reason);
-  }
-
   close(): void {
     this.closeCurrent();
   }

@@ -3,7 +3,8 @@
  * and a cleanup stack so every test stops its processes and drops its database whatever happens.
  */
 import assert from "node:assert/strict";
-import { rmSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
+import path from "node:path";
 import pg from "pg";
 import { hit, req, startProcess, stopProcess, tmpDir, type Res, type ServerProcess } from "../helpers.js";
 import { createDatabase, type TestDatabase } from "../pg.js";
@@ -76,6 +77,26 @@ export async function sql<T = Record<string, unknown>>(url: string, text: string
   } finally {
     await c.end();
   }
+}
+
+/**
+ * After a journaled "poison" event (one PostgreSQL refuses) between "before-0" and "after-0": the two are stored, and the
+ * poison alone is kept in the journal folder's rejected.ndjson, with the database's reason.
+ */
+export async function assertPoisonPutAside(url: string, journalDir: string): Promise<void> {
+  const stored = await sql<{ visitor: string }>(url, `SELECT visitor FROM events ORDER BY visitor`);
+  assert.deepEqual(
+    stored.map((r) => r.visitor),
+    ["after-0", "before-0"],
+  );
+  const rejected = readFileSync(path.join(journalDir, "rejected.ndjson"), "utf8").trim().split("\n");
+  assert.equal(rejected.length, 1);
+  const line = JSON.parse(rejected[0]!) as { reason: string; batch: { events: { visitor: string }[] } };
+  assert.match(line.reason, /bigint|1e\+300/);
+  assert.deepEqual(
+    line.batch.events.map((e) => e.visitor),
+    ["poison"],
+  );
 }
 
 /** Click events of a link in the event log, counted in PostgreSQL itself. */
