@@ -21,6 +21,8 @@ export interface Config {
   sqliteWriterThread: boolean;
   /** PostgreSQL with its journal: the event log's writer on a thread of its own (off: on the HTTP thread) */
   postgresWriterThread: boolean;
+  /** how often each instance writes its aggregated rollups (a stats read writes its own instance's at once) */
+  rollupIntervalMs: number;
   geoipDb: string | undefined;
   /** Public base URL of the API host, used in generated links of the docs; optional. */
   publicUrl: string | undefined;
@@ -241,6 +243,7 @@ export function loadConfig(rawEnv: Env = process.env): Config {
     databasePool: int(env, "CLICKTRAIL_DATABASE_POOL", 10, 1, 1000),
     postgresJournal: oneOf(env, "CLICKTRAIL_POSTGRES_JOURNAL", "NORMAL", ["NORMAL", "FULL", "OFF"] as const, true),
     postgresWriterThread: bool(env, "CLICKTRAIL_POSTGRES_WRITER_THREAD", true),
+    rollupIntervalMs: int(env, "CLICKTRAIL_ROLLUP_INTERVAL_MS", 10_000, 500, 3_600_000),
     redisUrl,
     dialects: dialects(env),
     microticksKey: env.MICROTICKS_KEY || undefined,

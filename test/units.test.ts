@@ -98,6 +98,8 @@ test("config: defaults, a config file under the environment, errors name the var
     ["CLICKTRAIL_TRUSTED_PROXIES", "10.0.0.0/40"],
     ["CLICKTRAIL_SQLITE_SYNCHRONOUS", "OFF"],
     ["CLICKTRAIL_BODY_LIMIT", "10"],
+    ["CLICKTRAIL_ROLLUP_INTERVAL_MS", "100"],
+    ["CLICKTRAIL_ROLLUP_INTERVAL_MS", "5s"],
     ["CLICKTRAIL_DIALECTS", "o8tracker"],
     ["CLICKTRAIL_DIALECTS", "o7tracker:o7"],
     ["CLICKTRAIL_DIALECTS", "o7tracker:/api"],
