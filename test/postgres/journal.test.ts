@@ -209,6 +209,8 @@ test("PostgreSQL group commit: text and numbers of every kind are stored exactly
       { id: crypto.randomUUID(), events: events.slice(5, 9) },
     ]);
     await store.appendBatches([{ id: crypto.randomUUID(), events: events.slice(9) }]);
+    // and a commit with no events at all
+    assert.deepEqual(await store.appendBatches([{ id: crypto.randomUUID(), events: [] }]), { lastId: null, duplicates: 0 });
 
     type Row = {
       visitor: string;

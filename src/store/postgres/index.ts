@@ -853,8 +853,8 @@ export class PgStore implements Store {
     const column = new Array<unknown>(n);
     const shared = new Array<unknown>(C + 1).fill(null);
     const cols = EVENT_COLUMNS.map(([name, type], c) => {
-      const first = events[0]![name];
-      let same = name !== ALWAYS_WHOLE;
+      const first = n > 0 ? events[0]![name] : null;
+      let same = n > 0 && name !== ALWAYS_WHOLE;
       for (let i = 1; same && i < n; i++) same = events[i]![name] === first;
       if (same) {
         shared[c] = first === undefined ? null : typeof first === "string" ? textValue(first) : first;
