@@ -841,11 +841,12 @@ export async function alternateLoad(
   for (let i = 0; i < slices; i++) {
     const d = i < slices - 1 ? SLICE_SECONDS : Math.max(1, duration - SLICE_SECONDS * (slices - 1));
     for (const which of i % 2 === 0 ? ["a", "b"] : ["b", "a"]) {
-      if (which === "a") ra.push(await runLoad({ ...a, duration: d }));
-      else {
-        rb.push(await runLoad({ ...b, duration: d }));
-        await sleep(SETTLE_MS);
-      }
+      const r = await runLoad({ ...(which === "a" ? a : b), duration: d });
+      (which === "a" ? ra : rb).push(r);
+      // BENCH_SLICES=1: each slice as it is measured (to see the machine drift, or one server's stalls)
+      if (process.env.BENCH_SLICES)
+        log(`  slice ${i + 1} ${which}: ${fmtInt(r.rps)} req/s, p99 ${fmtMs(r.p99)} ms, max ${fmtMs(r.max)} ms, server CPU ${fmtCpu(r.serverCpu)}`);
+      if (which === "b") await sleep(SETTLE_MS);
     }
   }
   return [mergeLoads(ra), mergeLoads(rb)];
