@@ -217,6 +217,8 @@ export class ThreadedWriter implements EventLog {
   private postTimer: NodeJS.Timeout | null = null;
   /** reads waiting for the journal to be committed up to their record */
   private settling: { upTo: number; resolve: () => void }[] = [];
+  /** the last journal record a waiting read has asked the writer thread to commit without gathering (see settled) */
+  private hurriedUpTo = 0;
 
   /** SQLite: the HTTP thread's store (it counts committed clicks itself, and hears of a full disk) */
   private readonly sqlite: SqliteStore | null;
@@ -475,9 +477,12 @@ export class ThreadedWriter implements EventLog {
   settled(): Promise<void> {
     this.send();
     if (this.journalCommitted >= this.journalSeq || !this.up) return Promise.resolve();
-    // (PostgreSQL: the writer thread gathers records into larger commits; this read waits, so no longer)
+    // (PostgreSQL: the writer thread gathers records into larger commits; this read waits, so no longer. Once per
+    // record: the thread commits everything it holds at once after an urgent record or a hurry, so the reads that come
+    // while those records are on their way wait for the same commit and need not ask again)
     if (this.unposted.length) this.post(true);
-    else if (this.worker && !this.sqlite) this.worker.postMessage({ t: "hurry" } satisfies ToWorker);
+    else if (this.worker && !this.sqlite && this.hurriedUpTo < this.journalSeq) this.worker.postMessage({ t: "hurry" } satisfies ToWorker);
+    this.hurriedUpTo = this.journalSeq;
     return new Promise((resolve) => this.settling.push({ upTo: this.journalSeq, resolve }));
   }
 
