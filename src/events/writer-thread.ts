@@ -252,19 +252,18 @@ export class ThreadedWriter implements EventLog {
    * report is on its way may count them twice for that moment, as the in-process writer's would).
    */
   pendingClicks(linkId: number): number {
-    if (this.sqlite) return 0;
+    return this.sqlite ? 0 : this.unflushedClicks(linkId, -Infinity);
+  }
+
+  /** A link's committed clicks not yet reported in a rollup flush, of the commits past event id `after`. */
+  private unflushedClicks(linkId: number, after: number): number {
     let n = 0;
-    for (const [, c] of this.unflushed.get(linkId) ?? []) n += c;
+    for (const [lastId, c] of this.unflushed.get(linkId) ?? []) if (lastId > after) n += c;
     return n;
   }
 
   async start(): Promise<void> {
-    if (this.sqlite)
-      this.sqlite.clicksPending = (linkId, watermark) => {
-        let n = 0;
-        for (const [lastId, c] of this.unflushed.get(linkId) ?? []) if (lastId > watermark) n += c;
-        return n;
-      };
+    if (this.sqlite) this.sqlite.clicksPending = (linkId, watermark) => this.unflushedClicks(linkId, watermark);
     await this.spawn();
     if (!this.sqlite) return;
     // no connection checkpoints inside its commits any more: a thread of its own does, between them
