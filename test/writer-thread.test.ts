@@ -94,6 +94,38 @@ test("writer thread: acknowledged events are committed, rollups and metrics agre
   }
 });
 
+test("writer thread: clicks not committed yet count as pending, so a link read again (its cache entry dropped) cannot be clicked past max_clicks", async () => {
+  const { store, writer, link, domainId, cleanup } = await setup();
+  try {
+    const a = await link("a");
+    const b = await link("b");
+    // clicks that wait for their commit (as a max_clicks link's do), a bot among them, and one on another link
+    const writes = [0, 1, 2].map((i) => writer.write(click(a.id, domainId, i), { committed: true }));
+    writes.push(writer.write(click(a.id, domainId, 3, { is_bot: true }), { committed: true }));
+    writes.push(writer.write(click(b.id, domainId, 4), { committed: true }));
+    // this turn's, not handed over yet
+    assert.equal(writer.pendingClicks(a.id), 3);
+    assert.equal(writer.pendingClicks(b.id), 1);
+    // handed over, not yet answered: still counted, and the store does not count them yet
+    await new Promise((r) => setImmediate(r));
+    assert.equal(writer.pendingClicks(a.id), 3);
+    assert.equal((await store.getLink(a.project_id, a.id))!.clicks + writer.pendingClicks(a.id), 3);
+    // committed: the store counts them, the writer no longer does (never both)
+    await Promise.all(writes);
+    assert.equal(writer.pendingClicks(a.id), 0);
+    assert.equal((await store.getLink(a.project_id, a.id))!.clicks, 3);
+    // clicks answered from the journal (links without max_clicks) too, until committed
+    const journaled = [5, 6].map((i) => writer.write(click(a.id, domainId, i), { committed: false }));
+    await Promise.all(journaled);
+    assert.equal((await store.getLink(a.project_id, a.id))!.clicks + writer.pendingClicks(a.id), 5);
+    await writer.settled();
+    assert.equal(writer.pendingClicks(a.id), 0);
+    assert.equal((await store.getLink(a.project_id, a.id))!.clicks, 5);
+  } finally {
+    await cleanup();
+  }
+});
+
 test("writer thread: configuration changes are told apart from event-log writes; a dead thread refuses its batches and is replaced", async () => {
   const { store, writer, link, domainId, cleanup } = await setup();
   try {

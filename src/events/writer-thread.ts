@@ -166,7 +166,7 @@ const RECORD_EVENTS = 256;
  * Link clicks: the HTTP thread keeps each committed batch's clicks per link (journaled ones too) until the writer
  * thread reports a rollup flush past it; the store reads links in one snapshot with the rollup watermark and adds the
  * clicks past it (SqliteStore.clicksPending), so a link's count is exact for every read made after `settled()`
- * (`pendingClicks()` is therefore 0 here). A writer thread that commits clicks from the journal as it starts flushes
+ * (`pendingClicks()` therefore adds only the clicks not committed yet). A writer thread that commits clicks from the journal as it starts flushes
  * the rollups before it takes events, so those are in links.clicks.
  *
  * If the writer thread dies, the clicks it held that wait for their commit are refused (503, nothing acknowledged is
@@ -247,12 +247,28 @@ export class ThreadedWriter implements EventLog {
   }
 
   /**
-   * SQLite: 0, the store counts committed clicks itself, in one snapshot with the rollup watermark (see the class
-   * comment). PostgreSQL: the link's committed clicks not yet reported in a rollup flush (a read made while a flush's
-   * report is on its way may count them twice for that moment, as the in-process writer's would).
+   * The link's clicks not committed yet (see uncommittedClicks), and, on PostgreSQL, its committed clicks not yet reported
+   * in a rollup flush (a read made while a flush's report is on its way may count them twice for that moment, as the
+   * in-process writer's would). SQLite's store counts committed clicks itself, in one snapshot with the rollup watermark
+   * (see the class comment).
    */
   pendingClicks(linkId: number): number {
-    return this.sqlite ? 0 : this.unflushedClicks(linkId, -Infinity);
+    return this.uncommittedClicks(linkId) + (this.sqlite ? 0 : this.unflushedClicks(linkId, -Infinity));
+  }
+
+  /**
+   * A link's clicks handed to the writer that it has not committed yet: this turn's, the journal records not yet handed
+   * over, the batches not yet answered. A cache fill (a link read again after a change anywhere) counts them, as the
+   * entry it replaces did: without them, clicks under way when the cache was dropped would be forgotten, and a link
+   * with max_clicks could be clicked past its limit. (A batch leaves these the moment its answer moves its clicks to
+   * `unflushed`: counted in one place or the other, never both.)
+   */
+  private uncommittedClicks(linkId: number): number {
+    let n = 0;
+    for (const q of [this.committed, this.journaled]) for (const e of q.events) if (e.link_id === linkId && countsAsLinkClick(e)) n++;
+    n += this.unpostedClicks?.get(linkId) ?? 0;
+    for (const b of this.batches.values()) n += b.clicks?.get(linkId) ?? 0;
+    return n;
   }
 
   /** A link's committed clicks not yet reported in a rollup flush, of the commits past event id `after`. */
