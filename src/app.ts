@@ -114,7 +114,14 @@ export function buildServices(
       : typeof thread === "object" && store instanceof PgStore
         ? { kind: "postgres", store, ...thread }
         : null;
-  const writer: EventLog = target ? new ThreadedWriter(target, metrics, options, { log: options.log }) : new EventWriter(store, metrics, options);
+  let writer: EventLog;
+  if (target) writer = new ThreadedWriter(target, metrics, options, { log: options.log });
+  else {
+    const inProcess = new EventWriter(store, metrics, options);
+    // SQLite counts a link's committed clicks in one snapshot with the rollup watermark (see countCommittedIn)
+    if (store instanceof SqliteStore) inProcess.countCommittedIn(store);
+    writer = inProcess;
+  }
   metrics.depth.read = () => writer.depth;
   const resolver = new LinkResolver(store, (id) => writer.pendingClicks(id));
   const domains = new DomainService(store, resolver);

@@ -159,6 +159,11 @@ export class RollupBuffer {
     return this.tupleCount + this.sketchCount;
   }
 
+  /** The id of the last event before the buffer's: the rollup watermark its flush starts from. */
+  get watermark(): number {
+    return this.from;
+  }
+
   /** Non-bot clicks of a link not yet in the store's counter. */
   pendingClicks(linkId: number): number {
     return this.linkClicks.get(linkId) ?? 0;

@@ -186,7 +186,14 @@ export class EventWriter implements EventLog {
   private buffer: RollupBuffer | null = null;
   private rolling: Promise<void> | null = null;
   /** The flush under way: its link clicks count as pending until its watermark is committed. */
-  private inFlight: { linkClicks: Map<number, number> } | null = null;
+  private inFlight: { from: number; linkClicks: Map<number, number> } | null = null;
+  /**
+   * Batches under commit whose events are not in the rollup buffer yet (see uncommittedClicks). A batch leaves this set
+   * in the step that adds its events to the buffer.
+   */
+  private unbuffered = new Set<SpooledBatch[]>();
+  /** the store counts committed clicks itself (see countCommittedIn) */
+  private storeCounts = false;
   /** a rollup flush failed: the buffer must be rebuilt from the event log before the next one */
   private broken = false;
   /**
@@ -318,9 +325,54 @@ export class EventWriter implements EventLog {
     }
   }
 
-  /** Non-bot clicks of a link committed to the event log but not yet to the link's counter. */
+  /**
+   * Non-bot clicks of a link not yet in the link's counter: those not committed yet (see uncommittedClicks), and, unless
+   * the store counts them (see countCommittedIn), those committed but not yet flushed to it (a read made while a flush's
+   * counters are being committed may count those twice for that moment: on the safe side of max_clicks).
+   */
   pendingClicks(linkId: number): number {
-    return (this.buffer?.pendingClicks(linkId) ?? 0) + (this.inFlight?.linkClicks.get(linkId) ?? 0);
+    const uncommitted = this.uncommittedClicks(linkId);
+    if (this.storeCounts) return uncommitted;
+    return uncommitted + (this.buffer?.pendingClicks(linkId) ?? 0) + (this.inFlight?.linkClicks.get(linkId) ?? 0);
+  }
+
+  /**
+   * A link's clicks handed to the writer that are not in the rollup buffer yet: this turn's, the queued batches', and
+   * those of the commits under way. A cache fill (a link read again after a change anywhere) counts them, as the entry it
+   * replaces did: without them, clicks under way when the cache was dropped would be forgotten, and a link with
+   * max_clicks could be clicked past its limit. (Each click is counted in one place or the other, never both: a batch
+   * moves from the queue to its commit, and from its commit to the buffer, in one step.) Batches spooled while the
+   * database is away are not counted until their replay; neither is the link read then.
+   */
+  private uncommittedClicks(linkId: number): number {
+    let n = 0;
+    const count = (events: EventRow[]) => {
+      for (const e of events) if (e.link_id === linkId && countsAsLinkClick(e)) n++;
+    };
+    if (this.turnCommitted) count(this.turnCommitted.events);
+    if (this.turnJournaled) count(this.turnJournaled.events);
+    for (const b of this.queue) count(b.events);
+    for (const batches of this.unbuffered) for (const b of batches) count(b.events);
+    return n;
+  }
+
+  /**
+   * SQLite: the store counts each link's committed clicks itself, reading the link with the rollup watermark in one
+   * snapshot and adding this writer's clicks past it (SqliteStore.clicksPending), so a read that races a rollup flush
+   * (its counters and watermark committed, or not yet) counts every committed click once. pendingClicks() then adds only
+   * the clicks not committed yet.
+   */
+  countCommittedIn(store: { clicksPending?: (linkId: number, watermark: number) => number }): void {
+    store.clicksPending = (linkId, watermark) => this.committedClicksPast(linkId, watermark);
+    this.storeCounts = true;
+  }
+
+  /** A link's clicks in the buffer and the flush under way, of the events past the rollup watermark `watermark`. */
+  private committedClicksPast(linkId: number, watermark: number): number {
+    let n = 0;
+    if (this.inFlight && this.inFlight.from >= watermark) n += this.inFlight.linkClicks.get(linkId) ?? 0;
+    if (this.buffer && this.buffer.watermark >= watermark) n += this.buffer.pendingClicks(linkId);
+    return n;
   }
 
   /**
@@ -668,28 +720,34 @@ export class EventWriter implements EventLog {
         return { lastId: await this.store.appendEvents(batches.length === 1 ? batches[0]!.events : batches.flatMap((b) => b.events)), duplicates: 0 };
       return this.store.appendBatches(batches);
     };
+    // counted as pending until they are in the buffer (see uncommittedClicks)
+    this.unbuffered.add(batches);
     return this.shared(async () => {
       let r: { lastId: number | null; duplicates: number };
       try {
-        r = await append();
-      } catch (err) {
-        if (!(err instanceof WriterRetired)) throw err;
-        // another instance finished our rollups; we go on as a new writer, whose buffer the next flush rebuilds
-        this.log?.warn({}, err.message);
-        this.buffer = null;
-        this.broken = true;
-        r = await append();
+        try {
+          r = await append();
+        } catch (err) {
+          if (!(err instanceof WriterRetired)) throw err;
+          // another instance finished our rollups; we go on as a new writer, whose buffer the next flush rebuilds
+          this.log?.warn({}, err.message);
+          this.buffer = null;
+          this.broken = true;
+          r = await append();
+        }
+        if (acknowledge) {
+          // committed: the requests are answered first, the rollup aggregation waits one turn of the event loop, so it
+          // is not part of any request's latency (measured: about a tenth of the redirect path's CPU time)
+          acknowledge(r.lastId ?? 0);
+          await yieldToLoop();
+        }
+        // duplicates: replayed batches whose first commit went through after all; the event log knows where their
+        // events are, so the buffer is rebuilt from it rather than guessed
+        if (r.duplicates > 0) this.broken = true;
+        else if (r.lastId !== null) for (const b of batches) this.buffer?.add(b.events, r.lastId);
+      } finally {
+        this.unbuffered.delete(batches);
       }
-      if (acknowledge) {
-        // committed: the requests are answered first, the rollup aggregation waits one turn of the event loop, so it
-        // is not part of any request's latency (measured: about a tenth of the redirect path's CPU time)
-        acknowledge(r.lastId ?? 0);
-        await yieldToLoop();
-      }
-      // duplicates: replayed batches whose first commit went through after all; the event log knows where their events
-      // are, so the buffer is rebuilt from it rather than guessed
-      if (r.duplicates > 0) this.broken = true;
-      else if (r.lastId !== null) for (const b of batches) this.buffer?.add(b.events, r.lastId);
       if (this.buffer && this.buffer.size > this.opts.rollupMaxKeys) void this.flushRollups().catch(() => {});
     });
   }
