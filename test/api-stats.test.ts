@@ -139,6 +139,10 @@ describe("stats of links, domains and the project", () => {
     assert.deepEqual(toMap(br.device), { desktop: 2, mobile: 1 });
     assert.deepEqual(toMap(br.platform), { linux: 2, ios: 1 });
     assert.deepEqual(toMap(br.channel), { email: 1, default: 1, sms: 1 });
+    // values not stored but read from the total (no GeoIP database, no rules; a link counts clicks only)
+    assert.deepEqual(toMap(br.country), { "(unknown)": 3 });
+    assert.deepEqual(toMap(br.rule), { "(default)": 3 });
+    assert.deepEqual(toMap(br.name), { click: 3 });
     assert.equal(br.browser[0].value, "Chrome", "breakdowns are sorted by clicks");
     const l = await getJson(base, `/api/v1/links/${a.id}`);
     assert.equal(l.clicks, 3, "the link's click counter counts non-bot clicks");
@@ -152,6 +156,8 @@ describe("stats of links, domains and the project", () => {
     assert.equal(s.visitors, 4, "Googlebot and the HEAD client are two more (hashed) visitors");
     assert.equal(toMap(s.breakdowns.device).bot, 1);
     assert.equal(toMap(s.breakdowns.browser).Chrome, 3, "the HEAD request had a Chrome user agent");
+    assert.deepEqual(toMap(s.breakdowns.name), { click: 5 });
+    assert.deepEqual(toMap(s.breakdowns.referrer), { "news.example.com": 1, "t.co": 1, "(direct)": 3 });
     assert.equal(sumSeries(s.series), 5);
   });
 

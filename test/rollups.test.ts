@@ -8,8 +8,9 @@ import { RollupBuffer, rollupOps } from "../src/events/rollup.js";
 import { hash32, VisitorSketch } from "../src/events/sketch.js";
 import { createMetrics } from "../src/ops/metrics.js";
 import { SqliteStore } from "../src/store/sqlite/index.js";
-import { LEGACY_CHUNK_SIZE, type EventRow, type Link, type RollupOp } from "../src/store/port.js";
+import { LEGACY_CHUNK_SIZE, ROLLUP_FORMAT, type EventRow, type Link, type RollupOp } from "../src/store/port.js";
 import { tmpDir } from "./helpers.js";
+import { checkBreakdowns } from "./breakdowns.js";
 
 test("visitor sketches: exact while small, about 1.6 % error when large, merging is idempotent", () => {
   const small = new VisitorSketch();
@@ -99,7 +100,10 @@ async function totals(store: SqliteStore) {
   const byChannel = store.db
     .prepare(`SELECT value, sum(clicks) AS n FROM rollups WHERE scope = 'project' AND dim = 'channel' GROUP BY value ORDER BY value`)
     .all();
-  return { r, byChannel };
+  // as the stats read them: the empty referrer (direct) and the name derived from the total (see ROLLUP_FORMAT)
+  const range = { scope: "project" as const, scope_id: 1, from: 0, to: Date.UTC(2030, 0, 1), includeBots: true };
+  const breakdowns = await Promise.all((["referrer_host", "name", "country"] as const).map((d) => store.statsBreakdown(range, d, 10)));
+  return { r, byChannel, breakdowns };
 }
 
 /** A migrated store with five links, and 3,000 clicks on them a minute apart (not written yet). */
@@ -165,20 +169,24 @@ test("an interrupted rollup flush is finished exactly once after a crash, and th
 test("an interrupted rollup flush is finished in the chunks it was cut into, whatever the chunk size of the writer that finishes it", async () => {
   const dir = tmpDir();
   try {
-    for (const recorded of ["sized", "legacy"] as const) {
+    // a flush cut into chunks of 40 (sized); one begun by a version that made a row for every dimension value (format 1,
+    // see ROLLUP_FORMAT), whose marker did not say so; one written before the size was recorded either: chunks of 1,000
+    for (const recorded of ["sized", "format 1", "legacy"] as const) {
       const { store, events } = await clicksOnFiveLinks(path.join(dir, `${recorded}.db`));
       const want = await referenceTotals(events);
 
       const last = await store.appendEvents(events);
       const buf = new RollupBuffer(0);
       buf.add(events, last);
-      const taken = buf.take();
-      // a flush cut into chunks of 40 (sized), or one written before the size was recorded: chunks of 1,000 (legacy)
-      const size = recorded === "sized" ? 40 : LEGACY_CHUNK_SIZE;
+      const format = recorded === "sized" ? ROLLUP_FORMAT : 1;
+      const taken = buf.take(format);
+      const size = recorded === "legacy" ? LEGACY_CHUNK_SIZE : 40;
       assert.ok(taken.ops.length > 2 * size, `enough row changes for three chunks (${taken.ops.length})`);
       await store.beginRollupFlush(taken.from, taken.to, size);
-      if (recorded === "legacy") store.db.prepare(`UPDATE meta SET value = ? WHERE key = 'rollup_pending'`).run(`${taken.from}:${taken.to}`);
+      const marker = { sized: null, "format 1": `${taken.from}:${taken.to}:${size}`, legacy: `${taken.from}:${taken.to}` }[recorded];
+      if (marker) store.db.prepare(`UPDATE meta SET value = ? WHERE key = 'rollup_pending'`).run(marker);
       assert.equal((await store.rollupState()).pending?.chunkSize, size);
+      assert.equal((await store.rollupState()).pending?.format, format);
       await store.applyRollupChunk(taken.ops.slice(0, size), 0);
       await store.applyRollupChunk(taken.ops.slice(2 * size, 3 * size), 2);
 
@@ -261,4 +269,18 @@ test("rollups: events added in one batch (consecutive events share their dimensi
   const a = plain(together.take().ops);
   assert.ok(a.filter((o) => o.kind === "count").length > 100);
   assert.deepEqual(a, plain(oneByOne.take().ops));
+});
+
+test("breakdowns read the empty value as the total less the others and a click scope's name as its total, over each hour a range touches", async () => {
+  const dir = tmpDir();
+  const store = new SqliteStore({ file: path.join(dir, "b.db") });
+  try {
+    await store.migrate();
+    await checkBreakdowns(store);
+    const stored = store.db.prepare(`SELECT count(*) FROM rollups WHERE value = '' AND dim <> 'total' OR dim = 'name'`).pluck().get();
+    assert.equal(stored, 0, "no row for an empty value, nor for a click scope's name");
+  } finally {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -2,6 +2,8 @@ import {
   campaignPlatformScope,
   DIM_SLOT_MS,
   DIMENSIONS,
+  namedByTotal,
+  ROLLUP_FORMAT,
   SKETCH_MS,
   SLOT_MS,
   type Dimension,
@@ -246,10 +248,13 @@ export class RollupBuffer {
     return d;
   }
 
-  /** Everything aggregated so far as row changes, in key order, and a fresh buffer behind it. */
-  take(): TakenRollups {
+  /**
+   * Everything aggregated so far as row changes, in key order, and a fresh buffer behind it. `format`: the row changes
+   * an earlier version would have made (see ROLLUP_FORMAT), to resume a flush it began.
+   */
+  take(format = ROLLUP_FORMAT): TakenRollups {
     const d = this.detach();
-    const it = opsOf(d);
+    const it = opsOf(d, format);
     let r = it.next();
     while (!r.done) r = it.next();
     return { from: d.from, to: d.to, linkClicks: d.linkClicks, ops: r.value };
@@ -283,13 +288,19 @@ export async function rollupOps(d: DetachedRollups, pause: () => Promise<void>):
  * smallest character, so this is the order of one sort of all keys: an interrupted flush is redone in the same order),
  * then the sketches. Yields between scopes once it has done some work.
  */
-function* opsOf(d: DetachedRollups): Generator<void, RollupOp[]> {
+function* opsOf(d: DetachedRollups, format = ROLLUP_FORMAT): Generator<void, RollupOp[]> {
   const ops: RollupOp[] = [];
   let work = 0;
-  const records: ScopeRecord[] = [];
-  for (const byId of d.scopes.values()) for (const r of byId.values()) records.push(r);
-  records.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  for (const r of records) {
+  // format 2: no row for an empty value, nor for a click scope's name (see ROLLUP_FORMAT)
+  const derive = format >= 2;
+  const clickDims = DIMENSIONS.filter((x) => x !== "name");
+  const records: { r: ScopeRecord; dims: readonly Dimension[] }[] = [];
+  for (const [scope, byId] of d.scopes) {
+    const dims = derive && namedByTotal(scope) ? clickDims : DIMENSIONS;
+    for (const r of byId.values()) records.push({ r, dims });
+  }
+  records.sort((a, b) => (a.r.key < b.r.key ? -1 : a.r.key > b.r.key ? 1 : 0));
+  for (const { r, dims } of records) {
     const counts = new Map<string, CountOp>();
     const count = (t: Tuple, dim: Dimension | "total", slot: number, value: string) => {
       const key = `${dim}\u0000${slot}\u0000${t.bot ? 1 : 0}\u0000${value}`;
@@ -300,7 +311,10 @@ function* opsOf(d: DetachedRollups): Generator<void, RollupOp[]> {
     for (const t of r.tuples.values()) {
       count(t, "total", t.slot, "");
       const dimSlot = t.slot - (t.slot % DIM_SLOT_MS);
-      for (const dim of DIMENSIONS) count(t, dim, dimSlot, t.dims[dim]);
+      for (const dim of dims) {
+        const value = t.dims[dim];
+        if (!derive || value !== "") count(t, dim, dimSlot, value);
+      }
     }
     for (const k of [...counts.keys()].sort()) ops.push(counts.get(k)!);
     work += counts.size;
@@ -311,7 +325,7 @@ function* opsOf(d: DetachedRollups): Generator<void, RollupOp[]> {
   }
   // the sketches after every count, in the order of their keys: scope, id, hour, bot
   const sketches: [string, SketchEntry][] = [];
-  for (const r of records) for (const s of r.sketches.values()) sketches.push([`${r.key}\u0000${s.hour}\u0000${s.bot ? 1 : 0}`, s]);
+  for (const { r } of records) for (const s of r.sketches.values()) sketches.push([`${r.key}\u0000${s.hour}\u0000${s.bot ? 1 : 0}`, s]);
   sketches.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   for (const [, { scope, scope_id, hour, bot, sketch }] of sketches) {
     ops.push({

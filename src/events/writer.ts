@@ -293,10 +293,11 @@ export class EventWriter implements EventLog {
     const state = await this.store.rollupState();
     let watermark = state.watermark;
     if (state.pending) {
-      const { from, to, chunkSize, done } = state.pending;
+      const { from, to, chunkSize, format, done } = state.pending;
       const redo = new RollupBuffer(from);
       await this.replay(redo, from, to);
-      const taken = redo.take();
+      // the row changes that flush made (an earlier version's may be more: see ROLLUP_FORMAT)
+      const taken = redo.take(format);
       // cut as that flush cut them (its chunk size may not be ours), so the chunks it applied are the ones it recorded
       await this.applyChunks(taken.ops, chunkSize, new Set(done));
       await this.store.endRollupFlush(to, taken.linkClicks);

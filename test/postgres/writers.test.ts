@@ -12,6 +12,7 @@ import { PgStore } from "../../src/store/postgres/index.js";
 import { SLOT_MS, type EventRow } from "../../src/store/port.js";
 import { Cleanup, testDatabase, sql } from "./scale.js";
 import { clickEvent } from "../events.js";
+import { checkBreakdowns } from "../breakdowns.js";
 
 const LINK = 7;
 
@@ -143,6 +144,21 @@ test("a flush interrupted by an instance's death is finished by the adopter in t
     assert.equal(await wb.adoptOrphans(), 1);
     assert.equal(await rolledUp(b), 30);
     await wb.close();
+  } finally {
+    await cleanup.run();
+  }
+});
+
+test("breakdowns read the empty value as the total less the others and a click scope's name as its total (PostgreSQL)", async () => {
+  const cleanup = new Cleanup();
+  try {
+    const db = await testDatabase(cleanup);
+    const store = new PgStore({ url: db.url, watchChanges: false });
+    cleanup.defer(() => store.close());
+    await store.migrate();
+    await checkBreakdowns(store);
+    const [stored] = await sql<{ n: number }>(db.url, `SELECT count(*)::int AS n FROM rollups WHERE value = '' AND dim <> 'total' OR dim = 'name'`);
+    assert.equal(stored!.n, 0, "no row for an empty value, nor for a click scope's name");
   } finally {
     await cleanup.run();
   }

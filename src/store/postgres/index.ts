@@ -6,7 +6,10 @@ import { scalarArray, textArray, textValue } from "./arrays.js";
 import { ensurePartitions } from "./partitions.js";
 import { PgNotifyChannel, RedisChannel, type ChangeChannel } from "./changes.js";
 import {
+  breakdownHours,
   LEGACY_CHUNK_SIZE,
+  namedByTotal,
+  ROLLUP_FORMAT,
   DIMENSIONS,
   StoreUnavailable,
   UniqueViolation,
@@ -899,23 +902,34 @@ export class PgStore implements Store {
 
   async rollupState(): Promise<RollupState> {
     const writer = await this.writer();
-    const w = await this.one<{ watermark: number; pending_from: number | null; pending_to: number | null; pending_chunk_size: number | null }>(
-      `SELECT watermark, pending_from, pending_to, pending_chunk_size FROM writers WHERE id = $1`,
-      [writer],
-    );
+    const w = await this.one<{
+      watermark: number;
+      pending_from: number | null;
+      pending_to: number | null;
+      pending_chunk_size: number | null;
+      pending_format: number | null;
+    }>(`SELECT watermark, pending_from, pending_to, pending_chunk_size, pending_format FROM writers WHERE id = $1`, [writer]);
     if (!w) this.retired();
     if (w.pending_from === null || w.pending_to === null) return { watermark: w.watermark, pending: null };
     const done = (await this.q<{ chunk: number }>(`SELECT chunk FROM rollup_chunks_done WHERE writer = $1 ORDER BY chunk`, [writer])).map(
       (r) => r.chunk,
     );
     const chunkSize = w.pending_chunk_size ?? LEGACY_CHUNK_SIZE;
-    return { watermark: w.watermark, pending: { from: w.pending_from, to: w.pending_to, chunkSize, done } };
+    // a flush begun before the format was recorded made format 1's row changes
+    const format = w.pending_format ?? 1;
+    return { watermark: w.watermark, pending: { from: w.pending_from, to: w.pending_to, chunkSize, format, done } };
   }
 
   async beginRollupFlush(from: number, to: number, chunkSize: number): Promise<void> {
     await this.writerTx(async (c, writer) => {
       await c.query(`DELETE FROM rollup_chunks_done WHERE writer = $1`, [writer]);
-      await c.query(`UPDATE writers SET pending_from = $2, pending_to = $3, pending_chunk_size = $4 WHERE id = $1`, [writer, from, to, chunkSize]);
+      await c.query(`UPDATE writers SET pending_from = $2, pending_to = $3, pending_chunk_size = $4, pending_format = $5 WHERE id = $1`, [
+        writer,
+        from,
+        to,
+        chunkSize,
+        ROLLUP_FORMAT,
+      ]);
     });
   }
 
@@ -957,7 +971,8 @@ export class PgStore implements Store {
           scalarArray(ids.map((id) => linkClicks.get(id)!)),
         ]);
       await c.query(`DELETE FROM rollup_chunks_done WHERE writer = $1`, [writer]);
-      await c.query(`UPDATE writers SET watermark = $2, pending_from = NULL, pending_to = NULL WHERE id = $1`, [writer, to]);
+      // (the format too: an earlier version's flush, begun after a downgrade, leaves it unset, which says format 1)
+      await c.query(`UPDATE writers SET watermark = $2, pending_from = NULL, pending_to = NULL, pending_format = NULL WHERE id = $1`, [writer, to]);
     });
   }
 
@@ -1058,10 +1073,22 @@ export class PgStore implements Store {
 
   async statsBreakdown(r: StatsRange, dim: Dimension, limit: number): Promise<{ value: string; clicks: number }[]> {
     if (!DIMENSIONS.includes(dim)) throw new Error(`unknown dimension ${dim}`);
+    const bots = r.includeBots ? "" : "AND NOT bot";
+    const [from, to] = breakdownHours(r);
+    // the hours' total: a click scope's name, and the empty value (the total less the other values: see ROLLUP_FORMAT)
+    const total = `SELECT coalesce(sum(clicks), 0) FROM rollups WHERE scope = $1 AND scope_id = $2 AND dim = 'total' AND slot >= $3 AND slot < $4 ${bots}`;
+    if (dim === "name" && namedByTotal(r.scope)) {
+      const n = Number((await this.one<{ n: number }>(`SELECT (${total}) AS n`, [r.scope, r.scope_id, from, to]))!.n);
+      return n > 0 ? [{ value: "click", clicks: n }] : [];
+    }
     return this.q(
-      `SELECT value, sum(clicks) AS clicks FROM rollups WHERE scope = $1 AND scope_id = $2 AND dim = $3 AND slot >= $4 AND slot < $5
-       ${r.includeBots ? "" : "AND NOT bot"} GROUP BY value ORDER BY clicks DESC, value COLLATE "C" LIMIT $6`,
-      [r.scope, r.scope_id, dim, r.from - (r.from % 3_600_000), r.to, limit],
+      `WITH v AS (
+         SELECT value, sum(clicks) AS clicks FROM rollups
+         WHERE scope = $1 AND scope_id = $2 AND dim = $5 AND value <> '' AND slot >= $3 AND slot < $4 ${bots} GROUP BY value
+       ), e AS (SELECT (${total}) - (SELECT coalesce(sum(clicks), 0) FROM v) AS clicks)
+       SELECT value, clicks FROM (SELECT value, clicks FROM v UNION ALL SELECT '', clicks FROM e WHERE clicks > 0) u
+       ORDER BY clicks DESC, value COLLATE "C" LIMIT $6`,
+      [r.scope, r.scope_id, from, to, dim, limit],
     );
   }
 

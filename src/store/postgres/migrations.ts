@@ -389,4 +389,11 @@ CREATE TABLE hiitrack_buckets (
     // versions without a restart misreading an interrupted flush (SQLite records it in its meta value)
     sql: `ALTER TABLE writers ADD COLUMN pending_chunk_size integer;`,
   },
+  {
+    id: 10,
+    name: "rollup_format",
+    // a rollup flush records the format of its row changes (see ROLLUP_FORMAT), so a version that makes fewer of them
+    // resumes an older version's interrupted flush with the list that version made (SQLite records it in its meta value)
+    sql: `ALTER TABLE writers ADD COLUMN pending_format integer;`,
+  },
 ];

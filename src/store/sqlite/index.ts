@@ -7,7 +7,10 @@ import { BUSY_TIMEOUT_MS, writeTx } from "./lock.js";
 import { AppError } from "../../errors.js";
 import { LINK_COLUMNS, LINK_SELECT, linkFieldValue, linkOrder, linkValues, toCampaign, toLink, type Row } from "../rows.js";
 import {
+  breakdownHours,
   LEGACY_CHUNK_SIZE,
+  namedByTotal,
+  ROLLUP_FORMAT,
   DIMENSIONS,
   UniqueViolation,
   type EventRow,
@@ -931,10 +934,11 @@ export class SqliteStore implements Store {
     const watermark = Number((await this.getMeta("rollup_watermark")) ?? 0);
     const pending = await this.getMeta("rollup_pending");
     if (!pending) return { watermark, pending: null };
-    // from:to:chunkSize (before the chunk size was recorded: from:to, cut into chunks of 1,000)
-    const [from, to, chunkSize = LEGACY_CHUNK_SIZE] = pending.split(":").map(Number) as [number, number, number?];
+    // from:to:chunkSize:format (before the chunk size was recorded: from:to, cut into chunks of 1,000; before the format
+    // was: format 1)
+    const [from, to, chunkSize = LEGACY_CHUNK_SIZE, format = 1] = pending.split(":").map(Number) as [number, number, number?, number?];
     const done = this.db.prepare(`SELECT chunk FROM rollup_chunks_done ORDER BY chunk`).pluck().all() as number[];
-    return { watermark, pending: { from, to, chunkSize, done } };
+    return { watermark, pending: { from, to, chunkSize, format, done } };
   }
 
   async beginRollupFlush(from: number, to: number, chunkSize: number): Promise<void> {
@@ -942,7 +946,7 @@ export class SqliteStore implements Store {
       this.db.prepare(`DELETE FROM rollup_chunks_done`).run();
       this.db
         .prepare(`INSERT INTO meta (key, value) VALUES ('rollup_pending', ?) ON CONFLICT DO UPDATE SET value = excluded.value`)
-        .run(`${from}:${to}:${chunkSize}`);
+        .run(`${from}:${to}:${chunkSize}:${ROLLUP_FORMAT}`);
     })();
   }
 
@@ -1020,12 +1024,23 @@ export class SqliteStore implements Store {
   async statsBreakdown(r: StatsRange, dim: Dimension, limit: number): Promise<{ value: string; clicks: number }[]> {
     if (!DIMENSIONS.includes(dim)) throw new Error(`unknown dimension ${dim}`);
     const bots = r.includeBots ? "" : " AND bot = 0";
+    const [from, to] = breakdownHours(r);
+    // the hours' total: a click scope's name, and the empty value (the total less the other values: see ROLLUP_FORMAT)
+    const total = `SELECT coalesce(sum(clicks), 0) FROM rollups WHERE scope = ? AND scope_id = ? AND dim = 'total' AND slot >= ? AND slot < ?${bots}`;
+    if (dim === "name" && namedByTotal(r.scope)) {
+      const n = this.db.prepare(total).pluck().get(r.scope, r.scope_id, from, to) as number;
+      return n > 0 ? [{ value: "click", clicks: n }] : [];
+    }
     return this.db
       .prepare(
-        `SELECT value, sum(clicks) AS clicks FROM rollups WHERE scope = ? AND scope_id = ? AND dim = ? AND slot >= ? AND slot < ?${bots}
-         GROUP BY value ORDER BY clicks DESC, value LIMIT ?`,
+        `WITH v AS (
+           SELECT value, sum(clicks) AS clicks FROM rollups
+           WHERE scope = ? AND scope_id = ? AND dim = ? AND value <> '' AND slot >= ? AND slot < ?${bots} GROUP BY value
+         ), e AS (SELECT (${total}) - (SELECT coalesce(sum(clicks), 0) FROM v) AS clicks)
+         SELECT value, clicks FROM v UNION ALL SELECT '', clicks FROM e WHERE clicks > 0
+         ORDER BY clicks DESC, value LIMIT ?`,
       )
-      .all(r.scope, r.scope_id, dim, r.from - (r.from % 3_600_000), r.to, limit) as { value: string; clicks: number }[];
+      .all(r.scope, r.scope_id, dim, from, to, r.scope, r.scope_id, from, to, limit) as { value: string; clicks: number }[];
   }
 
   async statsSketches(r: StatsRange): Promise<Uint8Array[]> {

@@ -399,6 +399,13 @@ CREATE TABLE hiitrack_buckets (
     // meta value rollup_pending (from:to:chunkSize), so there is nothing to do: the numbers stay the same on both engines
     sql: `SELECT 1;`,
   },
+  {
+    id: 10,
+    name: "rollup_format",
+    // PostgreSQL's migration 10 adds a column for the format of an interrupted rollup flush's row changes; here it goes
+    // into the meta value rollup_pending (from:to:chunkSize:format): nothing to do
+    sql: `SELECT 1;`,
+  },
 ];
 
 /** Triggers that move meta.config_version on every change of a table the server caches (links: not clicks alone). */
