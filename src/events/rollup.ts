@@ -58,6 +58,13 @@ export function countsAsLinkClick(e: EventRow): boolean {
   return e.link_id !== null && !e.is_bot && e.name === "click" && (e.source === "link" || e.source === "campaign");
 }
 
+/** How many of `events` are clicks counted against link `linkId` (see countsAsLinkClick). */
+export function linkClicksIn(events: readonly EventRow[], linkId: number): number {
+  let n = 0;
+  for (const e of events) if (e.link_id === linkId && countsAsLinkClick(e)) n++;
+  return n;
+}
+
 /** Whether two events count under the same dimension values (and bot flag): the fields dimsOf reads. */
 function sameDimensions(a: EventRow, b: EventRow): boolean {
   return (

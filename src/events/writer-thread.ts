@@ -8,7 +8,7 @@ import type { PgStore } from "../store/postgres/index.js";
 import type { CheckpointerInit } from "../store/sqlite/checkpointer.js";
 import { Journal } from "./journal.js";
 import { packEvents, type PackedEvents } from "./pack.js";
-import { countsAsLinkClick } from "./rollup.js";
+import { countsAsLinkClick, linkClicksIn } from "./rollup.js";
 import { WriterUnavailable, type EventLog, type JournaledBatch, type WriteOptions, type WriterOptions } from "./writer.js";
 
 /**
@@ -264,8 +264,7 @@ export class ThreadedWriter implements EventLog {
    * `unflushed`: counted in one place or the other, never both.)
    */
   private uncommittedClicks(linkId: number): number {
-    let n = 0;
-    for (const q of [this.committed, this.journaled]) for (const e of q.events) if (e.link_id === linkId && countsAsLinkClick(e)) n++;
+    let n = linkClicksIn(this.committed.events, linkId) + linkClicksIn(this.journaled.events, linkId);
     n += this.unpostedClicks?.get(linkId) ?? 0;
     for (const b of this.batches.values()) n += b.clicks?.get(linkId) ?? 0;
     return n;

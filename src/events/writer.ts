@@ -4,7 +4,7 @@ import { StoreUnavailable, WriterRetired, type EventRow, type RollupOp, type Sto
 import type { Metrics } from "../ops/metrics.js";
 import { Journal, readJournal, rejectBatch } from "./journal.js";
 import { packEvents, unpackEvents, type PackedEvents } from "./pack.js";
-import { countsAsLinkClick, RollupBuffer, rollupOps } from "./rollup.js";
+import { countsAsLinkClick, linkClicksIn, RollupBuffer, rollupOps } from "./rollup.js";
 import type { Spool, SpooledBatch } from "./spool.js";
 
 /** Told once its event is committed (with the id of the last event of that commit) or refused. */
@@ -346,14 +346,11 @@ export class EventWriter implements EventLog {
    * database is away are not counted until their replay; neither is the link read then.
    */
   private uncommittedClicks(linkId: number): number {
-    let n = 0;
-    const count = (events: EventRow[]) => {
-      for (const e of events) if (e.link_id === linkId && countsAsLinkClick(e)) n++;
-    };
-    if (this.turnCommitted) count(this.turnCommitted.events);
-    if (this.turnJournaled) count(this.turnJournaled.events);
-    for (const b of this.queue) count(b.events);
-    for (const batches of this.unbuffered) for (const b of batches) count(b.events);
+    let n =
+      (this.turnCommitted ? linkClicksIn(this.turnCommitted.events, linkId) : 0) +
+      (this.turnJournaled ? linkClicksIn(this.turnJournaled.events, linkId) : 0);
+    for (const b of this.queue) n += linkClicksIn(b.events, linkId);
+    for (const batches of this.unbuffered) for (const b of batches) n += linkClicksIn(b.events, linkId);
     return n;
   }
 
