@@ -53,7 +53,7 @@ export function scopesInto(e: EventRow, kinds: ScopeKind[], ids: number[]): numb
   return 2;
 }
 
-/** Whether an event is a non-bot click that counts against its link's max_clicks (and in links.clicks). */
+/** Whether an event is a non-bot click that counts against its link's max_clicks (and in its stored counter). */
 export function countsAsLinkClick(e: EventRow): boolean {
   return e.link_id !== null && !e.is_bot && e.name === "click" && (e.source === "link" || e.source === "campaign");
 }

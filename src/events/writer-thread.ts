@@ -167,7 +167,7 @@ const RECORD_EVENTS = 256;
  * thread reports a rollup flush past it; the store reads links in one snapshot with the rollup watermark and adds the
  * clicks past it (SqliteStore.clicksPending), so a link's count is exact for every read made after `settled()`
  * (`pendingClicks()` therefore adds only the clicks not committed yet). A writer thread that commits clicks from the journal as it starts flushes
- * the rollups before it takes events, so those are in links.clicks.
+ * the rollups before it takes events, so those are in the links' counters.
  *
  * If the writer thread dies, the clicks it held that wait for their commit are refused (503, nothing acknowledged is
  * lost), and a new one starts, which recovers the rollups from the event log and commits what the journal holds, as a
@@ -201,7 +201,7 @@ export class ThreadedWriter implements EventLog {
   private downCause: AppError | null = null;
   /** the thread has recovered the rollups and takes events (not before: a batch must not race its recovery) */
   private up = false;
-  /** link id → [commit's last event id, clicks] of committed batches not yet in links.clicks, in commit order */
+  /** link id → [commit's last event id, clicks] of committed batches not yet in the links' counters, in commit order */
   private unflushed = new Map<number, [number, number][]>();
   private journal: Journal;
   /** the last journal record written, and the last one the writer thread has committed */
@@ -444,7 +444,7 @@ export class ThreadedWriter implements EventLog {
         return;
       }
       case "flushed":
-        // these clicks are in links.clicks now
+        // these clicks are in the links' counters now
         for (const [linkId, l] of this.unflushed) {
           let i = 0;
           while (i < l.length && l[i]![0] <= m.to) i++;

@@ -138,7 +138,7 @@ async function startSqlite(init: Extract<WorkerInit, { kind: "sqlite" }>): Promi
     await commitJournaled(events);
   }
   await writer.flush();
-  // link clicks among them: in links.clicks before the first read (the HTTP thread counts only the clicks it handed over)
+  // link clicks among them: in the links' counters before the first read (the HTTP thread counts only the clicks it handed over)
   if (replayed > 0) await writer.flushRollups();
   return { journalSeq, replayed };
 }
@@ -165,7 +165,7 @@ async function startPostgres(init: Extract<WorkerInit, { kind: "postgres" }>): P
     onFlushed: (to) => post({ t: "flushed", to }),
   });
   await writer.start();
-  // clicks replayed from the spool: in links.clicks before the first read (the HTTP thread counts only those it handed over)
+  // clicks replayed from the spool: in the links' counters before the first read (the HTTP thread counts only those it handed over)
   await writer.flushRollups().catch(() => {});
   pg.startHeartbeat();
   // the HTTP thread's /healthz and metrics: the spool's size whenever it changes

@@ -106,7 +106,7 @@ export class LinkService {
     private readonly store: Store,
     private readonly domains: DomainService,
     private readonly resolver: LinkResolver,
-    /** clicks committed but not yet in links.clicks (see EventLog.pendingClicks) */
+    /** clicks committed but not yet in the stored counter (see EventLog.pendingClicks) */
     private readonly pendingClicks: (linkId: number) => number = () => 0,
   ) {}
 

@@ -26,7 +26,7 @@ export class LinkResolver {
 
   constructor(
     private readonly store: Store,
-    /** clicks committed to the event log but not yet to links.clicks (the writer's rollup buffer) */
+    /** clicks committed to the event log but not yet to the link's stored counter (the writer's rollup buffer) */
     private readonly pendingClicks: (linkId: number) => number = () => 0,
   ) {}
 

@@ -2,7 +2,7 @@ import type { Campaign, Link, LinkFilter, NewLink } from "./port.js";
 
 export type Row = Record<string, unknown>;
 
-/** The links query both adapters share: a link with its domain's hostname. */
+/** SQLite's links query: a link with its domain's hostname (PostgreSQL's joins its counter too: link_counts). */
 export const LINK_SELECT = `SELECT l.*, d.hostname FROM links l JOIN domains d ON d.id = l.domain_id`;
 
 /** A links row as a Link. SQLite keeps tags and utm as JSON text and booleans as 0/1; PostgreSQL as jsonb and boolean. */
@@ -79,14 +79,20 @@ export function linkValues(l: NewLink, bool: (b: boolean) => unknown): unknown[]
  * ORDER BY and the keyset condition of a sorted link listing (both engines): the column, its direction, and rows after
  * the cursor's (value, id). `p` binds a value and returns its placeholder.
  */
-export function linkOrder(f: LinkFilter, p: (v: unknown) => string): { where: string | null; order: string } {
+export function linkOrder(
+  f: LinkFilter,
+  p: (v: unknown) => string,
+  clicks: { col: string; id: string } = { col: "l.clicks", id: "l.id" },
+): { where: string | null; order: string } {
   const sort = f.sort ?? "-created";
   const desc = sort.startsWith("-");
-  const col = { created: "l.id", slug: "l.slug", clicks: "l.clicks" }[sort.replace(/^-/, "") as "created" | "slug" | "clicks"];
+  const by = sort.replace(/^-/, "") as "created" | "slug" | "clicks";
+  // (clicks: the counter's own columns where it has a table and a sort index of its own, PostgreSQL's link_counts)
+  const [col, id] = by === "created" ? ["l.id", "l.id"] : by === "slug" ? ["l.slug", "l.id"] : [clicks.col, clicks.id];
   const dir = desc ? "DESC" : "ASC";
-  const order = col === "l.id" ? `l.id ${dir}` : `${col} ${dir}, l.id ${dir}`;
+  const order = col === id ? `${id} ${dir}` : `${col} ${dir}, ${id} ${dir}`;
   if (!f.after) return { where: null, order };
   const cmp = desc ? "<" : ">";
-  if (col === "l.id") return { where: `l.id ${cmp} ${p(f.after.id)}`, order };
-  return { where: `(${col}, l.id) ${cmp} (${p(f.after.value)}, ${p(f.after.id)})`, order };
+  if (col === id) return { where: `${id} ${cmp} ${p(f.after.id)}`, order };
+  return { where: `(${col}, ${id}) ${cmp} (${p(f.after.value)}, ${p(f.after.id)})`, order };
 }

@@ -134,7 +134,8 @@ test("PostgreSQL writer thread: a link's clicks answered from the journal count 
     // one that counts against a max_clicks: answered once committed
     await w.write(click(30));
     await w.settled();
-    const clicksColumn = async () => Number((await sql<{ clicks: string }>(db.url, `SELECT clicks FROM links WHERE id = ${l!.id}`))[0]!.clicks);
+    const clicksColumn = async () =>
+      Number((await sql<{ clicks: string }>(db.url, `SELECT clicks FROM link_counts WHERE link_id = ${l!.id}`))[0]!.clicks);
     assert.equal(w.pendingClicks(l!.id), 31);
     assert.equal(await clicksColumn(), 0);
     await w.flushRollups();

@@ -1,7 +1,7 @@
 import pg from "pg";
 import { randomUUID } from "node:crypto";
 import { PG_MIGRATIONS } from "./migrations.js";
-import { LINK_COLUMNS, LINK_SELECT, linkFieldValue, linkOrder, linkValues, toCampaign, toLink, type Row } from "../rows.js";
+import { LINK_COLUMNS, linkFieldValue, linkOrder, linkValues, toCampaign, toLink, type Row } from "../rows.js";
 import { scalarArray, textArray, textValue } from "./arrays.js";
 import { ensurePartitions } from "./partitions.js";
 import { PgNotifyChannel, RedisChannel, type ChangeChannel } from "./changes.js";
@@ -223,10 +223,18 @@ const TOUCH_SESSIONS_SQL = prepared(
    FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS u(token, t, n) WHERE s.token = u.token`,
 );
 
+/**
+ * A link with its domain's hostname and its click counter (link_counts, migration 11). The counter joins on the project
+ * too, so the planner knows a link listing's project for the counters' sort index (link_counts_project_clicks).
+ */
+const LINK_SELECT = `SELECT l.*, d.hostname, c.clicks FROM links l JOIN domains d ON d.id = l.domain_id
+  JOIN link_counts c ON c.link_id = l.id AND c.project_id = l.project_id`;
+
+/** (the links row is locked, so claims of one link follow each other; the counter only grows) */
 const CLAIM_CLICK_SQL = prepared(
   "claim_click",
-  `UPDATE links SET claimed = GREATEST(claimed, clicks) + 1
-   WHERE id = $1 AND (max_clicks IS NULL OR GREATEST(claimed, clicks) < max_clicks) RETURNING id`,
+  `UPDATE links l SET claimed = GREATEST(l.claimed, c.clicks) + 1 FROM link_counts c
+   WHERE l.id = $1 AND c.link_id = l.id AND (l.max_clicks IS NULL OR GREATEST(l.claimed, c.clicks) < l.max_clicks) RETURNING l.id`,
 );
 
 /**
@@ -782,7 +790,7 @@ export class PgStore implements Store {
     if (f.before_id !== undefined) where.push(`l.id < ${p(f.before_id)}`);
     if (f.campaign_id !== undefined) where.push(`l.campaign_id = ${p(f.campaign_id)}`);
     if (f.targeted) where.push(`(l.rules <> '[]'::jsonb OR l.allowed_platforms IS NOT NULL)`);
-    const { where: after, order } = linkOrder(f, p);
+    const { where: after, order } = linkOrder(f, p, { col: "c.clicks", id: "c.link_id" });
     if (after) where.push(after);
     const rows = await this.q(`${LINK_SELECT} WHERE ${where.join(" AND ")} ORDER BY ${order} LIMIT ${p(f.limit)}`, vals);
     return rows.map((r) => toLink(r)!);
@@ -966,7 +974,7 @@ export class PgStore implements Store {
     const ids = [...linkClicks.keys()].sort((a, b) => a - b);
     await this.writerTx(async (c, writer) => {
       if (ids.length)
-        await c.query(`UPDATE links SET clicks = links.clicks + u.n FROM unnest($1::bigint[], $2::bigint[]) AS u(id, n) WHERE links.id = u.id`, [
+        await c.query(`UPDATE link_counts c SET clicks = c.clicks + u.n FROM unnest($1::bigint[], $2::bigint[]) AS u(id, n) WHERE c.link_id = u.id`, [
           scalarArray(ids),
           scalarArray(ids.map((id) => linkClicks.get(id)!)),
         ]);

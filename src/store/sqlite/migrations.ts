@@ -406,6 +406,13 @@ CREATE TABLE hiitrack_buckets (
     // into the meta value rollup_pending (from:to:chunkSize:format): nothing to do
     sql: `SELECT 1;`,
   },
+  {
+    id: 11,
+    name: "link_counts",
+    // PostgreSQL's migration 11 moves the link counters into a table of their own (its updates were never heap-only
+    // there); SQLite updates rows in place and has no such cost: nothing to do
+    sql: `SELECT 1;`,
+  },
 ];
 
 /** Triggers that move meta.config_version on every change of a table the server caches (links: not clicks alone). */
