@@ -23,6 +23,12 @@ export class LinkResolver {
   private readonly links = new LRUCache<string, ResolvedLink | typeof NONE>({ max: 200_000 });
   /** link id → its key in `links` */
   private readonly ids = new LRUCache<number, string>({ max: 200_000 });
+  /**
+   * Reads of links not cached, under way: the requests for one such link share its read (a link that goes viral right
+   * after a restart or a change would otherwise send the database one identical query per request). An invalidation
+   * drops the read from here, so its answer, read before the change, is not cached.
+   */
+  private readonly loading = new Map<string, Promise<ResolvedLink | null>>();
 
   constructor(
     private readonly store: Store,
@@ -55,10 +61,23 @@ export class LinkResolver {
     if (slug.includes("\u0000")) return null;
     const hit = this.cachedLink(domainId, slug);
     if (hit !== undefined) return hit;
-    const link = await this.store.getLinkBySlug(domainId, slug);
-    const r = link ? await this.resolve(link) : null;
-    this.links.set(`${domainId}/${slug}`, r ?? NONE);
-    return r;
+    const key = `${domainId}/${slug}`;
+    const under = this.loading.get(key);
+    if (under) return under;
+    // (compared only after the read's first await, by which time it is assigned)
+    let read: Promise<ResolvedLink | null> | undefined = undefined;
+    read = (async () => {
+      try {
+        const link = await this.store.getLinkBySlug(domainId, slug);
+        const r = link ? await this.resolve(link) : null;
+        if (this.loading.get(key) === read) this.links.set(key, r ?? NONE);
+        return r;
+      } finally {
+        if (this.loading.get(key) === read) this.loading.delete(key);
+      }
+    })();
+    this.loading.set(key, read);
+    return read;
   }
 
   /** A link by id, from the same cache (campaign surfaces such as o7tracker's /track/{id}). */
@@ -88,9 +107,11 @@ export class LinkResolver {
 
   invalidateLink(domainId: number, slug: string) {
     this.links.delete(`${domainId}/${slug}`);
+    this.loading.delete(`${domainId}/${slug}`);
   }
 
   invalidateAll() {
+    this.loading.clear();
     this.domains.clear();
     this.links.clear();
     this.ids.clear();
