@@ -8,7 +8,7 @@ import { PG_MIGRATIONS } from "../../src/store/postgres/migrations.js";
 import type { EventRow } from "../../src/store/port.js";
 import pg from "pg";
 import { Cleanup, testDatabase, sql } from "./scale.js";
-import { clickEvent } from "../events.js";
+import { clickEvent, newLink } from "../events.js";
 
 function click(projectId: number, ts: number): EventRow {
   return clickEvent({ project_id: projectId, ts, visitor: "v1" });
@@ -124,23 +124,7 @@ test("migration 11 moves the link counters into link_counts: counts kept, every 
     assert.equal((await store.getLink(1, 1))!.clicks, 7);
 
     // every link inserted from now on has its counter, one row or many per statement
-    const made = await store.createLink({
-      project_id: 1,
-      domain_id: 1,
-      slug: "four",
-      target: "https://x.test/4",
-      redirect_status: 302,
-      expires_at: null,
-      max_clicks: null,
-      tags: [],
-      utm: {},
-      forward_query: false,
-      title: null,
-      notes: null,
-      rules: [],
-      allowed_platforms: null,
-      campaign_id: null,
-    });
+    const made = await store.createLink(newLink(1, 1, "four", { target: "https://x.test/4" }));
     assert.equal(made.clicks, 0);
     await sql(
       db.url,
