@@ -224,10 +224,14 @@ const TOUCH_SESSIONS_SQL = prepared(
 );
 
 /**
- * A link with its domain's hostname and its click counter (link_counts, migration 11). The counter joins on the project
- * too, so the planner knows a link listing's project for the counters' sort index (link_counts_project_clicks).
+ * A link with its domain's hostname and its click counter (link_counts, migration 11), the counter read for each link
+ * returned: a join would leave the plan of every listing to the table statistics (measured with stale ones: the newest
+ * 51 of 100,000 links in 186 ms, a hash join of both tables, against 0.6 ms).
  */
-const LINK_SELECT = `SELECT l.*, d.hostname, c.clicks FROM links l JOIN domains d ON d.id = l.domain_id
+const LINK_SELECT = `SELECT l.*, d.hostname, (SELECT c.clicks FROM link_counts c WHERE c.link_id = l.id) AS clicks
+  FROM links l JOIN domains d ON d.id = l.domain_id`;
+/** A listing sorted by clicks joins the counters, on the project too, so the planner walks their sort index. */
+const LINK_SELECT_BY_CLICKS = `SELECT l.*, d.hostname, c.clicks FROM links l JOIN domains d ON d.id = l.domain_id
   JOIN link_counts c ON c.link_id = l.id AND c.project_id = l.project_id`;
 
 /**
@@ -803,7 +807,8 @@ export class PgStore implements Store {
     if (f.targeted) where.push(`(l.rules <> '[]'::jsonb OR l.allowed_platforms IS NOT NULL)`);
     const { where: after, order } = linkOrder(f, p, { col: "c.clicks", id: "c.link_id" });
     if (after) where.push(after);
-    const rows = await this.q(`${LINK_SELECT} WHERE ${where.join(" AND ")} ORDER BY ${order} LIMIT ${p(f.limit)}`, vals);
+    const select = f.sort?.endsWith("clicks") ? LINK_SELECT_BY_CLICKS : LINK_SELECT;
+    const rows = await this.q(`${select} WHERE ${where.join(" AND ")} ORDER BY ${order} LIMIT ${p(f.limit)}`, vals);
     return rows.map((r) => toLink(r)!);
   }
 
