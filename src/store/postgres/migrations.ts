@@ -402,8 +402,8 @@ CREATE TABLE hiitrack_buckets (
     // Each rollup flush adds every clicked link's clicks to its counter. In links that update was never HOT (heap-only):
     // clicks is in the dashboard's sort index, so each update wrote a new entry in all eight of the table's indexes, the
     // link search's trigram index the dearest (measured: 3,400 links 117-175 ms a flush). In a narrow table of their own,
-    // with the sort index beside them, 23-27 ms. Every link has its row from its insert on (the trigger), so reads join
-    // it. Upgrade every instance together: an older one still updates links.clicks.
+    // with the sort index beside them, 23-27 ms. Every link has its row from its insert on (the trigger), so every read
+    // finds it. Upgrade every instance together: an older one still updates links.clicks.
     sql: `
 CREATE TABLE link_counts (
   link_id bigint PRIMARY KEY REFERENCES links(id) ON DELETE CASCADE,
