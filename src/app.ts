@@ -47,6 +47,7 @@ import { visitorRoutes } from "./visitors/routes.js";
 import { FunnelService } from "./funnels/service.js";
 import { funnelRoutes } from "./funnels/routes.js";
 import { problemSchema } from "./schemas.js";
+import { installFastLane, type HotRequest, type HotResponse } from "./http/fast-lane.js";
 import { StoreUnavailable, type Domain, type Store } from "./store/port.js";
 import { requestHost, trustFunction } from "./util/net.js";
 
@@ -97,6 +98,9 @@ export interface ClicktrailApp {
   /** Stops accepting, answers what is in flight, commits every queued event, closes the store. */
   close(): Promise<void>;
 }
+
+/** Idle connections close after this long (longer than the usual load balancer's 60 s, so it is the one that closes) */
+const KEEP_ALIVE_MS = 65_000;
 
 /** The services, without HTTP: the CLI uses these directly. */
 export function buildServices(
@@ -192,7 +196,7 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
         .send(problem(status, "invalid-request", `${err.message}: ${req.url.slice(0, 200)}`));
     },
     serverFactory: (handler) => {
-      server = createServer({ keepAliveTimeout: 65_000 }, (req: IncomingMessage, res: ServerResponse) => dispatch(req, res, handler));
+      server = createServer({ keepAliveTimeout: KEEP_ALIVE_MS }, (req: IncomingMessage, res: ServerResponse) => dispatch(req, res, handler));
       return server;
     },
   });
@@ -233,6 +237,8 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
     config.trackingUnsignedHosts,
   );
   const { auth, resolver, writer, metrics } = services;
+  // the hot paths' simple requests are answered before node:http builds its request and response objects (`hot`)
+  if (config.httpFastLane) installFastLane(server, hot, { keepAliveMs: KEEP_ALIVE_MS, counts: metrics.fastLane, log: fastify.log });
   await writer.start();
   // subscriptions' deliveries: a durable queue in the database, sent in the background
   const webhooks = startWebhooks(store, fastify.log);
@@ -286,8 +292,31 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
       .catch((err) => fail(res, err));
   }
 
+  /**
+   * The fast lane's requests (fast-lane.ts): a link domain's, and the API host's tracking links and pixels, are answered
+   * here; the rest (false) node:http serves, through dispatch.
+   */
+  function hot(req: HotRequest, res: HotResponse): boolean | Promise<boolean> {
+    const host = requestHost(req, trust);
+    const cached = resolver.cachedDomain(host);
+    if (cached) return (serveLink(req, res, cached), true);
+    if (cached === null) return hotHostPath(req, res);
+    // (the database away: node:http's path answers what it can, see dispatch)
+    return resolver.domain(host).then(
+      (d) => (d ? (serveLink(req, res, d), true) : hotHostPath(req, res)),
+      () => false,
+    );
+  }
+
+  function hotHostPath(req: HotRequest, res: HotResponse): boolean {
+    const url = req.url ?? "";
+    if (!url.startsWith("/t/c/") && !url.startsWith("/t/o/")) return false;
+    serveTracking(req, res);
+    return true;
+  }
+
   /** A request on a link domain: answered by the redirect handler, or a 503 when it failed without answering. */
-  function serveLink(req: IncomingMessage, res: ServerResponse, domain: Domain) {
+  function serveLink(req: HotRequest, res: HotResponse, domain: Domain) {
     try {
       const pending = redirect(req, res, domain);
       if (pending) pending.catch((err) => fail(res, err));
@@ -317,16 +346,22 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
   }
 
   function trackOrApi(req: IncomingMessage, res: ServerResponse, api: (req: IncomingMessage, res: ServerResponse) => void) {
+    if (!serveTracking(req, res)) api(req, res);
+  }
+
+  /** A tracking link or pixel answered (or a 503 when it failed without answering); false: the path is not one. */
+  function serveTracking(req: HotRequest, res: HotResponse): boolean {
     try {
       const handled = tracking(req, res);
-      if (handled === false) api(req, res);
-      else if (handled !== true) handled.catch((err) => fail(res, err));
+      if (handled === false) return false;
+      if (handled !== true) handled.catch((err) => fail(res, err));
     } catch (err) {
       fail(res, err);
     }
+    return true;
   }
 
-  function fail(res: ServerResponse, err: unknown) {
+  function fail(res: HotResponse, err: unknown) {
     fastify.log.error({ err }, "request on a link domain failed");
     if (res.headersSent) return void res.destroy();
     const body = JSON.stringify(problem(503, "unavailable", "the link could not be served right now; try again in a moment"));

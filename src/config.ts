@@ -19,6 +19,8 @@ export interface Config {
   sqliteSynchronous: SqliteSync;
   /** SQLite: the event log's writer on a thread of its own (off: on the HTTP thread) */
   sqliteWriterThread: boolean;
+  /** redirects, tracking links and pixels answered on the fast lane before node:http (src/http/fast-lane.ts) */
+  httpFastLane: boolean;
   /** PostgreSQL with its journal: the event log's writer on a thread of its own (off: on the HTTP thread) */
   postgresWriterThread: boolean;
   /** how often each instance writes its aggregated rollups (a stats read writes its own instance's at once) */
@@ -237,6 +239,7 @@ export function loadConfig(rawEnv: Env = process.env): Config {
     bodyLimit: int(env, "CLICKTRAIL_BODY_LIMIT", 1_048_576, 1024, 100 * 1_048_576),
     sqliteSynchronous: oneOf(env, "CLICKTRAIL_SQLITE_SYNCHRONOUS", "NORMAL", ["FULL", "NORMAL"] as const, true),
     sqliteWriterThread: bool(env, "CLICKTRAIL_SQLITE_WRITER_THREAD", true),
+    httpFastLane: bool(env, "CLICKTRAIL_HTTP_FAST_LANE", true),
     geoipDb: env.CLICKTRAIL_GEOIP_DB?.trim() || undefined,
     publicUrl,
     databaseUrl,

@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { HotRequest, HotResponse } from "../http/fast-lane.js";
 import type { Config } from "../config.js";
 import { AppError, problem } from "../errors.js";
 import type { EventLog, WriteOptions } from "../events/writer.js";
@@ -69,7 +69,7 @@ export function createRedirectHandler(deps: RedirectDeps) {
     error: { inc: () => void outcomes.error++ },
   };
 
-  function send(res: ServerResponse, status: number, headers: Record<string, string | number>, body = "") {
+  function send(res: HotResponse, status: number, headers: Record<string, string | number>, body = "") {
     headers["Content-Length"] = Buffer.byteLength(body);
     // an answer with a body is read as the type it says, never sniffed (a redirect has none: no bytes spent there)
     if (body !== "") headers["X-Content-Type-Options"] = "nosniff";
@@ -78,7 +78,7 @@ export function createRedirectHandler(deps: RedirectDeps) {
   }
 
   /** (Headers as a flat list: node:http walks an object's keys with for…in, a list by index.) */
-  function redirectTo(res: ServerResponse, status: number, location: string, cookie: string | null) {
+  function redirectTo(res: HotResponse, status: number, location: string, cookie: string | null) {
     const h = ["Location", location, "Content-Length", "0"];
     if (status === 302 || status === 307) h.push("Cache-Control", "private, max-age=0");
     if (cookie) h.push("Set-Cookie", cookie);
@@ -86,7 +86,7 @@ export function createRedirectHandler(deps: RedirectDeps) {
     res.end();
   }
 
-  function unavailable(res: ServerResponse, err: unknown) {
+  function unavailable(res: HotResponse, err: unknown) {
     counters.error.inc();
     // a known cause (a full disk: 507 storage-full) is named; the rest is a 503
     const known = err instanceof AppError && err.status >= 500 ? err : null;
@@ -103,7 +103,7 @@ export function createRedirectHandler(deps: RedirectDeps) {
     );
   }
 
-  function page(res: ServerResponse, status: 404 | 410, head: boolean) {
+  function page(res: HotResponse, status: 404 | 410, head: boolean) {
     const text = status === 404 ? "Not Found: there is no link here." : "Gone: this link has expired.";
     const body = `<!doctype html><meta charset="utf-8"><title>${status}</title><p>${text}</p>\n`;
     res.writeHead(status, {
@@ -119,7 +119,7 @@ export function createRedirectHandler(deps: RedirectDeps) {
    * What every click shares: the parsed user agent, the visitor, the base event. At once, except while the day's
    * visitor salt is read (the first click of a day).
    */
-  function baseEvent(req: IncomingMessage, projectId: number, now: number): Base | Promise<Base> {
+  function baseEvent(req: HotRequest, projectId: number, now: number): Base | Promise<Base> {
     const method = req.method ?? "GET";
     // bounded, so rotating huge headers can neither bloat the parsed-UA cache nor the log
     const ua = req.headers["user-agent"]?.slice(0, 512);
@@ -181,7 +181,7 @@ export function createRedirectHandler(deps: RedirectDeps) {
    * (Callbacks, not awaits, on this path and the ones leading here: each await costs every click.)
    */
   function commit(
-    res: ServerResponse,
+    res: HotResponse,
     event: EventRow,
     outcome: Outcome,
     respond: () => void,
@@ -203,7 +203,7 @@ export function createRedirectHandler(deps: RedirectDeps) {
 
   /** A click on a known link, on its way through followLink: what its steps share. */
   interface Click {
-    res: ServerResponse;
+    res: HotResponse;
     resolved: ResolvedLink;
     b: Base;
     query: string;
@@ -298,7 +298,7 @@ export function createRedirectHandler(deps: RedirectDeps) {
    * A request on a link domain. Settles at once, or returns a promise (of the click's write, of a lookup) that
    * rejects only on a failure no answer was sent for. A throw has sent no answer either.
    */
-  function handle(req: IncomingMessage, res: ServerResponse, domain: Domain): Promise<void> | void {
+  function handle(req: HotRequest, res: HotResponse, domain: Domain): Promise<void> | void {
     const method = req.method ?? "GET";
     if (method !== "GET" && method !== "HEAD") {
       return send(
@@ -324,8 +324,8 @@ export function createRedirectHandler(deps: RedirectDeps) {
   }
 
   function onLinkDomain(
-    req: IncomingMessage,
-    res: ServerResponse,
+    req: HotRequest,
+    res: HotResponse,
     domain: Domain,
     b: Base,
     segments: string[],
@@ -352,8 +352,8 @@ export function createRedirectHandler(deps: RedirectDeps) {
    * the given status; `refuse` answers when the link refuses the click.
    */
   function track(
-    req: IncomingMessage,
-    res: ServerResponse,
+    req: HotRequest,
+    res: HotResponse,
     resolved: ResolvedLink,
     opts: { query: string; status: number; channel: string; refuse: () => void; enforcePlatforms: boolean; explicitPlatform: boolean },
   ): Promise<void> {

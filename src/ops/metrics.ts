@@ -9,6 +9,7 @@ export function createMetrics() {
   const depth = { read: () => 0 };
   const analytics = { read: () => ({ projects: 0, events: 0, bytes: 0 }) };
   const linkOutcomes: Record<LinkOutcome, number> = { redirect: 0, not_found: 0, gone: 0, error: 0 };
+  const fastLane = { answered: 0, handedOver: 0 };
   client.collectDefaultMetrics({ register: registry });
   const m = {
     registry,
@@ -40,6 +41,19 @@ export function createMetrics() {
           linkOutcomes[outcome] = 0;
           this.inc({ outcome }, n);
         }
+      },
+    }),
+    /** The fast lane's counts (src/http/fast-lane.ts), plain numbers added to clicktrail_http_fast_lane_total when read. */
+    fastLane,
+    fastLaneTotal: new client.Counter({
+      name: "clicktrail_http_fast_lane_total",
+      help: "Requests answered on the fast lane (answered), and connections it handed to node:http (handed_over)",
+      labelNames: ["result"] as const,
+      registers: [registry],
+      collect() {
+        if (fastLane.answered) this.inc({ result: "answered" }, fastLane.answered);
+        if (fastLane.handedOver) this.inc({ result: "handed_over" }, fastLane.handedOver);
+        fastLane.answered = fastLane.handedOver = 0;
       },
     }),
     eventsWritten: new client.Counter({

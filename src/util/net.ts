@@ -1,6 +1,7 @@
 import { isIPv4, isIPv6 } from "node:net";
 import proxyAddr from "proxy-addr";
 import type { IncomingMessage } from "node:http";
+import type { HotRequest } from "../http/fast-lane.js";
 import type { IpMode } from "../config.js";
 
 export type TrustFn = (addr: string, hop: number) => boolean;
@@ -11,14 +12,15 @@ export function trustFunction(list: string[]): TrustFn {
 }
 
 /** Client IP: the socket address, or X-Forwarded-For walked back through trusted proxies only. */
-export function clientIp(req: IncomingMessage, trust: TrustFn): string {
+export function clientIp(req: HotRequest, trust: TrustFn): string {
   const sock = req.socket.remoteAddress ?? "";
   if (!req.headers["x-forwarded-for"] || !trust(sock, 0)) return stripV4Mapped(sock);
-  return stripV4Mapped(proxyAddr(req, trust));
+  // (proxy-addr reads only the headers and the socket's address)
+  return stripV4Mapped(proxyAddr(req as IncomingMessage, trust));
 }
 
 /** Request host without port, lower-cased; X-Forwarded-Host only from a trusted proxy. */
-export function requestHost(req: IncomingMessage, trust: TrustFn): string {
+export function requestHost(req: HotRequest, trust: TrustFn): string {
   let host = req.headers.host ?? "";
   const fwd = req.headers["x-forwarded-host"];
   if (fwd && trust(req.socket.remoteAddress ?? "", 0)) {

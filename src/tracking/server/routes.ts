@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { HotRequest, HotResponse } from "../../http/fast-lane.js";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { requireScope } from "../../auth/hooks.js";
 import type { AuthService } from "../../auth/service.js";
@@ -119,14 +119,14 @@ function publicKey(k: TrackingKey) {
 export function createTrackingHandler(deps: TrackingRouteDeps) {
   const { config, writer, keyring } = deps;
 
-  function send(res: ServerResponse, status: number, headers: Record<string, string | number>, body = "", encoding: "utf8" | "latin1" = "utf8") {
+  function send(res: HotResponse, status: number, headers: Record<string, string | number>, body = "", encoding: "utf8" | "latin1" = "utf8") {
     headers["content-length"] = Buffer.byteLength(body, encoding);
     if (body !== "") headers["x-content-type-options"] = "nosniff";
     res.writeHead(status, headers);
     res.end(body, encoding);
   }
 
-  function invalidToken(res: ServerResponse) {
+  function invalidToken(res: HotResponse) {
     send(
       res,
       404,
@@ -136,7 +136,7 @@ export function createTrackingHandler(deps: TrackingRouteDeps) {
   }
 
   /** The click or open recorded, then answered (callbacks, not awaits: each await costs every request). */
-  function record(req: IncomingMessage, res: ServerResponse, kind: "click" | "open", decoded: DecodedToken, salt: string): Promise<void> {
+  function record(req: HotRequest, res: HotResponse, kind: "click" | "open", decoded: DecodedToken, salt: string): Promise<void> {
     const now = Date.now();
     const ua = req.headers["user-agent"]?.slice(0, 512);
     const info = parseUa(ua);
@@ -218,7 +218,7 @@ export function createTrackingHandler(deps: TrackingRouteDeps) {
    * false when the path is not a tracking link's (nothing answered); else it is answered, at once or by the promise
    * returned, which rejects only on a failure no answer was sent for (a throw has sent none either).
    */
-  return function handle(req: IncomingMessage, res: ServerResponse): boolean | Promise<void> {
+  return function handle(req: HotRequest, res: HotResponse): boolean | Promise<void> {
     const url = req.url ?? "";
     const kind = url.startsWith("/t/c/") ? "click" : url.startsWith("/t/o/") ? "open" : null;
     if (!kind) return false;

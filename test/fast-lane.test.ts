@@ -1,0 +1,349 @@
+/**
+ * The fast lane (src/http/fast-lane.ts) in front of a real node:http server, spoken to with raw bytes on loopback: what
+ * it answers itself, what it leaves to node:http (and that node:http then parses it from its first byte), keep-alive,
+ * pipelining, Connection: close, HEAD, and closing the server.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createServer, type Server } from "node:http";
+import { connect, type Socket } from "node:net";
+import { installFastLane, parseHead, type FastLaneCounts, type HotRequest, type HotResponse } from "../src/http/fast-lane.js";
+
+interface Lane {
+  server: Server;
+  port: number;
+  counts: FastLaneCounts;
+  /** what the fast lane's handler saw */
+  seen: HotRequest[];
+  close(): Promise<void>;
+}
+
+/**
+ * node:http answers "node <method> <url> <body>"; the fast lane takes host fast.test (a path /wait/N answers after N
+ * ms, /async/... after a lookup, /async-leave/... leaves it after one, /throw throws before answering).
+ */
+async function lane(): Promise<Lane> {
+  const server = createServer({ keepAliveTimeout: 5000 }, (req, res) => {
+    let body = "";
+    req.setEncoding("latin1");
+    req.on("data", (d: string) => (body += d));
+    req.on("end", () => {
+      const text = `node ${req.method} ${req.url} ${body}`;
+      res.writeHead(200, { "content-type": "text/plain", "content-length": Buffer.byteLength(text) });
+      res.end(text);
+    });
+  });
+  const seen: HotRequest[] = [];
+  const handler = (req: HotRequest, res: HotResponse): boolean | Promise<boolean> => {
+    if (req.headers.host !== "fast.test") return false;
+    seen.push(req);
+    const url = req.url!;
+    const answer = () => {
+      res.writeHead(302, ["Location", `https://example.com${url}`, "Content-Length", "0"]);
+      res.end();
+    };
+    if (url.startsWith("/wait/")) setTimeout(answer, Number(url.slice(6)));
+    else if (url.startsWith("/async-leave/")) return new Promise((r) => setTimeout(() => r(false), 20));
+    else if (url.startsWith("/async/")) return new Promise((r) => setTimeout(() => (answer(), r(true)), 20));
+    else if (url === "/throw") throw new Error("boom");
+    else if (url === "/body") {
+      res.writeHead(200, { "Content-Type": "text/plain; charset=utf-8" });
+      res.end("grüße");
+    } else if (url === "/bad-header") {
+      res.writeHead(302, ["Location", "https://example.com/\r\nSet-Cookie: evil=1"]);
+      res.end();
+    } else answer();
+    return true;
+  };
+  const counts: FastLaneCounts = { answered: 0, handedOver: 0 };
+  installFastLane(server, handler, { keepAliveMs: 5000, counts });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as { port: number }).port;
+  return {
+    server,
+    port,
+    counts,
+    seen,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+/** A raw connection: write bytes, read what comes back until it holds `n` responses (or the connection closes). */
+class Raw {
+  private data = "";
+  closed = false;
+  private waiters: (() => void)[] = [];
+  readonly socket: Socket;
+  constructor(port: number) {
+    this.socket = connect(port, "127.0.0.1");
+    this.socket.setEncoding("latin1");
+    this.socket.on("data", (d: string) => {
+      this.data += d;
+      this.wake();
+    });
+    this.socket.on("close", () => {
+      this.closed = true;
+      this.wake();
+    });
+    this.socket.on("error", () => {});
+  }
+  private wake() {
+    for (const w of this.waiters.splice(0)) w();
+  }
+  send(bytes: string) {
+    this.socket.write(bytes, "latin1");
+  }
+  /** Resolves with the first `n` responses (head and body, split by Content-Length), consumed. */
+  async responses(n: number, timeoutMs = 3000): Promise<{ head: string; status: number; headers: Record<string, string>; body: string }[]> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const parsed = split(this.data);
+      if (parsed.length >= n) {
+        this.data = this.data.slice(parsed.slice(0, n).reduce((a, p) => a + p.length, 0));
+        return parsed.slice(0, n);
+      }
+      if (this.closed) throw new Error(`connection closed after ${parsed.length} of ${n} responses: ${JSON.stringify(this.data)}`);
+      if (Date.now() > deadline) throw new Error(`timed out after ${parsed.length} of ${n} responses: ${JSON.stringify(this.data)}`);
+      await new Promise<void>((r) => {
+        this.waiters.push(r);
+        setTimeout(r, 50);
+      });
+    }
+  }
+  async closedSoon(timeoutMs = 3000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.closed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    return this.closed;
+  }
+  end() {
+    this.socket.destroy();
+  }
+}
+
+function split(data: string) {
+  const out: { head: string; status: number; headers: Record<string, string>; body: string; length: number }[] = [];
+  let at = 0;
+  for (;;) {
+    const end = data.indexOf("\r\n\r\n", at);
+    if (end < 0) return out;
+    const head = data.slice(at, end);
+    const lines = head.split("\r\n");
+    const headers: Record<string, string> = {};
+    for (const l of lines.slice(1)) {
+      const c = l.indexOf(":");
+      headers[l.slice(0, c).toLowerCase()] = l.slice(c + 1).trim();
+    }
+    const isHeadAnswer = headers["x-head"] === "1";
+    const len = isHeadAnswer ? 0 : Number(headers["content-length"] ?? 0);
+    if (data.length < end + 4 + len) return out;
+    const body = data.slice(end + 4, end + 4 + len);
+    out.push({ head, status: Number(lines[0]!.split(" ")[1]), headers, body, length: end + 4 + len - at });
+    at = end + 4 + len;
+  }
+}
+
+const GET = (path: string, extra = "") => `GET ${path} HTTP/1.1\r\nHost: fast.test\r\nUser-Agent: t\r\n${extra}\r\n`;
+
+test("a simple GET is answered on the fast lane with node:http's framing", async () => {
+  const l = await lane();
+  const c = new Raw(l.port);
+  c.send(GET("/abc?x=1"));
+  const [r] = await c.responses(1);
+  assert.equal(r!.status, 302);
+  assert.match(r!.head, /^HTTP\/1\.1 302 Found\r\n/);
+  assert.equal(r!.headers.location, "https://example.com/abc?x=1");
+  assert.equal(r!.headers.connection, "keep-alive");
+  assert.equal(r!.headers["keep-alive"], "timeout=5");
+  assert.equal(r!.headers["content-length"], "0");
+  assert.ok(!Number.isNaN(Date.parse(r!.headers.date!)), "a Date header");
+  assert.equal(l.seen[0]!.method, "GET");
+  assert.equal(l.seen[0]!.headers["user-agent"], "t");
+  assert.equal(typeof l.seen[0]!.socket.remoteAddress, "string");
+  // the same connection again
+  c.send(GET("/second"));
+  const [r2] = await c.responses(1);
+  assert.equal(r2!.headers.location, "https://example.com/second");
+  assert.deepEqual(l.counts, { answered: 2, handedOver: 0 });
+  c.end();
+  await l.close();
+});
+
+test("header values are trimmed, names lower-cased, and a body is framed by its byte length", async () => {
+  const l = await lane();
+  const c = new Raw(l.port);
+  c.send(`GET /body HTTP/1.1\r\nHOST: fast.test\r\nX-Thing: \t spaced value \t\r\nReferer:\r\n\r\n`);
+  const [r] = await c.responses(1);
+  assert.equal(r!.status, 200);
+  assert.equal(r!.headers["content-length"], String(Buffer.byteLength("grüße")));
+  assert.equal(Buffer.from(r!.body, "latin1").toString("utf8"), "grüße");
+  assert.equal(l.seen[0]!.headers["x-thing"], "spaced value");
+  assert.equal(l.seen[0]!.headers.referer, "");
+  c.end();
+  await l.close();
+});
+
+test("HEAD: the same head, no body", async () => {
+  const l = await lane();
+  const c = new Raw(l.port);
+  c.send(`HEAD /body HTTP/1.1\r\nHost: fast.test\r\n\r\n`);
+  c.send(GET("/after"));
+  // (the reader cannot tell a HEAD answer's end by its length: read the two answers as one stream)
+  const deadline = Date.now() + 3000;
+  let text = "";
+  c.socket.removeAllListeners("data");
+  await new Promise<void>((resolve, reject) => {
+    c.socket.on("data", (d: string) => {
+      text += d;
+      if (text.includes("https://example.com/after")) resolve();
+    });
+    setTimeout(() => reject(new Error(`no answers: ${text}`)), deadline - Date.now());
+  });
+  const [head, rest] = text.split("\r\n\r\n");
+  assert.match(head!, /^HTTP\/1\.1 200 OK/);
+  assert.match(head!, /Content-Length: 7/);
+  assert.match(rest!, /^HTTP\/1\.1 302 Found/, "no body between the HEAD answer and the next one");
+  c.end();
+  await l.close();
+});
+
+test("pipelined requests are answered in order, whatever order their answers are ready in", async () => {
+  const l = await lane();
+  const c = new Raw(l.port);
+  c.send(GET("/wait/80") + GET("/wait/1") + GET("/now") + GET("/async/x"));
+  const rs = await c.responses(4);
+  assert.deepEqual(
+    rs.map((r) => r.headers.location),
+    ["https://example.com/wait/80", "https://example.com/wait/1", "https://example.com/now", "https://example.com/async/x"],
+  );
+  assert.equal(l.counts.answered, 4);
+  c.end();
+  await l.close();
+});
+
+test("a request with a body after a fast one: node:http takes the connection from that request's first byte on", async () => {
+  const l = await lane();
+  const c = new Raw(l.port);
+  c.send(GET("/one") + `POST /api HTTP/1.1\r\nHost: fast.test\r\nContent-Length: 5\r\n\r\nhello` + GET("/three"));
+  const rs = await c.responses(3);
+  assert.equal(rs[0]!.headers.location, "https://example.com/one");
+  assert.equal(rs[1]!.body, "node POST /api hello");
+  // once node:http has the connection, it keeps it
+  assert.equal(rs[2]!.body, "node GET /three ");
+  assert.deepEqual(l.counts, { answered: 1, handedOver: 1 });
+  c.end();
+  await l.close();
+});
+
+test("what the fast lane does not answer, node:http parses from the start", async () => {
+  const l = await lane();
+  const cases: [string, string, RegExp][] = [
+    ["another host", `GET /x HTTP/1.1\r\nHost: other.test\r\n\r\n`, /^node GET \/x $/],
+    ["HTTP/1.0", `GET /x HTTP/1.0\r\nHost: fast.test\r\n\r\n`, /^node GET \/x $/],
+    ["a body by Content-Length", `GET /x HTTP/1.1\r\nHost: fast.test\r\nContent-Length: 3\r\n\r\nabc`, /^node GET \/x abc$/],
+    ["a chunked body", `GET /x HTTP/1.1\r\nHost: fast.test\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n`, /^node GET \/x abc$/],
+    ["a repeated header", `GET /x HTTP/1.1\r\nHost: fast.test\r\nCookie: a=1\r\nCookie: b=2\r\n\r\n`, /^node GET \/x $/],
+    ["a repeated Host", `GET /x HTTP/1.1\r\nHost: fast.test\r\nHost: fast.test\r\n\r\n`, /.*/],
+    ["an upgrade", `GET /x HTTP/1.1\r\nHost: fast.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`, /.*/],
+    ["an absolute-form target", `GET http://fast.test/x HTTP/1.1\r\nHost: fast.test\r\n\r\n`, /^node GET http:\/\/fast.test\/x $/],
+    ["a POST", `POST /x HTTP/1.1\r\nHost: fast.test\r\nContent-Length: 0\r\n\r\n`, /^node POST \/x $/],
+    ["no Host", `GET /x HTTP/1.1\r\nUser-Agent: t\r\n\r\n`, /.*/],
+    ["a header's value on two lines", `GET /x HTTP/1.1\r\nHost: fast.test\r\nX-A: 1\r\n  2\r\n\r\n`, /.*/],
+    ["a lone LF", `GET /x HTTP/1.1\r\nHost: fast.test\nX-A: 1\r\n\r\n`, /.*/],
+    ["a control character", `GET /x HTTP/1.1\r\nHost: fast.test\r\nX-A: a\x01b\r\n\r\n`, /.*/],
+    ["a handler that leaves it after a lookup", GET("/async-leave/x"), /^node GET \/async-leave\/x $/],
+    ["a handler that throws", GET("/throw"), /^node GET \/throw $/],
+  ];
+  for (const [what, bytes, expected] of cases) {
+    const c = new Raw(l.port);
+    const before = { ...l.counts };
+    c.send(bytes);
+    const [r] = await c.responses(1).catch((err) => {
+      throw new Error(`${what}: ${err.message}`);
+    });
+    if (r!.status === 200) assert.match(r!.body, expected, what);
+    else assert.equal(r!.status, 400, `${what}: node:http refuses it (${r!.head})`);
+    assert.equal(l.counts.answered, before.answered, `${what}: not answered on the fast lane`);
+    assert.equal(l.counts.handedOver, before.handedOver + 1, `${what}: handed over`);
+    c.end();
+  }
+  await l.close();
+});
+
+test("a head that comes in pieces, or is too large, is node:http's (its timeouts and limits)", async () => {
+  const l = await lane();
+  const c = new Raw(l.port);
+  c.send(`GET /x HTTP/1.1\r\nHo`);
+  await new Promise((r) => setTimeout(r, 50));
+  c.send(`st: fast.test\r\n\r\n`);
+  const [r] = await c.responses(1);
+  assert.equal(r!.body, "node GET /x ");
+  c.end();
+  const big = new Raw(l.port);
+  big.send(`GET /x HTTP/1.1\r\nHost: fast.test\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`);
+  const [r2] = await big.responses(1);
+  assert.equal(r2!.status, 431);
+  big.end();
+  assert.equal(l.counts.answered, 0);
+  await l.close();
+});
+
+test("Connection: close is answered with Connection: close, then the connection closes", async () => {
+  const l = await lane();
+  const c = new Raw(l.port);
+  c.send(GET("/bye", "Connection: close\r\n") + GET("/never"));
+  const [r] = await c.responses(1);
+  assert.equal(r!.headers.connection, "close");
+  assert.ok(await c.closedSoon(), "closed after the answer");
+  assert.equal(l.seen.length, 1, "nothing after it is read");
+  await l.close();
+});
+
+test("a header value with a line break is refused, not sent (no response splitting)", async () => {
+  const l = await lane();
+  const c = new Raw(l.port);
+  c.send(GET("/bad-header"));
+  // the handler threw before answering: node:http serves the request
+  const [r] = await c.responses(1);
+  assert.equal(r!.body, "node GET /bad-header ");
+  assert.ok(!r!.head.includes("evil"));
+  c.end();
+  await l.close();
+});
+
+test("closing the server: idle connections close at once, a busy one after its answer", async () => {
+  const l = await lane();
+  const idle = new Raw(l.port);
+  idle.send(GET("/a"));
+  await idle.responses(1);
+  const busy = new Raw(l.port);
+  busy.send(GET("/wait/200"));
+  await new Promise((r) => setTimeout(r, 50));
+  const closed = l.close();
+  assert.ok(await idle.closedSoon(1000), "the idle connection is closed");
+  const [r] = await busy.responses(1);
+  assert.equal(r!.headers.location, "https://example.com/wait/200");
+  assert.equal(r!.headers.connection, "close");
+  assert.ok(await busy.closedSoon(1000), "the busy one is closed after its answer");
+  await closed;
+});
+
+test("parseHead: the heads the fast lane takes, and those it leaves", () => {
+  const s = {} as never;
+  const ok = parseHead("GET /a/b?c=%20d HTTP/1.1\r\nHost: x.test:8080\r\nAccept: */*\r\n", s);
+  assert.equal(ok?.url, "/a/b?c=%20d");
+  assert.equal(ok?.headers.host, "x.test:8080");
+  for (const head of [
+    "get / HTTP/1.1\r\nHost: x\r\n",
+    "GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Upgrade\r\n",
+    "GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n",
+    "GET / HTTP/1.1\r\nHost: x\r\n__proto__: y\r\n",
+    "GET / HTTP/1.1\r\nHost: x\r\nBad Name: y\r\n",
+    "GET /a b HTTP/1.1\r\nHost: x\r\n",
+    "GET * HTTP/1.1\r\nHost: x\r\n",
+    "GET / HTTP/1.1\r\nHost: x\r\nX: a\rb\r\n",
+    "GET / HTTP/1.1\r\nHost: x\r\nX: a\x7f\r\n",
+  ])
+    assert.equal(parseHead(head, s), null, JSON.stringify(head));
+  // (a value of many spaces that ends in a lone CR: refused, in one pass; HEADER_LINE has no quantifiers to backtrack)
+  assert.equal(parseHead(`GET / HTTP/1.1\r\nHost: x\r\nX: ${" ".repeat(16_000)}\r\r\n`, s), null);
+});
