@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
 import { connect, type Socket } from "node:net";
 import { installFastLane, parseHead, type FastLaneCounts, type HotRequest, type HotResponse } from "../src/http/fast-lane.js";
+import { ADMIN_KEY, req, startApp } from "./helpers.js";
 
 interface Lane {
   server: Server;
@@ -347,3 +348,58 @@ test("parseHead: the heads the fast lane takes, and those it leaves", () => {
   // (a value of many spaces that ends in a lone CR: refused, in one pass; HEADER_LINE has no quantifiers to backtrack)
   assert.equal(parseHead(`GET / HTTP/1.1\r\nHost: x\r\nX: ${" ".repeat(16_000)}\r\r\n`, s), null);
 });
+
+/** The fast lane's counts, from /metrics */
+async function laneCounts(base: string): Promise<{ answered: number; handedOver: number }> {
+  const m = await req(base, "GET", "/metrics", { key: null });
+  const read = (result: string) => Number(new RegExp(`clicktrail_http_fast_lane_total\\{result="${result}"\\} (\\d+)`).exec(m.body)?.[1] ?? 0);
+  return { answered: read("answered"), handedOver: read("handed_over") };
+}
+
+for (const on of [true, false])
+  test(`the app: redirects, pixels and API on one connection (CLICKTRAIL_HTTP_FAST_LANE=${on})`, async () => {
+    const t = await startApp({ CLICKTRAIL_HTTP_FAST_LANE: String(on) });
+    try {
+      await req(t.base, "POST", "/api/v1/domains", { body: { hostname: "go.lane.test" } });
+      const link = await req(t.base, "POST", "/api/v1/links", { body: { domain: "go.lane.test", slug: "s", target: "https://example.com/x" } });
+      assert.equal(link.status, 201);
+      const token = await req(t.base, "POST", "/api/v1/tracking/links", { body: { url: "https://example.com/t", open: true, metadata: { c: 1 } } });
+      assert.equal(token.status, 200, token.body);
+      const openPath = new URL(token.json.open_url).pathname;
+      const before = await laneCounts(t.base);
+      const c = new Raw(t.port);
+      const ua = "User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36\r\n";
+      c.send(`GET /s HTTP/1.1\r\nHost: go.lane.test\r\n${ua}\r\n`);
+      const [r1] = await c.responses(1);
+      assert.equal(r1!.status, 302);
+      assert.equal(r1!.headers.location, "https://example.com/x");
+      assert.match(r1!.headers["set-cookie"] ?? "", /^ct_vid=/);
+      c.send(`GET /nope HTTP/1.1\r\nHost: go.lane.test\r\n${ua}\r\n`);
+      const [r2] = await c.responses(1);
+      assert.equal(r2!.status, 404);
+      assert.match(r2!.body, /no link here/);
+      c.send(`GET ${openPath} HTTP/1.1\r\nHost: 127.0.0.1\r\n${ua}\r\n`);
+      const [r3] = await c.responses(1);
+      assert.equal(r3!.status, 200);
+      assert.equal(r3!.headers["content-type"], "image/png");
+      // an API request on the same connection: node:http (and the web framework) from here on
+      c.send(`GET /api/v1/links HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${ADMIN_KEY}\r\n\r\n`);
+      const [r4] = await c.responses(1);
+      assert.equal(r4!.status, 200);
+      assert.equal(JSON.parse(r4!.body).links[0].clicks, 1, "the redirect's click is counted");
+      c.send(`GET /s HTTP/1.1\r\nHost: go.lane.test\r\n${ua}\r\n`);
+      const [r5] = await c.responses(1);
+      assert.equal(r5!.status, 302);
+      c.end();
+      const after = await laneCounts(t.base);
+      if (on) {
+        assert.equal(after.answered - before.answered, 3, "the two redirects and the pixel");
+        // (and /metrics reads on new connections, if the client's agent opened any)
+        assert.ok(after.handedOver - before.handedOver >= 1, "the API request's connection");
+      } else assert.deepEqual(after, { answered: 0, handedOver: 0 });
+      const stats = await req(t.base, "GET", "/api/v1/stats");
+      assert.equal(stats.json.clicks, 2, "both redirects are stored");
+    } finally {
+      await t.close();
+    }
+  });

@@ -27,6 +27,7 @@ const API_SUITES = [
   "api-funnels",
   "security",
   "authz-matrix",
+  "fast-lane",
 ].map((n) => path.join(here, `${n}.test.js`));
 const SCALE_OUT = readdirSync(path.join(here, "postgres"))
   .filter((f) => f.endsWith(".test.js"))

@@ -63,16 +63,15 @@ export interface FastLaneOptions {
 const MAX_HEAD = 16 * 1024;
 /** bytes buffered while a request is answered (pipelined requests) before the connection stops reading */
 const MAX_BUFFERED = 64 * 1024;
-const REQUEST_LINE = /^(GET|HEAD) (\/[\x21-\x7e]*) HTTP\/1\.1$/;
+/** the request line, up to the CRLF that ends it: the method, an origin-form target of visible characters, HTTP/1.1 */
+const REQUEST_LINE = /(GET|HEAD) (\/[\x21-\x7e]*) HTTP\/1\.1(?=\r\n)/y;
 /**
  * One header line, from the CRLF that ends the line before it: a token, a colon, the value with its spaces (trimmed
- * after). The next match must start at a CRLF again, so a lone CR or LF anywhere fails the head. (No nested or
- * adjacent quantifiers: linear in the head's length, whatever it holds.)
+ * after): tabs, visible characters and obs-text, no control character. The next match must start at a CRLF again, so a
+ * lone CR or LF, or a control character, anywhere fails the head. (No nested or adjacent quantifiers: linear in the
+ * head's length, whatever it holds.)
  */
-const HEADER_LINE = /\r\n([!#$%&'*+.^_`|~0-9A-Za-z-]+):([^\r\n]*)/y;
-/** control characters other than tab, CR and LF (which REQUEST_LINE and HEADER_LINE allow only as line ends) */
-// eslint-disable-next-line no-control-regex -- finding control characters is the point
-const CONTROL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/;
+const HEADER_LINE = /\r\n([!#$%&'*+.^_`|~0-9A-Za-z-]+):([\t\x20-\x7e\x80-\xff]*)/y;
 /** what a response header's value may hold (node:http's own rule) */
 const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -106,12 +105,11 @@ class FastRequest implements HotRequest {
  * request line and header lines, each ending in CRLF, without the blank line.
  */
 export function parseHead(head: string, socket: Socket): FastRequest | null {
-  if (CONTROL.test(head)) return null;
-  const eol = head.indexOf("\r\n");
-  const line = REQUEST_LINE.exec(head.slice(0, eol));
+  REQUEST_LINE.lastIndex = 0;
+  const line = REQUEST_LINE.exec(head);
   if (!line) return null;
   const headers: Record<string, string> = {};
-  HEADER_LINE.lastIndex = eol;
+  HEADER_LINE.lastIndex = REQUEST_LINE.lastIndex;
   const last = head.length - 2;
   while (HEADER_LINE.lastIndex < last) {
     const m = HEADER_LINE.exec(head);
