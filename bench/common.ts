@@ -5,7 +5,7 @@ import { Agent, request as httpRequest } from "node:http";
 import { createServer } from "node:net";
 import os, { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 /** The repository root (bench/ is compiled to dist/bench/). */
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -249,14 +249,22 @@ export async function createLinks(base: string, links: object[], agent?: Agent):
  * A bare node:http server (the baseline of a ratio) in a child process: `handler` is the source of its request handler,
  * `(req, res) => …`, after `setup` (source run once, e.g. constants the handler uses). Its child process and its URL.
  */
-export async function startBare(handler: string, setup = ""): Promise<{ proc: ChildProcess; url: string; stop: () => Promise<void> }> {
+export async function startBare(
+  handler: string,
+  setup = "",
+  /** node:http with Clicktrail's fast lane (dist/src/http/fast-lane.js) in front, taking every request to `handler` */
+  fastLane = false,
+): Promise<{ proc: ChildProcess; url: string; stop: () => Promise<void> }> {
+  const lane = pathToFileURL(path.join(ROOT, "dist/src/http/fast-lane.js")).href;
   const source = `${setup}
-const s = require("node:http").createServer(${handler});
+const handler = ${handler};
+const s = (await import("node:http")).createServer(handler);
 s.keepAliveTimeout = 65000;
+${fastLane ? `(await import(${JSON.stringify(lane)})).installFastLane(s, (req, res) => (handler(req, res), true), { keepAliveMs: 65000 });` : ""}
 s.listen(0, "127.0.0.1", () => process.stdout.write("PORT " + s.address().port + "\\n"));
 process.on("SIGTERM", () => process.exit(0));
 `;
-  const proc = spawnChild(process.execPath, ["-e", source], { stdio: ["ignore", "pipe", "inherit"] });
+  const proc = spawnChild(process.execPath, ["--input-type=module", "-e", source], { stdio: ["ignore", "pipe", "inherit"] });
   const port = await new Promise<number>((resolve, reject) => {
     let buf = "";
     proc.stdout!.on("data", (d) => {

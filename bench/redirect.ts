@@ -72,6 +72,10 @@ const FLAGS = {
     help: "true = every link has three targeting rules (iOS, Android, German speakers) and clicks come from four platforms",
   },
   tool: { default: "auto", help: "load generator: wrk, autocannon, or auto (wrk when it is on PATH)" },
+  baseline: {
+    default: "node-http",
+    help: "the bare server: node-http (the issues' baseline) or fast-lane (node:http behind Clicktrail's fast lane answering the same 302: what Clicktrail's own work costs, without the fast lane's saving)",
+  },
   profile: { default: "", help: "directory: run the Clicktrail server with --cpu-prof and summarise the profile" },
   keep: { default: "false", help: "true = keep the temporary data directory" },
 };
@@ -88,6 +92,8 @@ interface Config {
   withRules: boolean;
   goalRatio: number;
   tool: LoadTool;
+  /** --baseline fast-lane */
+  fastLaneBaseline: boolean;
 }
 let cfg: Config;
 
@@ -95,6 +101,8 @@ function configure(flags: { [K in keyof typeof FLAGS]: string }): Config {
   const db = flags.db.toLowerCase();
   if (db !== "sqlite" && db !== "postgres") fatal(`--db must be sqlite or postgres, got ${JSON.stringify(flags.db)}`);
   const withRules = flags.rules === "true";
+  if (flags.baseline !== "node-http" && flags.baseline !== "fast-lane")
+    fatal(`--baseline must be node-http or fast-lane, got ${JSON.stringify(flags.baseline)}`);
   return {
     flags,
     duration: intFlag(flags.duration, "duration"),
@@ -105,6 +113,7 @@ function configure(flags: { [K in keyof typeof FLAGS]: string }): Config {
     withRules,
     goalRatio: withRules && db === "sqlite" ? GOAL_RATIO_RULES : GOAL_RATIOS[db],
     tool: toolFlag(flags.tool),
+    fastLaneBaseline: flags.baseline === "fast-lane",
   };
 }
 
@@ -150,7 +159,7 @@ const RULES = [
 async function load(a: { url: string; pid?: number }, b: { url: string; pid?: number }, requests: Load): Promise<[Phase, Phase]> {
   const { warmup, duration, connections, tool } = cfg;
   log(
-    `\n[a) bare node:http on ${a.url}, b) Clicktrail on ${b.url}] warm-up ${warmup} s each, then ${duration} s each in alternating slices of ${SLICE_SECONDS} s, ${connections} connections (${tool})`,
+    `\n[a) ${bareName()} on ${a.url}, b) Clicktrail on ${b.url}] warm-up ${warmup} s each, then ${duration} s each in alternating slices of ${SLICE_SECONDS} s, ${connections} connections (${tool})`,
   );
   const opts = { connections, requests: requests.requests, perClient: requests.perClient, tool };
   const oa = { ...opts, url: a.url, serverPid: a.pid };
@@ -159,10 +168,12 @@ async function load(a: { url: string; pid?: number }, b: { url: string; pid?: nu
   const warmB = warmup > 0 ? await runLoad({ ...ob, duration: warmup }) : null;
   const [runA, runB] = await alternateLoad(oa, ob, duration);
   return [
-    { name: "a) bare node:http 302", warm: warmA, run: runA },
+    { name: `a) ${bareName()} 302`, warm: warmA, run: runA },
     { name: "b) Clicktrail redirect", warm: warmB, run: runB },
   ];
 }
+
+const bareName = () => (cfg.fastLaneBaseline ? "bare fast lane" : "bare node:http");
 
 const answered = (p: Phase) => (p.warm?.ok ?? 0) + p.run.ok;
 
@@ -293,7 +304,7 @@ async function measure(databaseUrl: string | null): Promise<BenchResult> {
   );
   log(`node ${process.version}, ${cpus().length} CPUs; load generator: ${tool === "wrk" ? "wrk (a child process)" : "autocannon in this process"}`);
 
-  const { a, phase: b, dur } = await clicktrail(slugs, databaseUrl, await startBare(BARE));
+  const { a, phase: b, dur } = await clicktrail(slugs, databaseUrl, await startBare(BARE, "", cfg.fastLaneBaseline));
 
   const ratio = b.run.rps / a.run.rps;
   const answeredTotal = answered(b) + 1; // and the probe
