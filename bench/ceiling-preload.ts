@@ -39,6 +39,8 @@ if (mode === "discard") {
   }
   (EventWriter.prototype as unknown as Record<string, unknown>).append = () => discard().then(() => 0);
 } else if (mode === "raw") {
+  // the bare handler takes node:http's requests: Clicktrail's fast lane (which answers before node:http) stays off
+  process.env.CLICKTRAIL_HTTP_FAST_LANE = "false";
   const require = createRequire(import.meta.url);
   const http = require("node:http") as typeof import("node:http");
   const match = new RegExp(process.env.CLICKTRAIL_BENCH_RAW_MATCH ?? "^$");
