@@ -300,6 +300,19 @@ test("Connection: close is answered with Connection: close, then the connection 
   await l.close();
 });
 
+test("a client that closes its side after its requests gets every answer, then the connection closes", async () => {
+  const l = await lane();
+  const c = new Raw(l.port);
+  c.socket.end(GET("/wait/50") + GET("/now"), "latin1");
+  const rs = await c.responses(2);
+  assert.deepEqual(
+    rs.map((r) => r.headers.location),
+    ["https://example.com/wait/50", "https://example.com/now"],
+  );
+  assert.ok(await c.closedSoon(1000), "closed after the last answer, not at the idle timeout");
+  await l.close();
+});
+
 test("a header value with a line break is refused, not sent (no response splitting)", async () => {
   const l = await lane();
   const c = new Raw(l.port);

@@ -146,7 +146,13 @@ class Connection {
   closing = false;
   /** inside pump(): an answer given at once does not start another pump */
   pumping = false;
+  /** the client has closed its side: the requests it sent are answered, then the connection closes */
+  ended = false;
   readonly onData = (chunk: Buffer) => this.data(chunk);
+  readonly onEnd = () => {
+    this.ended = true;
+    if (!this.busy && this.buf === null) this.socket.end();
+  };
   readonly onTimeout = () => {
     if (!this.busy) this.socket.destroy();
   };
@@ -209,7 +215,7 @@ class Connection {
     this.buf = buf.length > this.taken ? buf.subarray(this.taken) : null;
     this.busy = false;
     this.lane.counts.answered++;
-    if (close) {
+    if (close || (this.ended && this.buf === null)) {
       this.socket.end();
       this.buf = null;
       return;
@@ -229,6 +235,7 @@ class Connection {
     s.pause();
     s.removeListener("data", this.onData);
     s.removeListener("timeout", this.onTimeout);
+    s.removeListener("end", this.onEnd);
     s.removeListener("close", this.onClose);
     s.removeListener("error", ignore);
     s.setTimeout(0);
@@ -326,6 +333,7 @@ class Lane {
     socket.setTimeout(this.opts.keepAliveMs);
     socket.on("data", c.onData);
     socket.on("timeout", c.onTimeout);
+    socket.on("end", c.onEnd);
     socket.on("error", ignore);
     socket.on("close", c.onClose);
   }
