@@ -41,6 +41,11 @@ export const MARK_SHIFT = 2 ** 20;
 
 export const markOf = (seq: number, index: number): number => seq * MARK_SHIFT + index;
 
+/** A record's payload (its JSON), from the bytes append() returned. */
+export function recordPayload(rec: Uint8Array): string {
+  return Buffer.from(rec.buffer, rec.byteOffset + HEADER, rec.byteLength - HEADER).toString("utf8");
+}
+
 export interface JournalRecord {
   seq: number;
   payload: unknown;
@@ -123,11 +128,13 @@ export class Journal {
   /**
    * Appends one record; once this returns, the batch survives the process (and, with `sync`, the machine). A full disk
    * is a 507 and anything else a 503, with nothing of the record left behind, so a later record is read after it.
+   * Returns the record as written, in memory of its own (not a slice of a shared pool): the writer thread's hand-over
+   * transfers it (see recordPayload).
    */
-  append(seq: number, payload: string): void {
+  append(seq: number, payload: string): Buffer {
     if (this.fd === null || this.size >= SEGMENT_BYTES) this.startSegment(seq);
     const length = Buffer.byteLength(payload);
-    const rec = Buffer.allocUnsafe(HEADER + length);
+    const rec = Buffer.allocUnsafeSlow(HEADER + length);
     rec.writeUInt32LE(length, 0);
     rec.writeDoubleLE(seq, 4);
     rec.write(payload, HEADER);
@@ -150,6 +157,7 @@ export class Journal {
     }
     this.size += rec.length;
     this.current!.last = seq;
+    return rec;
   }
 
   /** The writer thread has committed every batch up to `seq`: the segments that hold nothing later go. */

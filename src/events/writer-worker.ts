@@ -9,7 +9,7 @@ import { SqliteStore } from "../store/sqlite/index.js";
 import { PgStore } from "../store/postgres/index.js";
 import type { Metrics } from "../ops/metrics.js";
 import { EventWriter, journalToSpool, type JournaledBatch } from "./writer.js";
-import { MARK_SHIFT, readJournal, rejectBatch } from "./journal.js";
+import { MARK_SHIFT, readJournal, recordPayload, rejectBatch } from "./journal.js";
 import { Spool, type SpooledBatch } from "./spool.js";
 import type { EventRow } from "../store/port.js";
 import { unpackEvents, type PackedEvents } from "./pack.js";
@@ -192,15 +192,15 @@ port.on("message", (m: ToWorker) => {
     const done: Promise<number> =
       journaled && init.kind === "postgres"
         ? writer.appendAnswered(
-            m.records.split("\n").map((json): SpooledBatch => {
-              const b = JSON.parse(json) as JournaledBatch;
+            m.records.map((rec): SpooledBatch => {
+              const b = JSON.parse(recordPayload(new Uint8Array(rec))) as JournaledBatch;
               return { id: b.id, events: unpackEvents(b.packed) };
             }),
             m.urgent,
           )
         : writer.append(
             journaled
-              ? m.records.split("\n").flatMap((json, i) => unpackEvents(JSON.parse(json) as PackedEvents, m.jseqs[i]))
+              ? m.records.flatMap((rec, i) => unpackEvents(JSON.parse(recordPayload(new Uint8Array(rec))) as PackedEvents, m.jseqs[i]))
               : unpackEvents(m.events),
           );
     done.then(
