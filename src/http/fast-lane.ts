@@ -97,6 +97,8 @@ class FastRequest implements HotRequest {
     readonly url: string,
     readonly headers: IncomingHttpHeaders,
     readonly socket: Socket,
+    /** no `Connection: close` */
+    readonly keepAlive: boolean,
   ) {}
 }
 
@@ -119,12 +121,9 @@ export function parseHead(head: string, socket: Socket): FastRequest | null {
     headers[name] = trimSpaces(m[2]!);
   }
   if (headers.host === undefined) return null;
-  const connection = headers.connection;
-  if (connection !== undefined) {
-    const c = connection.toLowerCase();
-    if (c !== "keep-alive" && c !== "close") return null;
-  }
-  return new FastRequest(line[1]!, line[2]!, headers, socket);
+  const connection = headers.connection?.toLowerCase();
+  if (connection !== undefined && connection !== "keep-alive" && connection !== "close") return null;
+  return new FastRequest(line[1]!, line[2]!, headers, socket, connection !== "close");
 }
 
 /** Without the spaces and tabs around it (String.prototype.trim would take other white space too). */
@@ -182,9 +181,7 @@ class Connection {
         if (!req) return this.handOver();
         this.busy = true;
         this.taken = end + 4;
-        // (parseHead lets only "keep-alive" and "close" through)
-        const keepAlive = req.headers.connection === undefined || req.headers.connection.toLowerCase() !== "close";
-        const res = new FastResponse(this, req.method === "HEAD", keepAlive);
+        const res = new FastResponse(this, req.method === "HEAD", req.keepAlive);
         let taken: boolean | Promise<boolean>;
         try {
           taken = this.lane.handler(req, res);

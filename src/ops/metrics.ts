@@ -3,6 +3,35 @@ import client from "prom-client";
 export const LINK_OUTCOMES = ["redirect", "not_found", "gone", "error"] as const;
 export type LinkOutcome = (typeof LINK_OUTCOMES)[number];
 
+/**
+ * A labelled counter fed from plain numbers that a hot path increments (`tally`, one per label value): they are added
+ * to it, and zeroed, when it is read. (A labelled counter's inc() builds and looks up its labels' key each time.)
+ * `labels` renames keys whose label value differs.
+ */
+function talliedCounter<K extends string>(
+  registry: client.Registry,
+  name: string,
+  help: string,
+  labelName: string,
+  tally: Record<K, number>,
+  labels: Partial<Record<K, string>> = {},
+) {
+  return new client.Counter({
+    name,
+    help,
+    labelNames: [labelName],
+    registers: [registry],
+    collect() {
+      for (const key of Object.keys(tally) as K[]) {
+        const n = tally[key];
+        if (n === 0) continue;
+        tally[key] = 0;
+        this.inc({ [labelName]: labels[key] ?? key }, n);
+      }
+    },
+  });
+}
+
 /** One registry per app instance, so tests that build several apps do not collide. */
 export function createMetrics() {
   const registry = new client.Registry();
@@ -29,33 +58,23 @@ export function createMetrics() {
      * 0.2 µs a redirect).
      */
     linkOutcomes,
-    redirects: new client.Counter({
-      name: "clicktrail_redirects_total",
-      help: "Requests on link domains, by outcome (redirect, not_found, gone, error)",
-      labelNames: ["outcome"] as const,
-      registers: [registry],
-      collect() {
-        for (const outcome of LINK_OUTCOMES) {
-          const n = linkOutcomes[outcome];
-          if (n === 0) continue;
-          linkOutcomes[outcome] = 0;
-          this.inc({ outcome }, n);
-        }
-      },
-    }),
+    redirects: talliedCounter(
+      registry,
+      "clicktrail_redirects_total",
+      "Requests on link domains, by outcome (redirect, not_found, gone, error)",
+      "outcome",
+      linkOutcomes,
+    ),
     /** The fast lane's counts (src/http/fast-lane.ts), plain numbers added to clicktrail_http_fast_lane_total when read. */
     fastLane,
-    fastLaneTotal: new client.Counter({
-      name: "clicktrail_http_fast_lane_total",
-      help: "Requests answered on the fast lane (answered), and connections it handed to node:http (handed_over)",
-      labelNames: ["result"] as const,
-      registers: [registry],
-      collect() {
-        if (fastLane.answered) this.inc({ result: "answered" }, fastLane.answered);
-        if (fastLane.handedOver) this.inc({ result: "handed_over" }, fastLane.handedOver);
-        fastLane.answered = fastLane.handedOver = 0;
-      },
-    }),
+    fastLaneTotal: talliedCounter(
+      registry,
+      "clicktrail_http_fast_lane_total",
+      "Requests answered on the fast lane (answered), and connections it handed to node:http (handed_over)",
+      "result",
+      fastLane,
+      { handedOver: "handed_over" },
+    ),
     eventsWritten: new client.Counter({
       name: "clicktrail_events_written_total",
       help: "Events committed to the event log",
