@@ -2,6 +2,9 @@
  * Loaded into a Clicktrail server by bench/ceilings.ts (`node --import`), never by the server itself: it takes parts
  * away, so a benchmark measures how fast the rest can go on the same machine.
  *
+ *   CLICKTRAIL_BENCH_CEILING=handover events are journaled and handed to the writer thread as shipped, and the writer
+ *                                     thread acknowledges them without committing or counting them: the request path
+ *                                     and the hand-over, without the writer thread's work (inserts, rollups)
  *   CLICKTRAIL_BENCH_CEILING=discard  every event is dropped and acknowledged at the end of the turn (as the writer
  *                                     acknowledges a group commit): the request path without storage
  *   CLICKTRAIL_BENCH_CEILING=raw      requests matching CLICKTRAIL_BENCH_RAW_MATCH (a regular expression over
@@ -13,13 +16,21 @@
  * benchmarks' set-up probes see real answers.
  */
 import { createRequire, syncBuiltinESMExports } from "node:module";
+import { isMainThread } from "node:worker_threads";
 import type { IncomingMessage, ServerResponse, RequestListener } from "node:http";
 import { EventWriter } from "../src/events/writer.js";
 import { ThreadedWriter } from "../src/events/writer-thread.js";
 
 const mode = process.env.CLICKTRAIL_BENCH_CEILING;
 
-if (mode === "discard") {
+if (mode === "handover") {
+  // (the preload runs in every thread started from a file, the writer thread too: only its writer is changed)
+  if (!isMainThread) {
+    const proto = EventWriter.prototype as unknown as Record<string, unknown>;
+    proto.append = () => Promise.resolve(0);
+    proto.appendAnswered = () => Promise.resolve(0);
+  }
+} else if (mode === "discard") {
   // acknowledged at the end of the turn, all at once, as the writer does (answering each request at once, in the turn
   // that read it, costs Node more per response: measured on a bare server, 61,000/s at once against 70,000/s at the end
   // of the turn): only the storing is gone
@@ -59,5 +70,5 @@ if (mode === "discard") {
   // the app imports createServer by name: ES module bindings of built-ins follow their CommonJS objects only after this
   syncBuiltinESMExports();
 } else if (mode) {
-  throw new Error(`CLICKTRAIL_BENCH_CEILING must be discard or raw, got ${JSON.stringify(mode)}`);
+  throw new Error(`CLICKTRAIL_BENCH_CEILING must be handover, discard or raw, got ${JSON.stringify(mode)}`);
 }

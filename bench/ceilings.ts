@@ -3,6 +3,8 @@
  * each against its own bare node:http run:
  *
  *   as shipped     Clicktrail as it is
+ *   hand-over only events journaled and handed to the writer thread, which acknowledges them without committing or
+ *                  counting them (the writer thread's own work taken away: inserts, rollups)
  *   no storage     every event acknowledged at once and dropped (the request path without the event log)
  *   bare in proc   the benchmark's bare handler answering inside Clicktrail's process (the process without the
  *                  request path: what the ratio can reach when Clicktrail does nothing at all)
@@ -52,6 +54,7 @@ interface Entry {
 
 const MODES = [
   { id: "", name: "as shipped" },
+  { id: "handover", name: "hand-over only" },
   { id: "discard", name: "no storage" },
   { id: "raw", name: "bare in proc" },
 ] as const;

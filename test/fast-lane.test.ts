@@ -359,8 +359,23 @@ test("parseHead: the heads the fast lane takes, and those it leaves", () => {
     "GET / HTTP/1.1\r\nHost: x\r\nX: a\x7f\r\n",
   ])
     assert.equal(parseHead(head, s), null, JSON.stringify(head));
-  // (a value of many spaces that ends in a lone CR: refused, in one pass; HEADER_LINE has no quantifiers to backtrack)
+  // (a value of many spaces that ends in a lone CR: refused, in one pass; HEADER_LINES has no quantifiers to backtrack)
   assert.equal(parseHead(`GET / HTTP/1.1\r\nHost: x\r\nX: ${" ".repeat(16_000)}\r\r\n`, s), null);
+  // names in any spelling, seen before or not (the name cache), values trimmed of spaces and tabs only
+  for (let round = 0; round < 2; round++) {
+    const r = parseHead("GET / HTTP/1.1\r\nHOST:x\r\nuSeR-aGeNt: \t a b \t\r\nX-Empty:\r\nX-Nbsp: \xa0v\xa0 \r\n", s);
+    assert.deepEqual({ ...r?.headers }, { host: "x", "user-agent": "a b", "x-empty": "", "x-nbsp": "\xa0v\xa0" });
+    for (const name of ["content-length", "CONTENT-LENGTH", "Transfer-Encoding", "tRANSFER-eNCODING", "UPGRADE", "HTTP2-Settings"])
+      assert.equal(parseHead(`GET / HTTP/1.1\r\nHost: x\r\n${name}: 0\r\n`, s), null, name);
+    // a repeated header, whatever its spelling
+    assert.equal(parseHead("GET / HTTP/1.1\r\nHost: x\r\nhost: y\r\n", s), null);
+    assert.equal(parseHead("GET / HTTP/1.1\r\nHost: x\r\nAccept: a\r\nACCEPT: b\r\n", s), null);
+  }
+  // thousands of distinct names (more than the cache keeps): each read as it is sent
+  for (let i = 0; i < 2000; i++) {
+    const r = parseHead(`GET / HTTP/1.1\r\nHost: x\r\nX-Name-${i}: ${i}\r\n`, s);
+    assert.equal(r?.headers[`x-name-${i}`], String(i));
+  }
 });
 
 /** The fast lane's counts, from /metrics */
