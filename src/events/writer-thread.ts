@@ -203,6 +203,13 @@ export class ThreadedWriter implements EventLog {
   private up = false;
   /** link id → [commit's last event id, clicks] of committed batches not yet in the links' counters, in commit order */
   private unflushed = new Map<number, [number, number][]>();
+  /**
+   * Committed batches' clicks not yet sorted into `unflushed`, in commit order: [commit's last event id, link id →
+   * clicks]. An answer only appends here; a read of a link's clicks sorts them in first (reads are rare beside clicks:
+   * sorting each answer's clicks per link as it came took 2.6 % of the HTTP thread under redirects), and a rollup flush
+   * drops those it covers without sorting them at all.
+   */
+  private unsorted: [number, Map<number, number>][] = [];
   private journal: Journal;
   /** the last journal record written, and the last one the writer thread has committed */
   private journalSeq = 0;
@@ -272,9 +279,20 @@ export class ThreadedWriter implements EventLog {
 
   /** A link's committed clicks not yet reported in a rollup flush, of the commits past event id `after`. */
   private unflushedClicks(linkId: number, after: number): number {
+    if (this.unsorted.length) this.sortUnflushed();
     let n = 0;
     for (const [lastId, c] of this.unflushed.get(linkId) ?? []) if (lastId > after) n += c;
     return n;
+  }
+  /** Sorts the committed batches' clicks (see `unsorted`) into `unflushed`, per link, in commit order. */
+  private sortUnflushed() {
+    for (const [lastId, clicks] of this.unsorted)
+      for (const [linkId, n] of clicks) {
+        let l = this.unflushed.get(linkId);
+        if (!l) this.unflushed.set(linkId, (l = []));
+        l.push([lastId, n]);
+      }
+    this.unsorted = [];
   }
 
   async start(): Promise<void> {
@@ -426,13 +444,7 @@ export class ThreadedWriter implements EventLog {
           this.journal.release(b.jseq);
           this.settle();
         }
-        if (b.clicks && m.lastId) {
-          for (const [linkId, n] of b.clicks) {
-            let l = this.unflushed.get(linkId);
-            if (!l) this.unflushed.set(linkId, (l = []));
-            l.push([m.lastId, n]);
-          }
-        }
+        if (b.clicks && m.lastId) this.unsorted.push([m.lastId, b.clicks]);
         return b.resolve();
       }
       case "done": {
@@ -443,8 +455,11 @@ export class ThreadedWriter implements EventLog {
         else c?.resolve();
         return;
       }
-      case "flushed":
-        // these clicks are in the links' counters now
+      case "flushed": {
+        // these clicks are in the links' counters now (commits come in order: those not sorted yet are a prefix here)
+        let k = 0;
+        while (k < this.unsorted.length && this.unsorted[k]![0] <= m.to) k++;
+        if (k > 0) this.unsorted.splice(0, k);
         for (const [linkId, l] of this.unflushed) {
           let i = 0;
           while (i < l.length && l[i]![0] <= m.to) i++;
@@ -452,6 +467,7 @@ export class ThreadedWriter implements EventLog {
           else if (i > 0) l.splice(0, i);
         }
         return;
+      }
       case "spooled":
         this.spooledBatches = m.batches;
         return;

@@ -141,6 +141,15 @@ test("PostgreSQL writer thread: a link's clicks answered from the journal count 
     await w.flushRollups();
     assert.equal(await clicksColumn(), 31, "the flush put them in links.clicks");
     assert.equal(w.pendingClicks(l!.id), 0, "and they no longer count as pending");
+    // clicks that no read counted before the flush that has them: no longer pending either
+    for (let i = 31; i < 40; i++) await w.write(click(i), { committed: false });
+    await w.settled();
+    await w.flushRollups();
+    assert.equal(await clicksColumn(), 40);
+    assert.equal(w.pendingClicks(l!.id), 0, "the flushed clicks no read had counted are not pending");
+    for (let i = 40; i < 45; i++) await w.write(click(i), { committed: false });
+    await w.settled();
+    assert.equal(w.pendingClicks(l!.id), 5, "the clicks after the flush are");
   } finally {
     await cleanup.run();
   }
