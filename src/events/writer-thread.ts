@@ -201,15 +201,14 @@ export class ThreadedWriter implements EventLog {
   private downCause: AppError | null = null;
   /** the thread has recovered the rollups and takes events (not before: a batch must not race its recovery) */
   private up = false;
-  /** link id → [commit's last event id, clicks] of committed batches not yet in the links' counters, in commit order */
-  private unflushed = new Map<number, [number, number][]>();
   /**
-   * Committed batches' clicks not yet sorted into `unflushed`, in commit order: [commit's last event id, link id →
-   * clicks]. An answer only appends here; a read of a link's clicks sorts them in first (reads are rare beside clicks:
-   * sorting each answer's clicks per link as it came took 2.6 % of the HTTP thread under redirects), and a rollup flush
-   * drops those it covers without sorting them at all.
+   * Committed batches' clicks not yet in the links' counters, in commit order: [commit's last event id, link id →
+   * clicks]; and their sum per link. An answer adds its batch's clicks to the sums, a rollup flush takes those it covers
+   * away again: numbers in a map, nothing allocated per link (a list per link of [commit, clicks] pairs, each kept until
+   * the flush, took 2.6 % of the HTTP thread under redirects, and its garbage lived long enough to reach the old heap).
    */
-  private unsorted: [number, Map<number, number>][] = [];
+  private unflushed: [number, Map<number, number>][] = [];
+  private unflushedSums = new Map<number, number>();
   private journal: Journal;
   /** the last journal record written, and the last one the writer thread has committed */
   private journalSeq = 0;
@@ -277,22 +276,15 @@ export class ThreadedWriter implements EventLog {
     return n;
   }
 
-  /** A link's committed clicks not yet reported in a rollup flush, of the commits past event id `after`. */
+  /**
+   * A link's committed clicks not yet reported in a rollup flush, of the commits past event id `after` (SQLite: the
+   * rollup watermark of the read that asks; the commits up to it, in the links' counters already, are the first few of
+   * `unflushed` until the flush's report arrives).
+   */
   private unflushedClicks(linkId: number, after: number): number {
-    if (this.unsorted.length) this.sortUnflushed();
-    let n = 0;
-    for (const [lastId, c] of this.unflushed.get(linkId) ?? []) if (lastId > after) n += c;
+    let n = this.unflushedSums.get(linkId) ?? 0;
+    for (let k = 0; k < this.unflushed.length && this.unflushed[k]![0] <= after; k++) n -= this.unflushed[k]![1].get(linkId) ?? 0;
     return n;
-  }
-  /** Sorts the committed batches' clicks (see `unsorted`) into `unflushed`, per link, in commit order. */
-  private sortUnflushed() {
-    for (const [lastId, clicks] of this.unsorted)
-      for (const [linkId, n] of clicks) {
-        let l = this.unflushed.get(linkId);
-        if (!l) this.unflushed.set(linkId, (l = []));
-        l.push([lastId, n]);
-      }
-    this.unsorted = [];
   }
 
   async start(): Promise<void> {
@@ -444,7 +436,10 @@ export class ThreadedWriter implements EventLog {
           this.journal.release(b.jseq);
           this.settle();
         }
-        if (b.clicks && m.lastId) this.unsorted.push([m.lastId, b.clicks]);
+        if (b.clicks && m.lastId) {
+          this.unflushed.push([m.lastId, b.clicks]);
+          for (const [linkId, n] of b.clicks) this.unflushedSums.set(linkId, (this.unflushedSums.get(linkId) ?? 0) + n);
+        }
         return b.resolve();
       }
       case "done": {
@@ -456,16 +451,15 @@ export class ThreadedWriter implements EventLog {
         return;
       }
       case "flushed": {
-        // these clicks are in the links' counters now (commits come in order: those not sorted yet are a prefix here)
+        // these clicks are in the links' counters now (the commits are in order: the first ones here)
         let k = 0;
-        while (k < this.unsorted.length && this.unsorted[k]![0] <= m.to) k++;
-        if (k > 0) this.unsorted.splice(0, k);
-        for (const [linkId, l] of this.unflushed) {
-          let i = 0;
-          while (i < l.length && l[i]![0] <= m.to) i++;
-          if (i === l.length) this.unflushed.delete(linkId);
-          else if (i > 0) l.splice(0, i);
-        }
+        for (; k < this.unflushed.length && this.unflushed[k]![0] <= m.to; k++)
+          for (const [linkId, n] of this.unflushed[k]![1]) {
+            const left = this.unflushedSums.get(linkId)! - n;
+            if (left === 0) this.unflushedSums.delete(linkId);
+            else this.unflushedSums.set(linkId, left);
+          }
+        if (k > 0) this.unflushed.splice(0, k);
         return;
       }
       case "spooled":
