@@ -41,9 +41,9 @@ export const MARK_SHIFT = 2 ** 20;
 
 export const markOf = (seq: number, index: number): number => seq * MARK_SHIFT + index;
 
-/** A record's payload (its JSON), from the bytes append() returned. */
-export function recordPayload(rec: Uint8Array): string {
-  return Buffer.from(rec.buffer, rec.byteOffset + HEADER, rec.byteLength - HEADER).toString("utf8");
+/** A record's payload, parsed, from the memory append() returned (handed to the writer thread). */
+export function recordPayload(rec: ArrayBuffer): unknown {
+  return JSON.parse(Buffer.from(rec, HEADER).toString("utf8"));
 }
 
 export interface JournalRecord {

@@ -193,15 +193,13 @@ port.on("message", (m: ToWorker) => {
       journaled && init.kind === "postgres"
         ? writer.appendAnswered(
             m.records.map((rec): SpooledBatch => {
-              const b = JSON.parse(recordPayload(new Uint8Array(rec))) as JournaledBatch;
+              const b = recordPayload(rec) as JournaledBatch;
               return { id: b.id, events: unpackEvents(b.packed) };
             }),
             m.urgent,
           )
         : writer.append(
-            journaled
-              ? m.records.flatMap((rec, i) => unpackEvents(JSON.parse(recordPayload(new Uint8Array(rec))) as PackedEvents, m.jseqs[i]))
-              : unpackEvents(m.events),
+            journaled ? m.records.flatMap((rec, i) => unpackEvents(recordPayload(rec) as PackedEvents, m.jseqs[i])) : unpackEvents(m.events),
           );
     done.then(
       (lastId) => {

@@ -89,16 +89,6 @@ function validValue(v: string): boolean {
   return true;
 }
 
-/** response header names already checked (the hot paths send a few constant ones); at most NAMES_MAX */
-const CHECKED_NAMES = new Set<string>();
-
-function validName(name: string): boolean {
-  if (CHECKED_NAMES.has(name)) return true;
-  if (!TOKEN.test(name)) return false;
-  if (CHECKED_NAMES.size < NAMES_MAX) CHECKED_NAMES.add(name);
-  return true;
-}
-
 /** headers a request of the fast lane may not carry: a body, an upgrade, an expectation (node:http serves those) */
 const REFUSED = new Set(["content-length", "transfer-encoding", "expect", "upgrade", "http2-settings", "__proto__"]);
 
@@ -119,6 +109,16 @@ function headerKey(name: string): string | null {
   key = REFUSED.has(lower) ? null : Object.keys({ [lower]: 0 })[0]!;
   if (NAMES.size < NAMES_MAX) NAMES.set(name, key);
   return key;
+}
+
+/** response header names already checked (the hot paths send a few constant ones); at most NAMES_MAX */
+const CHECKED_NAMES = new Set<string>();
+
+function validName(name: string): boolean {
+  if (CHECKED_NAMES.has(name)) return true;
+  if (!TOKEN.test(name)) return false;
+  if (CHECKED_NAMES.size < NAMES_MAX) CHECKED_NAMES.add(name);
+  return true;
 }
 
 let dateString = "";
