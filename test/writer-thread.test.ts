@@ -9,6 +9,7 @@ import { createMetrics } from "../src/ops/metrics.js";
 import Database from "better-sqlite3";
 import { SqliteStore } from "../src/store/sqlite/index.js";
 import { writeTx } from "../src/store/sqlite/lock.js";
+import { newWalGauge } from "../src/store/sqlite/wal.js";
 import type { EventRow, Link } from "../src/store/port.js";
 import { clickEvent, newLink } from "./events.js";
 import { tmpDir } from "./helpers.js";
@@ -214,7 +215,7 @@ test("writer thread: events cross to it unchanged (every field, nulls, shared an
   assert.ok(packed.strings.filter((x) => x === full.ua).length === 1, "a shared string crosses once");
 });
 
-test("writer thread: under continuous writes the write-ahead log starts over whenever it passes its limit, without a blocking checkpoint", async () => {
+test("writer thread: under continuous writes the write-ahead log starts over whenever it passes its limit, without a blocking checkpoint, in a file that keeps its size", async () => {
   const dir = tmpDir();
   const limit = 4 * 1024 * 1024;
   const store = new SqliteStore({ file: path.join(dir, "wal.db"), synchronous: "NORMAL", walRestartBytes: limit });
@@ -230,7 +231,13 @@ test("writer thread: under continuous writes the write-ahead log starts over whe
     const sequence = () => readFileSync(wal).readUInt32BE(12);
     const seq0 = sequence();
     let largest = 0;
-    const sample = setInterval(() => (largest = Math.max(largest, statSync(wal).size)), 5);
+    /** the log file's smallest size once the log has started over: it keeps its size (see walSizeLimit) */
+    let smallestAfterRestart = Infinity;
+    const sample = setInterval(() => {
+      const size = statSync(wal).size;
+      largest = Math.max(largest, size);
+      if (sequence() !== seq0) smallestAfterRestart = Math.min(smallestAfterRestart, size);
+    }, 5);
     // commits back to back, with no pause in which the checkpointer thread could catch up with the log on its own
     const pending: Promise<void>[] = [];
     let n = 0;
@@ -250,9 +257,44 @@ test("writer thread: under continuous writes the write-ahead log starts over whe
     // and sync (the writer thread checks every 10 ms between commits): measured 1.1–1.5 times on one machine, 1.6–1.9
     // on another, where CI runs, after earlier tests' writes, saw 2.1 and 2.8 (its syncs slower)
     assert.ok(largest < 4 * limit, `the log grew to ${largest} bytes (limit ${limit}): a blocking checkpoint had to start it over`);
+    // started over, the file was not cut back: the next cycle writes into pages it has (new ones cost the kernel blocks,
+    // pages and zeroing)
+    assert.ok(smallestAfterRestart >= limit, `the log's file was cut back to ${smallestAfterRestart} bytes after the log started over`);
     assert.equal(await store.countEvents(p.id), n);
   } finally {
     await writer.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("writer thread: its checkpoint between commits goes by the log's length the checkpointer thread measured, and starts the log over", async () => {
+  const dir = tmpDir();
+  const file = path.join(dir, "gauge.db");
+  const limit = 64 * 1024;
+  const gauge = newWalGauge();
+  const store = new SqliteStore({ file, synchronous: "NORMAL", autocheckpoint: false, walRestartBytes: limit, walGauge: gauge });
+  try {
+    await store.migrate();
+    const p = await store.createProject("p");
+    const wal = `${file}-wal`;
+    const sequence = () => readFileSync(wal).readUInt32BE(12);
+    const commit = () => store.appendEvents(Array.from({ length: 200 }, () => clickEvent({ project_id: p.id, name: "tap", source: "api" })));
+    await commit();
+    assert.ok(statSync(wal).size > limit, "the log holds more than its limit");
+    const seq0 = sequence();
+    // the gauge says the log is short (the checkpointer thread measured it so): no checkpoint, the log goes on
+    Atomics.store(gauge, 0, 1);
+    store.checkpointBetweenCommits();
+    await commit();
+    assert.equal(sequence(), seq0, "the log started over though the gauge said it was short");
+    // the gauge says it is past its limit: copied between two commits, and the next commit starts it over
+    Atomics.store(gauge, 0, 1_000_000);
+    store.checkpointBetweenCommits();
+    assert.equal(Atomics.load(gauge, 0), 0, "a checkpoint that copied the whole log leaves the gauge at 0");
+    await commit();
+    assert.notEqual(sequence(), seq0, "the log did not start over after the checkpoint");
+  } finally {
     await store.close();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -6,6 +6,7 @@ import type { EventRow } from "../store/port.js";
 import type { SqliteStore } from "../store/sqlite/index.js";
 import type { PgStore } from "../store/postgres/index.js";
 import type { CheckpointerInit } from "../store/sqlite/checkpointer.js";
+import { newWalGauge, type WalGauge } from "../store/sqlite/wal.js";
 import { Journal } from "./journal.js";
 import { packEvents, type PackedEvents } from "./pack.js";
 import { countsAsLinkClick, linkClicksIn } from "./rollup.js";
@@ -32,11 +33,13 @@ export type WorkerInit = {
   /** the event journal's folder (see journal.ts): what it holds past the committed mark is committed first */
   journalDir: string;
   options: Pick<WriterOptions, "maxBatch" | "rollupIntervalMs" | "rollupMaxKeys" | "chunkSize" | "gatherMs">;
-} & (
-  | { kind: "sqlite"; file: string; synchronous: "FULL" | "NORMAL"; walRestartBytes: number }
-  /** (PostgreSQL: the journal's records are batches with ids; at start what it holds goes to the spool, see journalToSpool) */
-  | { kind: "postgres"; url: string; poolSize: number; spoolDir: string }
-);
+} &
+  /** (`walGauge`: the log's length, measured by the checkpointer thread: see SqliteStore.checkpointBetweenCommits) */
+  (
+    | { kind: "sqlite"; file: string; synchronous: "FULL" | "NORMAL"; walRestartBytes: number; walGauge: WalGauge }
+    /** (PostgreSQL: the journal's records are batches with ids; at start what it holds goes to the spool, see journalToSpool) */
+    | { kind: "postgres"; url: string; poolSize: number; spoolDir: string }
+  );
 
 /** PostgreSQL: the instance's journal (synced after each record or not) and spool (CLICKTRAIL_DATA_DIR/event-journal, /spool) */
 export interface PgWriterFolders {
@@ -226,6 +229,8 @@ export class ThreadedWriter implements EventLog {
   /** the last journal record a waiting read has asked the writer thread to commit without gathering (see settled) */
   private hurriedUpTo = 0;
 
+  /** SQLite: the log's length, which the checkpointer thread measures and the writer thread reads (shared memory) */
+  private readonly walGauge = newWalGauge();
   /** SQLite: the HTTP thread's store (it counts committed clicks itself, and hears of a full disk) */
   private readonly sqlite: SqliteStore | null;
   /** PostgreSQL: batches in the writer thread's spool (the database away), as it last told */
@@ -300,7 +305,7 @@ export class ThreadedWriter implements EventLog {
   private startCheckpointer(store: SqliteStore) {
     if (this.closed) return;
     const c = new Worker(new URL("../store/sqlite/checkpointer.js", import.meta.url), {
-      workerData: { file: store.file, restartBytes: store.walRestartBytes } satisfies CheckpointerInit,
+      workerData: { file: store.file, restartBytes: store.walRestartBytes, gauge: this.walGauge } satisfies CheckpointerInit,
     });
     this.checkpointer = c;
     c.on("error", (err) => this.opts.log?.error?.({ err: err.message }, "the WAL checkpointer thread failed"));
@@ -326,6 +331,7 @@ export class ThreadedWriter implements EventLog {
             journalDir: this.journal.dir,
             synchronous: t.store.synchronous,
             walRestartBytes: t.store.walRestartBytes,
+            walGauge: this.walGauge,
             options,
           }
         : { kind: "postgres", url: t.store.opts.url, poolSize: writerPool(t.store), journalDir: this.journal.dir, spoolDir: t.spoolDir, options };

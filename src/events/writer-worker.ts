@@ -52,8 +52,8 @@ let checkedWalAt = 0;
 
 /**
  * After an answer, at most every 10 ms: the log started over once it is large (see checkpointBetweenCommits). The check
- * is a stat of the log (microseconds); every 100 ms let it outgrow twice its limit here (measured: 2.1–2.8 times in half
- * the runs of the test that bounds it).
+ * reads the log's length from memory the checkpointer thread shares; every 100 ms let it outgrow twice its limit here
+ * (measured: 2.1–2.8 times in half the runs of the test that bounds it).
  */
 function checkpointSometimes() {
   if (!(store instanceof SqliteStore)) return;
@@ -123,6 +123,7 @@ async function startSqlite(init: Extract<WorkerInit, { kind: "sqlite" }>): Promi
     synchronous: init.synchronous,
     autocheckpoint: false,
     walRestartBytes: init.walRestartBytes,
+    walGauge: init.walGauge,
   }));
   writer = new EventWriter(sqlite, metrics, { ...init.options, log, onFlushed: (to) => post({ t: "flushed", to }) });
   await writer.start();

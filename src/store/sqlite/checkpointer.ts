@@ -16,19 +16,22 @@ import "../../util/tick-shape.js";
 import Database from "better-sqlite3";
 import { fdatasyncSync, openSync } from "node:fs";
 import { workerData } from "node:worker_threads";
-import { WAL_RESTART_BYTES, walSize } from "./wal.js";
+import { frameBytes, WAL_RESTART_BYTES, walSizeLimit, type CheckpointResult, type WalGauge } from "./wal.js";
 
 export interface CheckpointerInit {
   file: string;
   intervalMs?: number;
   restartBytes?: number;
+  /** where each round's measure of the log goes, for the writer thread (see SqliteStore.checkpointBetweenCommits) */
+  gauge?: WalGauge;
 }
 
-const { file, intervalMs = 100, restartBytes = WAL_RESTART_BYTES } = workerData as CheckpointerInit;
+const { file, intervalMs = 100, restartBytes = WAL_RESTART_BYTES, gauge } = workerData as CheckpointerInit;
 const db = new Database(file);
 db.pragma("busy_timeout = 1000");
 db.pragma("wal_autocheckpoint = 0");
-db.pragma(`journal_size_limit = ${Math.floor(restartBytes / 4)}`);
+db.pragma(`journal_size_limit = ${walSizeLimit(restartBytes)}`);
+const frame = frameBytes(db.pragma("page_size", { simple: true }) as number);
 
 /**
  * The database file, to flush to disk what PASSIVE rounds copied (so the writer's own checkpoint has little to sync).
@@ -39,13 +42,11 @@ let dbFd: number | null = null;
 
 setInterval(() => {
   try {
-    const size = walSize(file);
-    if (size > 4 * restartBytes) {
-      db.pragma("wal_checkpoint(RESTART)");
-      return;
-    }
-    db.pragma("wal_checkpoint(PASSIVE)");
-    if (size > restartBytes) fdatasyncSync((dbFd ??= openSync(file, "r")));
+    let [r] = db.pragma("wal_checkpoint(PASSIVE)") as CheckpointResult[];
+    if (r!.log * frame > 4 * restartBytes) [r] = db.pragma("wal_checkpoint(RESTART)") as CheckpointResult[];
+    const log = Math.max(0, r!.log);
+    if (gauge) Atomics.store(gauge, 0, log);
+    if (log * frame > restartBytes) fdatasyncSync((dbFd ??= openSync(file, "r")));
   } catch {
     // busy or a full disk: the next round tries again (the writer's commits go on either way)
   }

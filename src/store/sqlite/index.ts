@@ -2,7 +2,7 @@ import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { MIGRATIONS } from "./migrations.js";
-import { WAL_RESTART_BYTES, walSize } from "./wal.js";
+import { frameBytes, WAL_RESTART_BYTES, walSizeLimit, type CheckpointResult, type WalGauge } from "./wal.js";
 import { BUSY_TIMEOUT_MS, writeTx } from "./lock.js";
 import { AppError } from "../../errors.js";
 import { LINK_COLUMNS, LINK_SELECT, linkFieldValue, linkOrder, linkValues, toCampaign, toLink, type Row } from "../rows.js";
@@ -46,6 +46,8 @@ export interface SqliteOptions {
   autocheckpoint?: boolean;
   /** the write-ahead log's size past which it is started over (default WAL_RESTART_BYTES; see checkpointer.ts) */
   walRestartBytes?: number;
+  /** the writer thread's: the log's length as the checkpointer thread measures it (see checkpointBetweenCommits) */
+  walGauge?: WalGauge;
 }
 
 /** The events table's columns an insert sets, in the order eventValues writes them. */
@@ -299,10 +301,15 @@ export class SqliteStore implements Store {
     this.db.pragma("cache_size = -65536");
     // checkpoint less often: fewer, larger WAL-to-database copies (measured: about 30 % less commit time)
     this.db.pragma(`wal_autocheckpoint = ${opts.autocheckpoint === false ? 0 : 10000}`);
-    // a log started over is cut back to this size: without it the file keeps its largest size for good, and its size
-    // (what the checkpointer thread watches) no longer says how much log there is
-    this.db.pragma(`journal_size_limit = ${Math.floor(this.walRestartBytes / 4)}`);
+    // a log started over is cut back to this size (every connection that may write sets it: the one whose commit
+    // starts the log over cuts it)
+    this.db.pragma(`journal_size_limit = ${walSizeLimit(this.walRestartBytes)}`);
+    this.walGauge = opts.walGauge ?? null;
+    this.frameBytes = frameBytes(this.db.pragma("page_size", { simple: true }) as number);
   }
+
+  private readonly walGauge: WalGauge | null;
+  private readonly frameBytes: number;
 
   private get s() {
     return (this.prepared ??= this.prepareAll());
@@ -900,13 +907,17 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * On the writer thread, between two of its commits: once the write-ahead log has passed walRestartBytes, a PASSIVE checkpoint
-   * on this connection. No commit is under way and the checkpointer thread has copied (and synced) all but the last
+   * On the writer thread, between two of its commits: once the write-ahead log has passed walRestartBytes (as the
+   * checkpointer thread last measured it: its WalGauge), a PASSIVE checkpoint on this connection. No commit is under way and the checkpointer thread has copied (and synced) all but the last
    * frames, so it copies those few and the next commit starts the log over, without the blocking RESTART (see
    * checkpointer.ts). Nothing happens while a reader still needs the log; the next call tries again.
    */
   checkpointBetweenCommits(): void {
-    if (walSize(this.file) > this.walRestartBytes) this.db.pragma("wal_checkpoint(PASSIVE)");
+    const gauge = this.walGauge;
+    if (gauge === null || Atomics.load(gauge, 0) * this.frameBytes <= this.walRestartBytes) return;
+    const [r] = this.db.pragma("wal_checkpoint(PASSIVE)") as CheckpointResult[];
+    // all of it copied: the next commit starts the log over (the checkpointer thread measures it again in its next round)
+    Atomics.store(gauge, 0, r!.log === r!.checkpointed ? 0 : Math.max(0, r!.log));
   }
 
   /** The writer thread's commits failed for lack of disk space (it has a connection of its own). */
