@@ -50,6 +50,7 @@ import { problemSchema } from "./schemas.js";
 import { installFastLane, type HotRequest, type HotResponse } from "./http/fast-lane.js";
 import { StoreUnavailable, type Domain, type Store } from "./store/port.js";
 import { requestHost, trustFunction } from "./util/net.js";
+import type { WriterScheduling } from "./util/sched.js";
 
 /** A URL for the log: the values of query parameters that carry secrets (Microticks' ?key=, tokens, passwords) masked. */
 export function maskSecrets(url: string): string {
@@ -106,11 +107,11 @@ const KEEP_ALIVE_MS = 65_000;
 export function buildServices(
   store: Store,
   /** `thread`: the event log's writer on a thread of its own (SQLite on a file; PostgreSQL: the journal's and spool's folders) */
-  writerOptions: WriterOptions & { thread?: boolean | PgWriterFolders } = {},
+  writerOptions: WriterOptions & { thread?: boolean | PgWriterFolders; scheduling?: WriterScheduling } = {},
   trackingUnsignedHosts: string[] = [],
 ): Services {
   const metrics = createMetrics();
-  const { thread, ...options } = writerOptions;
+  const { thread, scheduling, ...options } = writerOptions;
   // SQLite on a file, PostgreSQL with its journal: the event log's writer runs on a thread of its own (see ThreadedWriter)
   const target: WriterTarget | null =
     thread && store instanceof SqliteStore && store.file !== ":memory:"
@@ -119,7 +120,7 @@ export function buildServices(
         ? { kind: "postgres", store, ...thread }
         : null;
   let writer: EventLog;
-  if (target) writer = new ThreadedWriter(target, metrics, options, { log: options.log });
+  if (target) writer = new ThreadedWriter(target, metrics, options, { log: options.log, scheduling });
   else {
     const inProcess = new EventWriter(store, metrics, options);
     // SQLite counts a link's committed clicks in one snapshot with the rollup watermark (see countCommittedIn)
@@ -233,6 +234,7 @@ export async function buildApp(config: Config, store: Store): Promise<Clicktrail
       journal: pgJournal && !pgThread ? new Journal(path.join(config.dataDir, "event-journal"), config.postgresJournal === "FULL") : undefined,
       log: fastify.log,
       thread: store.engine === "postgres" ? (pgThread ?? false) : config.sqliteWriterThread,
+      scheduling: config.writerScheduling,
     },
     config.trackingUnsignedHosts,
   );

@@ -1,6 +1,7 @@
 import { isIP } from "node:net";
 import { readFileSync } from "node:fs";
 import path from "node:path";
+import type { WriterScheduling } from "./util/sched.js";
 
 export type IpMode = "anonymize" | "full" | "none";
 export type SqliteSync = "FULL" | "NORMAL";
@@ -19,6 +20,8 @@ export interface Config {
   sqliteSynchronous: SqliteSync;
   /** SQLite: the event log's writer on a thread of its own (off: on the HTTP thread) */
   sqliteWriterThread: boolean;
+  /** how the writer and WAL checkpointer threads are scheduled (src/util/sched.ts) */
+  writerScheduling: WriterScheduling;
   /** redirects, tracking links and pixels answered on the fast lane before node:http (src/http/fast-lane.ts) */
   httpFastLane: boolean;
   /** PostgreSQL with its journal: the event log's writer on a thread of its own (off: on the HTTP thread) */
@@ -97,6 +100,13 @@ export const CONFIG_VARIABLES = [
     "NORMAL",
     "SQLite synchronous mode: NORMAL (WAL; survives a crash of the process, fsync at checkpoints) or FULL (fsync every group commit: survives power loss too)",
   ],
+  ["CLICKTRAIL_SQLITE_WRITER_THREAD", "true", "SQLite: the event log's writer on a thread of its own (false: on the HTTP thread)"],
+  [
+    "CLICKTRAIL_WRITER_SCHEDULING",
+    "batch",
+    "The writer and WAL checkpointer threads under Linux's SCHED_BATCH (batch: their bursts do not preempt the HTTP thread) or as normal threads (normal)",
+  ],
+  ["CLICKTRAIL_HTTP_FAST_LANE", "true", "Redirects, tracking links and pixels answered before node:http builds its request objects"],
   ["CLICKTRAIL_GEOIP_DB", "(none)", "Path to a MaxMind/DB-IP country .mmdb file; enables the country dimension"],
   [
     "CLICKTRAIL_DATABASE_URL",
@@ -108,6 +118,11 @@ export const CONFIG_VARIABLES = [
     "CLICKTRAIL_POSTGRES_JOURNAL",
     "NORMAL",
     "PostgreSQL: redirects and events are answered once in the instance's event journal (data directory), committed a moment later: NORMAL (survives a crash of the process), FULL (fsync each record: survives power loss too) or OFF (answers wait for the database's commit)",
+  ],
+  [
+    "CLICKTRAIL_POSTGRES_WRITER_THREAD",
+    "true",
+    "PostgreSQL with its journal: the event log's writer on a thread of its own (false: on the HTTP thread)",
   ],
   [
     "CLICKTRAIL_REDIS_URL",
@@ -239,6 +254,7 @@ export function loadConfig(rawEnv: Env = process.env): Config {
     bodyLimit: int(env, "CLICKTRAIL_BODY_LIMIT", 1_048_576, 1024, 100 * 1_048_576),
     sqliteSynchronous: oneOf(env, "CLICKTRAIL_SQLITE_SYNCHRONOUS", "NORMAL", ["FULL", "NORMAL"] as const, true),
     sqliteWriterThread: bool(env, "CLICKTRAIL_SQLITE_WRITER_THREAD", true),
+    writerScheduling: oneOf(env, "CLICKTRAIL_WRITER_SCHEDULING", "batch", ["batch", "normal"] as const),
     httpFastLane: bool(env, "CLICKTRAIL_HTTP_FAST_LANE", true),
     geoipDb: env.CLICKTRAIL_GEOIP_DB?.trim() || undefined,
     publicUrl,

@@ -99,6 +99,7 @@ test("config: defaults, a config file under the environment, errors name the var
     ["CLICKTRAIL_VISITOR_COOKIE", "maybe"],
     ["CLICKTRAIL_TRUSTED_PROXIES", "10.0.0.0/40"],
     ["CLICKTRAIL_SQLITE_SYNCHRONOUS", "OFF"],
+    ["CLICKTRAIL_WRITER_SCHEDULING", "idle"],
     ["CLICKTRAIL_BODY_LIMIT", "10"],
     ["CLICKTRAIL_ROLLUP_INTERVAL_MS", "100"],
     ["CLICKTRAIL_ROLLUP_INTERVAL_MS", "5s"],

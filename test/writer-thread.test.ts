@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, rmSync, statSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import path from "node:path";
 import { ThreadedWriter } from "../src/events/writer-thread.js";
 import { packEvents, unpackEvents } from "../src/events/pack.js";
@@ -299,6 +300,50 @@ test("writer thread: its checkpoint between commits goes by the log's length the
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+/** This process's threads under SCHED_BATCH (policy 3 in /proc's stat of each thread). */
+function batchThreads(): number {
+  let n = 0;
+  for (const tid of readdirSync("/proc/self/task")) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+      if (stat.slice(stat.lastIndexOf(")") + 2).split(" ")[38] === "3") n++;
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return n;
+}
+
+const hasChrt = process.platform === "linux" && spawnSync("chrt", ["--help"]).status === 0;
+
+test(
+  "writer thread: it and the WAL checkpointer thread run under SCHED_BATCH, unless told to run as normal threads",
+  { skip: hasChrt ? false : "needs Linux and chrt (util-linux)" },
+  async () => {
+    for (const scheduling of ["batch", "normal"] as const) {
+      const dir = tmpDir();
+      const store = new SqliteStore({ file: path.join(dir, "sched.db") });
+      const logged: string[] = [];
+      const log = { info: (_o: object, msg: string) => logged.push(msg), warn: () => {}, error: () => {} };
+      const writer = new ThreadedWriter({ kind: "sqlite", store }, createMetrics(), {}, { log, scheduling });
+      try {
+        await store.migrate();
+        assert.equal(batchThreads(), 0, "no thread of this process is SCHED_BATCH before the writer starts");
+        await writer.start();
+        // (the checkpointer thread starts after the writer thread is up: wait for it a moment)
+        const until = Date.now() + 5000;
+        while (scheduling === "batch" && batchThreads() < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+        assert.equal(batchThreads(), scheduling === "batch" ? 2 : 0, `${scheduling}: threads under SCHED_BATCH`);
+        assert.deepEqual(logged, [], "no complaint that a thread could not be scheduled");
+      } finally {
+        await writer.close();
+        await store.close();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
+  },
+);
 
 test("writer thread: events answered from the journal are committed exactly once, though the thread dies before it commits them", async () => {
   const dir = tmpDir();

@@ -7,6 +7,7 @@ import type { SqliteStore } from "../store/sqlite/index.js";
 import type { PgStore } from "../store/postgres/index.js";
 import type { CheckpointerInit } from "../store/sqlite/checkpointer.js";
 import { newWalGauge, type WalGauge } from "../store/sqlite/wal.js";
+import type { WriterScheduling } from "../util/sched.js";
 import { Journal } from "./journal.js";
 import { packEvents, type PackedEvents } from "./pack.js";
 import { countsAsLinkClick, linkClicksIn } from "./rollup.js";
@@ -32,6 +33,7 @@ function tallyClicks(events: EventRow[], into: Map<number, number> | null): Map<
 export type WorkerInit = {
   /** the event journal's folder (see journal.ts): what it holds past the committed mark is committed first */
   journalDir: string;
+  scheduling: WriterScheduling;
   options: Pick<WriterOptions, "maxBatch" | "rollupIntervalMs" | "rollupMaxKeys" | "chunkSize" | "gatherMs">;
 } &
   /** (`walGauge`: the log's length, measured by the checkpointer thread: see SqliteStore.checkpointBetweenCommits) */
@@ -119,6 +121,8 @@ interface Batch {
 
 export interface ThreadedWriterOptions {
   log?: WriterOptions["log"];
+  /** how the writer and checkpointer threads are scheduled (default batch: see batchThisThread) */
+  scheduling?: WriterScheduling;
 }
 
 /**
@@ -231,6 +235,7 @@ export class ThreadedWriter implements EventLog {
 
   /** SQLite: the log's length, which the checkpointer thread measures and the writer thread reads (shared memory) */
   private readonly walGauge = newWalGauge();
+  private readonly scheduling: WriterScheduling;
   /** SQLite: the HTTP thread's store (it counts committed clicks itself, and hears of a full disk) */
   private readonly sqlite: SqliteStore | null;
   /** PostgreSQL: batches in the writer thread's spool (the database away), as it last told */
@@ -243,6 +248,7 @@ export class ThreadedWriter implements EventLog {
     private readonly opts: ThreadedWriterOptions = {},
   ) {
     this.sqlite = target.kind === "sqlite" ? target.store : null;
+    this.scheduling = opts.scheduling ?? "batch";
     this.journal =
       target.kind === "sqlite"
         ? new Journal(`${target.store.file}.event-journal`, target.store.synchronous === "FULL")
@@ -305,7 +311,12 @@ export class ThreadedWriter implements EventLog {
   private startCheckpointer(store: SqliteStore) {
     if (this.closed) return;
     const c = new Worker(new URL("../store/sqlite/checkpointer.js", import.meta.url), {
-      workerData: { file: store.file, restartBytes: store.walRestartBytes, gauge: this.walGauge } satisfies CheckpointerInit,
+      workerData: {
+        file: store.file,
+        restartBytes: store.walRestartBytes,
+        gauge: this.walGauge,
+        scheduling: this.scheduling,
+      } satisfies CheckpointerInit,
     });
     this.checkpointer = c;
     c.on("error", (err) => this.opts.log?.error?.({ err: err.message }, "the WAL checkpointer thread failed"));
@@ -329,12 +340,21 @@ export class ThreadedWriter implements EventLog {
             kind: "sqlite",
             file: t.store.file,
             journalDir: this.journal.dir,
+            scheduling: this.scheduling,
             synchronous: t.store.synchronous,
             walRestartBytes: t.store.walRestartBytes,
             walGauge: this.walGauge,
             options,
           }
-        : { kind: "postgres", url: t.store.opts.url, poolSize: writerPool(t.store), journalDir: this.journal.dir, spoolDir: t.spoolDir, options };
+        : {
+            kind: "postgres",
+            url: t.store.opts.url,
+            poolSize: writerPool(t.store),
+            journalDir: this.journal.dir,
+            scheduling: this.scheduling,
+            spoolDir: t.spoolDir,
+            options,
+          };
     const worker = new Worker(new URL("./writer-worker.js", import.meta.url), { workerData: init });
     this.worker = worker;
     return (this.ready = new Promise<void>((resolve, reject) => {
