@@ -11,6 +11,7 @@ import Database from "better-sqlite3";
 import { SqliteStore } from "../src/store/sqlite/index.js";
 import { writeTx } from "../src/store/sqlite/lock.js";
 import { newWalGauge } from "../src/store/sqlite/wal.js";
+import { BACKGROUND_NICE } from "../src/util/sched.js";
 import type { EventRow, Link } from "../src/store/port.js";
 import { clickEvent, newLink } from "./events.js";
 import { tmpDir } from "./helpers.js";
@@ -301,13 +302,14 @@ test("writer thread: its checkpoint between commits goes by the log's length the
   }
 });
 
-/** This process's threads under SCHED_BATCH (policy 3 in /proc's stat of each thread). */
-function batchThreads(): number {
+/** This process's background threads: nice BACKGROUND_NICE under SCHED_BATCH (fields 19 and 41 of /proc's stat of each thread). */
+function backgroundThreads(): number {
   let n = 0;
   for (const tid of readdirSync("/proc/self/task")) {
     try {
       const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
-      if (stat.slice(stat.lastIndexOf(")") + 2).split(" ")[38] === "3") n++;
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (fields[16] === String(BACKGROUND_NICE) && fields[38] === "3") n++;
     } catch {
       // the thread ended meanwhile
     }
@@ -321,7 +323,7 @@ test(
   "writer thread: it and the WAL checkpointer thread run under SCHED_BATCH, unless told to run as normal threads",
   { skip: hasChrt ? false : "needs Linux and chrt (util-linux)" },
   async () => {
-    for (const scheduling of ["batch", "normal"] as const) {
+    for (const scheduling of ["background", "normal"] as const) {
       const dir = tmpDir();
       const store = new SqliteStore({ file: path.join(dir, "sched.db") });
       const logged: string[] = [];
@@ -329,12 +331,12 @@ test(
       const writer = new ThreadedWriter({ kind: "sqlite", store }, createMetrics(), {}, { log, scheduling });
       try {
         await store.migrate();
-        assert.equal(batchThreads(), 0, "no thread of this process is SCHED_BATCH before the writer starts");
+        assert.equal(backgroundThreads(), 0, "no thread of this process is a background thread before the writer starts");
         await writer.start();
         // (the checkpointer thread starts after the writer thread is up: wait for it a moment)
         const until = Date.now() + 5000;
-        while (scheduling === "batch" && batchThreads() < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
-        assert.equal(batchThreads(), scheduling === "batch" ? 2 : 0, `${scheduling}: threads under SCHED_BATCH`);
+        while (scheduling === "background" && backgroundThreads() < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+        assert.equal(backgroundThreads(), scheduling === "background" ? 2 : 0, `${scheduling}: background threads`);
         assert.deepEqual(logged, [], "no complaint that a thread could not be scheduled");
       } finally {
         await writer.close();

@@ -121,7 +121,7 @@ interface Batch {
 
 export interface ThreadedWriterOptions {
   log?: WriterOptions["log"];
-  /** how the writer and checkpointer threads are scheduled (default batch: see batchThisThread) */
+  /** how the writer and checkpointer threads are scheduled (default background: see backgroundThisThread) */
   scheduling?: WriterScheduling;
 }
 
@@ -248,7 +248,7 @@ export class ThreadedWriter implements EventLog {
     private readonly opts: ThreadedWriterOptions = {},
   ) {
     this.sqlite = target.kind === "sqlite" ? target.store : null;
-    this.scheduling = opts.scheduling ?? "batch";
+    this.scheduling = opts.scheduling ?? "background";
     this.journal =
       target.kind === "sqlite"
         ? new Journal(`${target.store.file}.event-journal`, target.store.synchronous === "FULL")

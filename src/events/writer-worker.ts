@@ -13,7 +13,7 @@ import { MARK_SHIFT, readJournal, recordPayload, rejectBatch } from "./journal.j
 import { Spool, type SpooledBatch } from "./spool.js";
 import type { EventRow } from "../store/port.js";
 import { unpackEvents, type PackedEvents } from "./pack.js";
-import { batchThisThread } from "../util/sched.js";
+import { backgroundThisThread } from "../util/sched.js";
 import { serializeError, type FromWorker, type ToWorker, type WorkerInit, type WorkerMetrics } from "./writer-thread.js";
 
 const init = workerData as WorkerInit;
@@ -182,9 +182,9 @@ async function startPostgres(init: Extract<WorkerInit, { kind: "postgres" }>): P
 
 const start = () => (init.kind === "sqlite" ? startSqlite(init) : startPostgres(init));
 
-if (init.scheduling === "batch") {
-  const why = batchThisThread();
-  if (why) log.info({ reason: why }, "the event writer's threads run as normal threads, not SCHED_BATCH (CLICKTRAIL_WRITER_SCHEDULING)");
+if (init.scheduling === "background") {
+  const why = backgroundThisThread();
+  if (why) log.info({ reason: why }, "the event writer's threads could not all be made background threads (CLICKTRAIL_WRITER_SCHEDULING)");
 }
 
 start().then(

@@ -16,7 +16,7 @@ import "../../util/tick-shape.js";
 import Database from "better-sqlite3";
 import { fdatasyncSync, openSync } from "node:fs";
 import { workerData } from "node:worker_threads";
-import { batchThisThread, type WriterScheduling } from "../../util/sched.js";
+import { backgroundThisThread, type WriterScheduling } from "../../util/sched.js";
 import { frameBytes, WAL_RESTART_BYTES, walSizeLimit, type CheckpointResult, type WalGauge } from "./wal.js";
 
 export interface CheckpointerInit {
@@ -25,12 +25,12 @@ export interface CheckpointerInit {
   restartBytes?: number;
   /** where each round's measure of the log goes, for the writer thread (see SqliteStore.checkpointBetweenCommits) */
   gauge?: WalGauge;
-  /** (batch: see batchThisThread; the writer thread says when it cannot be, for both) */
+  /** (background: see backgroundThisThread; the writer thread says when it cannot be, for both) */
   scheduling?: WriterScheduling;
 }
 
 const { file, intervalMs = 100, restartBytes = WAL_RESTART_BYTES, gauge, scheduling } = workerData as CheckpointerInit;
-if (scheduling === "batch") batchThisThread();
+if (scheduling === "background") backgroundThisThread();
 const db = new Database(file);
 db.pragma("busy_timeout = 1000");
 db.pragma("wal_autocheckpoint = 0");
