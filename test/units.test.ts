@@ -166,6 +166,24 @@ test("user agents: browser, OS, device, platform, bots", () => {
   assert.equal(parseUa("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)").bot, true);
   assert.equal(parseUa("Twitterbot/1.0").bot, true);
   assert.equal(parseUa(undefined).bot, true, "no user agent at all is treated as a bot");
+  // the agents seen last are compared before the cache is asked: six agents in turn (more than it keeps), each a new
+  // string as a header's value is, keep their own answers
+  const agents = [
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:126.0) Gecko/20100101 Firefox/126.0",
+  ];
+  const platforms = ["ios", "android", "windows", "", "macos", "linux"];
+  for (let round = 0; round < 3; round++)
+    for (const [i, ua] of agents.entries()) {
+      const info = parseUa(Buffer.from(ua).toString("latin1"));
+      assert.equal(info.platform, platforms[i], `${ua} (round ${round})`);
+      assert.equal(info.bot, i === 3, ua);
+      assert.equal(parseUa(Buffer.from(ua).toString("latin1")), info, "asked again at once: the same answer");
+    }
 });
 
 test("hostnames, UTM and forwarded queries", () => {
