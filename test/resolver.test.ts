@@ -1,12 +1,12 @@
 /**
  * The redirect path's link cache (LinkResolver) on a real SQLite store: concurrent requests for a link not cached
- * share one read, and a read under way when the link changes is not cached.
+ * share one read, and a read under way when the link changes is not cached; the cache itself.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
 import path from "node:path";
-import { LinkResolver } from "../src/links/resolver.js";
+import { LinkResolver, SlugCache } from "../src/links/resolver.js";
 import { SqliteStore } from "../src/store/sqlite/index.js";
 import { newLink } from "./events.js";
 import { tmpDir } from "./helpers.js";
@@ -97,4 +97,29 @@ test("resolver: a read under way when its link changes is not cached; requests a
   } finally {
     s.close();
   }
+});
+
+test("resolver's slug cache: bounded, what is used stays, a deletion reaches both generations", () => {
+  const c = new SlugCache<number>(100);
+  for (let i = 0; i < 1000; i++) {
+    c.set(1 + (i % 3), `s${i}`, i);
+    // one entry used all along stays however many others come and go
+    if (i === 0) c.set(9, "hot", -1);
+    assert.equal(c.get(9, "hot"), -1, `the entry used all along, after ${i + 1} others`);
+  }
+  let held = 0;
+  for (let i = 0; i < 1000; i++) if (c.get(1 + (i % 3), `s${i}`) !== undefined) held++;
+  assert.ok(held <= 100, `${held} entries held for a cache of 100`);
+  assert.equal(c.get(1 + (999 % 3), "s999"), 999, "the last set is held");
+  assert.equal(c.get(2, "s999"), undefined, "a slug is looked up in its own domain");
+  // an entry found in the old generation moves to the young one; a deletion removes it from both
+  c.set(5, "x", 1);
+  for (let i = 0; i < 50; i++) c.set(6, `y${i}`, i);
+  assert.equal(c.get(5, "x"), 1);
+  c.delete(5, "x");
+  assert.equal(c.get(5, "x"), undefined);
+  c.set(5, "x", 2);
+  c.clear();
+  assert.equal(c.get(5, "x"), undefined);
+  assert.equal(c.get(9, "hot"), undefined);
 });
