@@ -99,6 +99,27 @@ test("resolver: a read under way when its link changes is not cached; requests a
   }
 });
 
+test("resolver: a domain is served from the cache until a change drops it, then read again", async () => {
+  const s = await setup();
+  try {
+    const resolver = new LinkResolver(s.store);
+    assert.equal(resolver.cachedDomain("x.test"), undefined);
+    assert.equal((await resolver.domain("x.test"))!.fallback_url, null);
+    for (let i = 0; i < 3; i++) assert.equal(resolver.cachedDomain(Buffer.from("x.test").toString("latin1"))!.fallback_url, null);
+    assert.equal(resolver.cachedDomain("other.test"), undefined);
+    assert.equal(await resolver.domain("other.test"), null);
+    assert.equal(resolver.cachedDomain("other.test"), null, "an unknown host is cached as such");
+    await s.store.updateDomain(s.p.id, s.d.id, { fallback_url: "https://example.com/" });
+    assert.equal(resolver.cachedDomain("x.test")!.fallback_url, null, "the cache answers until it is told of the change");
+    resolver.invalidateAll();
+    assert.equal(resolver.cachedDomain("x.test"), undefined, "dropped: neither the cache nor the hosts looked up last keep it");
+    assert.equal((await resolver.domain("x.test"))!.fallback_url, "https://example.com/");
+    assert.equal(resolver.cachedDomain("x.test")!.fallback_url, "https://example.com/");
+  } finally {
+    s.close();
+  }
+});
+
 test("resolver's slug cache: bounded, what is used stays, a deletion reaches both generations", () => {
   const c = new SlugCache<number>(100);
   for (let i = 0; i < 1000; i++) {

@@ -2,6 +2,7 @@ import { isbot } from "isbot";
 import { LRUCache } from "lru-cache";
 import { UAParser } from "ua-parser-js";
 import { sha256 } from "../util/hash.js";
+import { RecentKeys } from "../util/recent.js";
 
 /** What Clicktrail derives from a user agent: parsed once per distinct string, then cached. */
 export interface UaInfo {
@@ -26,24 +27,15 @@ function platformOf(os: string, ua: string): string {
   return o ? "other" : "";
 }
 
-/**
- * The user agents parsed last, compared before the cache is asked: a header's value is a new string every request, and
- * the cache's lookup hashes all of it first (a browser's is over 100 characters), while a comparison with a different
- * agent mostly stops at its length. Most clicks come from a few browsers' current versions: measured alone, a hit here
- * costs nothing next to the cache's 140 ns.
- */
-const RECENT = 4;
-const recentUa: string[] = new Array<string>(RECENT).fill("");
-const recentInfo: (UaInfo | undefined)[] = new Array<UaInfo | undefined>(RECENT).fill(undefined);
-let recentNext = 0;
+/** the user agents parsed last (see RecentKeys): most clicks come from a few browsers' current versions */
+const recentUa = new RecentKeys<UaInfo>();
 
 export function parseUa(ua: string | undefined): UaInfo {
   if (!ua) return { browser: "", os: "", device: "", platform: "", bot: true };
-  for (let i = 0; i < RECENT; i++) if (recentUa[i] === ua) return recentInfo[i]!;
-  const info = uaCache.get(ua) ?? parsed(ua);
-  recentUa[recentNext] = ua;
-  recentInfo[recentNext] = info;
-  recentNext = (recentNext + 1) % RECENT;
+  let info = recentUa.get(ua);
+  if (info) return info;
+  info = uaCache.get(ua) ?? parsed(ua);
+  recentUa.put(ua, info);
   return info;
 }
 

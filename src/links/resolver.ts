@@ -1,5 +1,6 @@
 import { LRUCache } from "lru-cache";
 import type { Domain, Link, Store, Utm } from "../store/port.js";
+import { RecentKeys } from "../util/recent.js";
 import { compileTargeting, type CompiledTargeting } from "./targeting.js";
 import { withUtm } from "./validate.js";
 
@@ -68,6 +69,8 @@ export class SlugCache<V> {
  */
 export class LinkResolver {
   private readonly domains = new LRUCache<string, Domain | typeof NONE>({ max: 10_000 });
+  /** the hostnames looked up last (see RecentKeys): a request's Host is a new string every time */
+  private readonly recentDomains = new RecentKeys<Domain | typeof NONE>();
   private readonly links = new SlugCache<ResolvedLink | typeof NONE>(200_000);
   /** link id → its domain and slug in `links` */
   private readonly ids = new LRUCache<number, [number, string]>({ max: 200_000 });
@@ -94,7 +97,11 @@ export class LinkResolver {
 
   /** Synchronous peek for the hot path: undefined when not cached. */
   cachedDomain(hostname: string): Domain | null | undefined {
-    const hit = this.domains.get(hostname);
+    let hit = this.recentDomains.get(hostname);
+    if (hit === undefined) {
+      hit = this.domains.get(hostname);
+      if (hit !== undefined) this.recentDomains.put(hostname, hit);
+    }
     return hit === undefined ? undefined : hit === NONE ? null : hit;
   }
 
@@ -160,6 +167,7 @@ export class LinkResolver {
   invalidateAll() {
     this.loading.clear();
     this.domains.clear();
+    this.recentDomains.clear();
     this.links.clear();
     this.ids.clear();
   }
