@@ -7,7 +7,14 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
 import { connect, type Socket } from "node:net";
-import { installFastLane, parseHead, type FastLaneCounts, type HotRequest, type HotResponse } from "../src/http/fast-lane.js";
+import {
+  installFastLane,
+  parseHead as parseHeadAlone,
+  type FastLaneCounts,
+  type HeadNames,
+  type HotRequest,
+  type HotResponse,
+} from "../src/http/fast-lane.js";
 
 /** answers the fast lane must refuse to send (each thrown before anything is written: node:http then serves the request) */
 const BAD_HEADERS: string[][] = [
@@ -364,8 +371,21 @@ test("closing the server: idle connections close at once, a busy one after its a
   await closed;
 });
 
-test("parseHead: the heads the fast lane takes, and those it leaves", () => {
-  const s = {} as never;
+test("parseHead: the heads the fast lane takes, and those it leaves, on their own or one after the other on a connection", () => {
+  const sock = {} as never;
+  // every head twice: on its own, and through one connection's names (see HeadNames), which each head changes
+  const seen: HeadNames = { names: [], keys: [] };
+  const parseHead = (head: string, s: Socket) => {
+    const alone = parseHeadAlone(head, s);
+    const along = parseHeadAlone(head, s, seen);
+    assert.deepEqual(
+      along && { ...along, headers: { ...along.headers } },
+      alone && { ...alone, headers: { ...alone.headers } },
+      JSON.stringify(head),
+    );
+    return alone;
+  };
+  const s = sock as Socket;
   const ok = parseHead("GET /a/b?c=%20d HTTP/1.1\r\nHost: x.test:8080\r\nAccept: */*\r\n", s);
   assert.equal(ok?.url, "/a/b?c=%20d");
   assert.equal(ok?.headers.host, "x.test:8080");
@@ -398,6 +418,21 @@ test("parseHead: the heads the fast lane takes, and those it leaves", () => {
     const r = parseHead(`GET / HTTP/1.1\r\nHost: x\r\nX-Name-${i}: ${i}\r\n`, s);
     assert.equal(r?.headers[`x-name-${i}`], String(i));
   }
+  // a name at the position of one before that it starts with, or that starts with it, or that differs in case only
+  for (const [before, after] of [
+    ["Accept: a", "Accept-Language: b"],
+    ["Accept-Language: b", "Accept: a"],
+    ["Host2: y", "Host: x"],
+    ["Referer: r", "REFERER: r"],
+    ["Content-Type: t", "Content-Length: 0"],
+  ]) {
+    parseHead(`GET / HTTP/1.1\r\nHost: x\r\n${before}\r\n`, s);
+    parseHead(`GET / HTTP/1.1\r\nHost: x\r\n${after}\r\n`, s);
+  }
+  assert.equal(parseHead("GET / HTTP/1.1\r\nHost: x\r\nAccept: a\r\n", s)?.headers.accept, "a");
+  assert.equal(parseHead("GET / HTTP/1.1\r\nHost: x\r\nAccept-Language: b\r\n", s)?.headers["accept-language"], "b");
+  assert.equal(parseHead("GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n", s), null);
+  assert.ok(seen.names.length > 0, "the connection's names were kept");
 });
 
 /** The fast lane's counts, from /metrics */

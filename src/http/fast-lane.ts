@@ -145,10 +145,24 @@ class FastRequest implements HotRequest {
 }
 
 /**
- * A request's head parsed, or null when it is not one the fast lane answers (node:http will parse it). `head` is the
- * request line and header lines, each ending in CRLF, without the blank line.
+ * A connection's header names as its last head sent them, by position, and their keys. A client sends the same names in
+ * the same order every time: a name found again at its position is compared in place, not cut out of the head and
+ * looked up (measured alone, a browser's head of six lines, made a string and parsed: 1.16–1.23 against 1.32 µs).
  */
-export function parseHead(head: string, socket: Socket): FastRequest | null {
+export interface HeadNames {
+  names: string[];
+  keys: (string | null)[];
+}
+
+/** positions a connection's HeadNames keeps (a head's later lines are looked up as they come) */
+const HEAD_NAMES_MAX = 32;
+
+/**
+ * A request's head parsed, or null when it is not one the fast lane answers (node:http will parse it). `head` is the
+ * request line and header lines, each ending in CRLF, without the blank line; `seen`, the connection's names of the heads
+ * before.
+ */
+export function parseHead(head: string, socket: Socket, seen: HeadNames | null = null): FastRequest | null {
   REQUEST_LINE.lastIndex = 0;
   const line = REQUEST_LINE.exec(head);
   if (!line) return null;
@@ -157,11 +171,25 @@ export function parseHead(head: string, socket: Socket): FastRequest | null {
   if (!HEADER_LINES.test(head)) return null;
   const headers: Record<string, string> = {};
   const last = head.length - 2;
-  while (at < last) {
-    // (the match above: a CRLF, a token, a colon, a value up to the next CRLF)
-    const colon = head.indexOf(":", at + 2);
+  for (let i = 0; at < last; i++) {
+    // (the match above: a CRLF, a token, a colon, a value up to the next CRLF; a token holds no colon, so the name at
+    // this position in the head before is this one if it is here and a colon follows it)
+    const known = seen?.names[i];
+    let colon: number;
+    let key: string | null;
+    if (known !== undefined && head.charCodeAt(at + 2 + known.length) === 58 && head.startsWith(known, at + 2)) {
+      colon = at + 2 + known.length;
+      key = seen!.keys[i] as string | null;
+    } else {
+      colon = head.indexOf(":", at + 2);
+      const name = head.slice(at + 2, colon);
+      key = headerKey(name);
+      if (seen !== null && i < HEAD_NAMES_MAX) {
+        seen.names[i] = name;
+        seen.keys[i] = key;
+      }
+    }
     const end = head.indexOf("\r\n", colon);
-    const key = headerKey(head.slice(at + 2, colon));
     if (key === null || headers[key] !== undefined) return null;
     headers[key] = trimSpaces(head, colon + 1, end);
     at = end;
@@ -191,6 +219,8 @@ class Connection {
   pumping = false;
   /** the client has closed its side: the requests it sent are answered, then the connection closes */
   ended = false;
+  /** the header names of its last head (see HeadNames) */
+  readonly names: HeadNames = { names: [], keys: [] };
   readonly onData = (chunk: Buffer) => this.data(chunk);
   readonly onEnd = () => {
     this.ended = true;
@@ -221,7 +251,7 @@ class Connection {
         const end = buf.indexOf("\r\n\r\n", 0, "latin1");
         // a head not all here yet (or too large): node:http waits for it, with its timeouts and limits
         if (end < 0 || end > MAX_HEAD) return this.handOver();
-        const req = parseHead(buf.toString("latin1", 0, end + 2), this.socket);
+        const req = parseHead(buf.toString("latin1", 0, end + 2), this.socket, this.names);
         if (!req) return this.handOver();
         this.busy = true;
         this.taken = end + 4;
