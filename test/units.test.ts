@@ -6,6 +6,7 @@ import { ConfigError, loadConfig } from "../src/config.js";
 import { bucketStart, tzOffset } from "../src/util/time.js";
 import { storedIp } from "../src/util/net.js";
 import { parseUa } from "../src/events/enrich.js";
+import { ClickSums, countOf } from "../src/events/click-sums.js";
 import { forwardQuery, normalizeHostname, withUtm } from "../src/links/validate.js";
 import { tmpDir } from "./helpers.js";
 import { tooDeep } from "../src/util/json.js";
@@ -268,4 +269,26 @@ test("packEvents: events come back as they went, when string fields repeat, alte
   assert.deepEqual(unpackEvents(JSON.parse(JSON.stringify(packed))), events);
   // each distinct string once
   assert.equal(new Set(packed.strings).size, packed.strings.length);
+});
+
+test("click sums: per link id in pages, a page gone once its counts are back to zero", () => {
+  const sums = new ClickSums();
+  const ids = [1, 1, 2, 4095, 4096, 9_000_001, 2 ** 33 + 5, 1];
+  sums.addAll(ids, 1);
+  assert.deepEqual(
+    [1, 2, 3, 4095, 4096, 9_000_001, 2 ** 33 + 5].map((id) => sums.get(id)),
+    [3, 1, 0, 1, 1, 1, 1],
+  );
+  assert.equal(sums.get(2 ** 33 + 5 + 4096), 0, "an id on another page");
+  assert.equal(sums.pageCount, 4);
+  sums.addAll([1, 2, 4095, 2 ** 33 + 5], -1);
+  assert.deepEqual(
+    [1, 2, 4095, 2 ** 33 + 5].map((id) => sums.get(id)),
+    [2, 0, 0, 0],
+  );
+  assert.equal(sums.pageCount, 3, "the page of 2^33 + 5 held nothing more");
+  sums.addAll([1, 1, 4096, 9_000_001], -1);
+  assert.equal(sums.pageCount, 0);
+  assert.equal(countOf([5, 6, 5, 5], 5), 3);
+  assert.equal(countOf(null, 5), 0);
 });
