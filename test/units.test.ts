@@ -264,11 +264,23 @@ test("packEvents: events come back as they went, when string fields repeat, alte
     { ...base, ua: "UA one", name: "click", device: "tap" },
     { ...base, name: "tap", device: "desktop", rule: "click" },
     { ...base, name: "click", rule: "click" },
+    // server times before and after the first event's (rows hold their difference from it)
+    { ...base, ts: base.ts + 1234 },
+    { ...base, ts: base.ts - 5 },
   ];
   const packed = packEvents(events);
   assert.deepEqual(unpackEvents(JSON.parse(JSON.stringify(packed))), events);
+  assert.deepEqual(
+    packed.rows.slice(-2).map((r) => r[1]),
+    [1234, -5],
+  );
   // each distinct string once
   assert.equal(new Set(packed.strings).size, packed.strings.length);
+  // a record of an earlier version (no t0: the rows hold the times themselves) reads as it did
+  const { t0, ...earlier } = packed;
+  assert.equal(t0, base.ts);
+  const absolute = { ...earlier, rows: earlier.rows.map((r) => r.map((v, i) => (i === 1 ? (v as number) + t0! : v))) };
+  assert.deepEqual(unpackEvents(JSON.parse(JSON.stringify(absolute))), events);
 });
 
 test("click sums: per link id in pages, a page gone once its counts are back to zero", () => {
