@@ -35,13 +35,18 @@ export type WorkerInit = {
   journalDir: string;
   scheduling: WriterScheduling;
   options: Pick<WriterOptions, "maxBatch" | "rollupIntervalMs" | "rollupMaxKeys" | "chunkSize" | "gatherMs">;
-} &
-  /** (`walGauge`: the log's length, measured by the checkpointer thread: see SqliteStore.checkpointBetweenCommits) */
-  (
-    | { kind: "sqlite"; file: string; synchronous: "FULL" | "NORMAL"; walRestartBytes: number; walGauge: WalGauge }
-    /** (PostgreSQL: the journal's records are batches with ids; at start what it holds goes to the spool, see journalToSpool) */
-    | { kind: "postgres"; url: string; poolSize: number; spoolDir: string }
-  );
+} & (
+  | {
+      kind: "sqlite";
+      file: string;
+      synchronous: "FULL" | "NORMAL";
+      walRestartBytes: number;
+      /** the log's length, measured by the checkpointer thread (see SqliteStore.checkpointBetweenCommits) */
+      walGauge: WalGauge;
+    }
+  /** (PostgreSQL: the journal's records are batches with ids; at start what it holds goes to the spool, see journalToSpool) */
+  | { kind: "postgres"; url: string; poolSize: number; spoolDir: string }
+);
 
 /** PostgreSQL: the instance's journal (synced after each record or not) and spool (CLICKTRAIL_DATA_DIR/event-journal, /spool) */
 export interface PgWriterFolders {
