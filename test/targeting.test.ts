@@ -119,6 +119,17 @@ describe("preferredLanguage", () => {
     for (let round = 0; round < 2; round++) assert.equal(preferredLanguage("fr;q=0.5, de-CH;q=0.9"), "de-ch");
     for (let i = 0; i < 2500; i++) assert.equal(preferredLanguage(`x${i};q=0.5, l${i}`), `l${i}`);
     assert.equal(preferredLanguage(`${"zz;q=0.1, ".repeat(40)}it`), "it", "a long header (not cached)");
+    // six headers in turn (more than the ones compared before the cache), each a new string as a request's is
+    const headers: [string, string][] = [
+      ["de-DE,de;q=0.9,en;q=0.5", "de-de"],
+      ["en-US,en;q=0.9", "en-us"],
+      ["fr;q=0.5, pt-BR", "pt-br"],
+      ["", ""],
+      ["nl, de", "nl"],
+      ["ja;q=0.2, ko;q=0.3", "ko"],
+    ];
+    for (let round = 0; round < 3; round++)
+      for (const [h, want] of headers) assert.equal(preferredLanguage(Buffer.from(h).toString("latin1")), want, `${h} (round ${round})`);
   });
 
   test("ties: the first of the best", () => {

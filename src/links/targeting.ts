@@ -2,6 +2,7 @@ import { badRequest } from "../errors.js";
 import { PLATFORM_CONDITIONS, type Platform, type PlatformCondition, type TargetRule } from "../store/port.js";
 import { parseTime } from "../util/time.js";
 import { validateUrl } from "./validate.js";
+import { RecentKeys } from "../util/recent.js";
 
 /**
  * Targeting: a link's ordered rules (first match wins, else the link's own target) and its allowed platforms.
@@ -155,18 +156,23 @@ export function matchesPlatform(cond: readonly PlatformCondition[], platform: st
 
 /** Accept-Language headers seen lately and their preferred language: browsers send a handful of distinct ones. */
 const languages = new Map<string, string>();
+/** the headers looked up last (see RecentKeys): compared before the map, which hashes each new header string first */
+const recentLanguages = new RecentKeys<string>();
 
 /** The preferred language of an Accept-Language header (highest q, first on ties), lower-cased; "" when none. */
 export function preferredLanguage(header: string | undefined): string {
   if (!header) return "";
   // bounded in entries and in size, so rotating or huge headers cannot grow it without end
   if (header.length > 256) return parseLanguage(header);
-  let best = languages.get(header);
+  let best = recentLanguages.get(header);
+  if (best !== undefined) return best;
+  best = languages.get(header);
   if (best === undefined) {
     best = parseLanguage(header);
     if (languages.size >= 1000) languages.clear();
     languages.set(header, best);
   }
+  recentLanguages.put(header, best);
   return best;
 }
 
