@@ -152,7 +152,9 @@ test("user agents: browser, OS, device, platform, bots", () => {
   const iphone = parseUa(
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1",
   );
-  assert.deepEqual(iphone, { browser: "Mobile Safari", os: "iOS", device: "mobile", platform: "ios", bot: false });
+  const { ua: iphoneUa, ...iphoneInfo } = iphone;
+  assert.deepEqual(iphoneInfo, { browser: "Mobile Safari", os: "iOS", device: "mobile", platform: "ios", bot: false });
+  assert.match(iphoneUa, /^Mozilla\/5\.0 \(iPhone; CPU iPhone OS 17_0 like Mac OS X\).*Safari\/604\.1$/, "the agent itself, whole");
   const android = parseUa("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36");
   assert.equal(android.platform, "android");
   assert.equal(android.device, "mobile");
@@ -182,6 +184,7 @@ test("user agents: browser, OS, device, platform, bots", () => {
     for (const [i, ua] of agents.entries()) {
       const info = parseUa(Buffer.from(ua).toString("latin1"));
       assert.equal(info.platform, platforms[i], `${ua} (round ${round})`);
+      assert.equal(info.ua, ua, "the agent itself");
       assert.equal(info.bot, i === 3, ua);
       assert.equal(parseUa(Buffer.from(ua).toString("latin1")), info, "asked again at once: the same answer");
     }

@@ -6,6 +6,11 @@ import { RecentKeys } from "../util/recent.js";
 
 /** What Clicktrail derives from a user agent: parsed once per distinct string, then cached. */
 export interface UaInfo {
+  /**
+   * the agent itself, as one string for every request that sends it (its hash computed once): events carry this one,
+   * so what compares or looks them up later (the packer's string table) does not hash each request's copy again
+   */
+  ua: string;
   browser: string;
   os: string;
   device: string;
@@ -31,7 +36,7 @@ function platformOf(os: string, ua: string): string {
 const recentUa = new RecentKeys<UaInfo>();
 
 export function parseUa(ua: string | undefined): UaInfo {
-  if (!ua) return { browser: "", os: "", device: "", platform: "", bot: true };
+  if (!ua) return { ua: ua ?? "", browser: "", os: "", device: "", platform: "", bot: true };
   let info = recentUa.get(ua);
   if (info) return info;
   info = uaCache.get(ua) ?? parsed(ua);
@@ -45,6 +50,7 @@ function parsed(ua: string): UaInfo {
   const type = r.device.type;
   const bot = isbot(ua);
   const info: UaInfo = {
+    ua,
     browser: r.browser.name ?? "",
     os,
     device: bot ? "bot" : type === "mobile" || type === "tablet" ? type : type ? "other" : "desktop",

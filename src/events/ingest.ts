@@ -29,11 +29,12 @@ export interface RequestFacts {
 export function requestFacts(req: IncomingMessage, ipMode: IpMode, trust: TrustFn, geoip: GeoIp | null): RequestFacts {
   const ua = req.headers["user-agent"]?.slice(0, 512) ?? null;
   const ip = clientIp(req, trust);
+  const info = parseUa(ua ?? undefined);
   return {
     ip: storedIp(ip, ipMode),
-    ua,
+    ua: ua === null ? null : info.ua,
     referrer: req.headers.referer?.slice(0, 2048) ?? null,
-    info: parseUa(ua ?? undefined),
+    info,
     country: geoip?.country(ip) ?? null,
   };
 }

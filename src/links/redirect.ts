@@ -155,7 +155,7 @@ export function createRedirectHandler(deps: RedirectDeps) {
       channel: null,
       platform: info.platform || null,
       ip: storedIp(ip, config.ipMode),
-      ua: ua ?? null,
+      ua: ua === undefined ? null : info.ua,
       referrer: referrer ?? null,
       browser: info.browser || null,
       os: info.os || null,

@@ -159,7 +159,7 @@ export function createTrackingHandler(deps: TrackingRouteDeps) {
       channel: decoded.format,
       platform: info.platform || null,
       ip: storedIp(ip, config.ipMode),
-      ua: ua ?? null,
+      ua: ua === undefined ? null : info.ua,
       referrer: req.headers.referer?.slice(0, 2048) ?? null,
       browser: info.browser || null,
       os: info.os || null,
