@@ -284,3 +284,46 @@ test("breakdowns read the empty value as the total less the others and a click s
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("rollups: kinds of click that alternate (more of them than add() remembers) count as the same clicks grouped by kind", () => {
+  const t0 = Date.UTC(2026, 10, 20, 10, 14, 30);
+  const kinds: Partial<EventRow>[] = [
+    { browser: "Chrome", os: "Windows", device: "desktop", platform: "windows" },
+    { browser: "Mobile Safari", os: "iOS", device: "mobile", platform: "ios", rule: "ios" },
+    { browser: "Chrome", os: "Android", device: "mobile", platform: "android", rule: "android" },
+    { browser: "Safari", os: "Mac OS", device: "desktop", platform: "macos" },
+    { browser: "Chrome", os: "Windows", device: "desktop", platform: "windows", rule: "german" },
+    { browser: "Firefox", os: "Linux", device: "desktop", platform: "linux", referrer: "https://news.example/a" },
+    { browser: "Firefox", os: "Linux", device: "desktop", platform: "linux", referrer: "https://news.example/b" },
+    { browser: "Chrome", os: "Windows", device: "desktop", platform: "windows", channel: "qr" },
+    { browser: "Chrome", os: "Windows", device: "desktop", platform: "windows", country: "DE" },
+    { browser: "Chrome", os: "Windows", device: "desktop", platform: "windows", is_bot: true },
+    { browser: "Chrome", os: "Windows", device: "desktop", platform: "windows", name: "click_refused" },
+    { browser: "Edge", os: "Windows", device: "desktop", platform: "windows" },
+  ];
+  // kinds in turn, in cycles of 3 to 12 of them, across a slot boundary (15 min), each event a copy (as the writer
+  // thread's are, read from the journal)
+  const events = Array.from({ length: 4000 }, (_, i) => {
+    const cycle = 3 + (Math.floor(i / 500) % 10);
+    return clickEvent({
+      ...click(i, [1, 2, 3][(i % 5) % 3]!, t0 + i * 300),
+      channel: "default",
+      referrer: null,
+      is_bot: false,
+      ...structuredClone(kinds[i % cycle]!),
+    });
+  });
+  const alternating = new RollupBuffer(0);
+  for (let from = 0; from < events.length; from += 120) alternating.add(events.slice(from, from + 120), from + 120);
+  // the same events grouped by slot and kind: each kind once per slot, so add() never finds one it has seen
+  const slotOf = (e: EventRow) => e.ts - (e.ts % (15 * 60_000));
+  const kindOf = (e: EventRow) =>
+    JSON.stringify([slotOf(e), e.browser, e.os, e.device, e.platform, e.rule, e.referrer, e.channel, e.country, e.is_bot, e.name]);
+  const grouped = [...events].sort((a, b) => (kindOf(a) < kindOf(b) ? -1 : kindOf(a) > kindOf(b) ? 1 : 0));
+  const reference = new RollupBuffer(0);
+  reference.add(grouped, events.length);
+  const plain = (ops: RollupOp[]) => ops.map((o) => (o.kind === "count" ? o : { ...o, merge: o.merge(null) }));
+  const a = plain(alternating.take().ops);
+  assert.ok(a.filter((o) => o.kind === "count").length > 100, `${a.length} row changes`);
+  assert.deepEqual(a, plain(reference.take().ops));
+});
