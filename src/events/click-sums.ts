@@ -4,8 +4,8 @@
  * tens of thousands (twice: a get and a set) on every click. Link ids are the store's row ids, so the links clicked
  * share few pages; a page whose counts are all back to zero goes.
  */
-const PAGE_BITS = 12;
-const PAGE_MASK = (1 << PAGE_BITS) - 1;
+const PAGE_SIZE = 4096;
+const PAGE_MASK = PAGE_SIZE - 1;
 
 interface Page {
   counts: Int32Array;
@@ -17,7 +17,7 @@ export class ClickSums {
   private readonly pages = new Map<number, Page>();
 
   get(linkId: number): number {
-    return this.pages.get(Math.floor(linkId / (PAGE_MASK + 1)))?.counts[linkId & PAGE_MASK] ?? 0;
+    return this.pages.get(Math.floor(linkId / PAGE_SIZE))?.counts[linkId & PAGE_MASK] ?? 0;
   }
 
   /** Adds one click for each id in `ids` (`sign` -1: takes them away). */
@@ -26,11 +26,11 @@ export class ClickSums {
     let page: Page | undefined;
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i]!;
-      const no = Math.floor(id / (PAGE_MASK + 1));
+      const no = Math.floor(id / PAGE_SIZE);
       if (no !== pageNo) {
         pageNo = no;
         page = this.pages.get(no);
-        if (page === undefined) this.pages.set(no, (page = { counts: new Int32Array(PAGE_MASK + 1), live: 0 }));
+        if (page === undefined) this.pages.set(no, (page = { counts: new Int32Array(PAGE_SIZE), live: 0 }));
       }
       const slot = id & PAGE_MASK;
       const before = page!.counts[slot]!;
