@@ -826,7 +826,7 @@ export function mergeLoads(rs: LoadResult[]): LoadResult {
   };
 }
 
-/** how long each slice of alternateLoad is, and how long a Clicktrail server is left alone after its slice */
+/** how long each slice of alternateLoad is, and how long the machine is left alone after each slice */
 export const SLICE_SECONDS = 2;
 export const SETTLE_MS = 400;
 
@@ -835,8 +835,11 @@ export const SETTLE_MS = 400;
  * SLICE_SECONDS each, `duration` seconds per server in all), merged per server. This machine's speed drifts from one
  * second to the next (a bare node:http server was seen at 25,000 and at 56,000 req/s within one minute), and two phases
  * one after the other measure two different machines; slices side by side measure the same one, so the ratio of the
- * two holds still where each figure alone does not. After each slice of `b` the machine is left alone for SETTLE_MS, so
- * that its background work (commits, rollup flushes) is not measured in `a`'s time.
+ * two holds still where each figure alone does not. After each slice the machine is left alone for SETTLE_MS, so that
+ * Clicktrail's background work (commits, rollup flushes) is not measured in `a`'s time, and every slice of either
+ * server starts from the same rest. (Until 2026-12-07 it rested after `b`'s slices only, so half of `b`'s slices
+ * started after a rest and none of `a`'s: two identical bare servers measured 0.99 on average, 0.95–1.04 in 10 runs;
+ * resting after every slice, 1.00, 0.98–1.02 in 11 runs. npm run bench:calibrate measures it.)
  */
 export async function alternateLoad(
   a: Omit<LoadOptions, "duration">,
@@ -854,7 +857,7 @@ export async function alternateLoad(
       // BENCH_SLICES=1: each slice as it is measured (to see the machine drift, or one server's stalls)
       if (process.env.BENCH_SLICES)
         log(`  slice ${i + 1} ${which}: ${fmtInt(r.rps)} req/s, p99 ${fmtMs(r.p99)} ms, max ${fmtMs(r.max)} ms, server CPU ${fmtCpu(r.serverCpu)}`);
-      if (which === "b") await sleep(SETTLE_MS);
+      await sleep(SETTLE_MS);
     }
   }
   return [mergeLoads(ra), mergeLoads(rb)];
