@@ -5,11 +5,13 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createServer, type Server } from "node:http";
+import { createServer, type Server, type ServerResponse } from "node:http";
 import { connect, type Socket } from "node:net";
 import {
   installFastLane,
   parseHead as parseHeadAlone,
+  PreparedHead,
+  writePrepared,
   type FastLaneCounts,
   type HeadNames,
   type HotRequest,
@@ -352,6 +354,65 @@ test("a header value with a line break is refused, not sent (no response splitti
   assert.equal(r!.headers["x-text"], "caf\xe9\tau lait ~");
   c.end();
   await l.close();
+});
+
+test("a prepared head: checked once as writeHead checks, and answered as writeHead answers, on the fast lane and on node:http", async () => {
+  for (const bad of BAD_HEADERS) assert.throws(() => new PreparedHead(bad), TypeError, JSON.stringify(bad));
+  const heads = [
+    new PreparedHead(["Location", "https://example.com/a?b=1", "Content-Length", "0", "Cache-Control", "private, max-age=0"]),
+    new PreparedHead(["Content-Type", "text/plain", "X-Text", "a\tb ~", "Content-Length", "4"]),
+  ];
+  const answer = (req: HotRequest, res: HotResponse, listed: boolean) => {
+    const [, which, more] = req.url!.split("/");
+    const head = heads[Number(which)]!;
+    const extra = more === "cookie" ? ["Set-Cookie", "ct_vid=abc; Path=/; HttpOnly"] : more === "bad" ? ["X-Evil", "a\r\nb"] : null;
+    // listed: the same headers through writeHead, which the prepared ones must answer exactly as
+    if (listed) res.writeHead(302, [...head.list, ...(extra ?? [])]);
+    else writePrepared(res, 302, head, extra);
+    res.end(which === "1" ? "body" : "");
+  };
+  // (node:http's handler: a header it refuses is a 500 here, not an uncaught exception)
+  const viaNode = (listed: boolean) => (req: HotRequest, res: ServerResponse) => {
+    try {
+      answer(req, res, listed);
+    } catch {
+      res.writeHead(500, { "content-length": "7" }).end("refused");
+    }
+  };
+  const servers = [
+    createServer({ keepAliveTimeout: 5000 }, viaNode(false)), // node:http: no writePreparedHead
+    createServer({ keepAliveTimeout: 5000 }, viaNode(true)),
+    createServer({ keepAliveTimeout: 5000 }, viaNode(false)),
+  ];
+  const counts: FastLaneCounts = { answered: 0, handedOver: 0 };
+  installFastLane(servers[2]!, (req, res) => (answer(req, res, false), true), { keepAliveMs: 5000, counts });
+  await Promise.all(servers.map((s) => new Promise<void>((r) => s.listen(0, "127.0.0.1", r))));
+  try {
+    for (const path of ["/0/", "/0/cookie", "/1/", "/1/cookie"]) {
+      const got: string[] = [];
+      for (const s of servers) {
+        const c = new Raw((s.address() as { port: number }).port);
+        c.send(GET(path));
+        const [r] = await c.responses(1);
+        got.push(r!.head.replace(/\r\nDate: [^\r]*/, "") + r!.body);
+        c.end();
+      }
+      assert.match(got[0]!, path.startsWith("/0/") ? /\r\nCache-Control: private, max-age=0\r\n/ : /\r\nX-Text: a\tb ~\r\n/, path);
+      assert.equal(got[0]!.includes("Set-Cookie: ct_vid=abc"), path.endsWith("cookie"), path);
+      assert.equal(got[1], got[0], `${path}: writeHead with the same headers`);
+      assert.equal(got[2], got[0], `${path}: the fast lane`);
+    }
+    assert.equal(counts.answered, 4);
+    // a header added to a prepared head is checked too: the fast lane's handler threw, so node:http answered
+    const c = new Raw((servers[2]!.address() as { port: number }).port);
+    c.send(GET("/0/bad"));
+    const [r] = await c.responses(1);
+    assert.equal(r!.status, 500, "refused by node:http's writeHead as well");
+    assert.ok(!r!.head.includes("X-Evil"), r!.head);
+    c.end();
+  } finally {
+    await Promise.all(servers.map((s) => new Promise<void>((r) => (s.closeAllConnections(), s.close(() => r())))));
+  }
 });
 
 test("closing the server: idle connections close at once, a busy one after its answer", async () => {

@@ -1,4 +1,4 @@
-import type { HotRequest, HotResponse } from "../http/fast-lane.js";
+import { PreparedHead, writePrepared, type HotRequest, type HotResponse } from "../http/fast-lane.js";
 import type { Config } from "../config.js";
 import { AppError, problem } from "../errors.js";
 import type { EventLog, WriteOptions } from "../events/writer.js";
@@ -10,7 +10,7 @@ import type { Domain, EventRow, Platform } from "../store/port.js";
 import { randomId } from "../util/ids.js";
 import { clientIp, storedIp, type TrustFn } from "../util/net.js";
 import type { LinkResolver, ResolvedLink } from "./resolver.js";
-import { deviceOf, explicitPlatform, matchesPlatform, matchRule } from "./targeting.js";
+import { deviceOf, explicitPlatform, matchesPlatform, matchRule, type KeptTarget } from "./targeting.js";
 import { forwardQuery } from "./validate.js";
 
 export const VISITOR_COOKIE = "ct_vid";
@@ -77,12 +77,25 @@ export function createRedirectHandler(deps: RedirectDeps) {
     res.end(body);
   }
 
-  /** (Headers as a flat list: node:http walks an object's keys with for…in, a list by index.) */
-  function redirectTo(res: HotResponse, status: number, location: string, cookie: string | null) {
-    const h = ["Location", location, "Content-Length", "0"];
-    if (status === 302 || status === 307) h.push("Cache-Control", "private, max-age=0");
-    if (cookie) h.push("Set-Cookie", cookie);
-    res.writeHead(status, h);
+  /** A redirect's headers but the cookie: kept with a target kept (see KeptTarget), made anew for one made per request. */
+  function redirectHead(status: number, target: KeptTarget | string): PreparedHead {
+    const temporary = status === 302 || status === 307;
+    if (typeof target === "string") return makeRedirectHead(temporary, target);
+    const heads = (target.heads ??= { temporary: null, permanent: null });
+    if (temporary) return (heads.temporary ??= makeRedirectHead(true, target.location));
+    return (heads.permanent ??= makeRedirectHead(false, target.location));
+  }
+
+  function makeRedirectHead(temporary: boolean, location: string): PreparedHead {
+    return new PreparedHead(
+      temporary
+        ? ["Location", location, "Content-Length", "0", "Cache-Control", "private, max-age=0"]
+        : ["Location", location, "Content-Length", "0"],
+    );
+  }
+
+  function redirectTo(res: HotResponse, status: number, target: KeptTarget | string, cookie: string | null) {
+    writePrepared(res, status, redirectHead(status, target), cookie ? ["Set-Cookie", cookie] : null);
     res.end();
   }
 
@@ -268,23 +281,23 @@ export function createRedirectHandler(deps: RedirectDeps) {
     const { event, isBot, cookie } = b;
     const link = resolved.link;
     const t = resolved.targeting;
-    let location = resolved.location;
+    let target: KeptTarget | string = resolved;
     if (t && t.rules.length > 0) {
       const m = matchRule(t, { platform: platform as Platform | "", device, now: event.ts, country: event.country, query, acceptLanguage });
       if (m) {
-        location = m.location;
+        target = m;
         event.rule = m.rule.name;
       }
     }
     // count against max_clicks now, so concurrent requests cannot overshoot while their commit is pending
     if (!isBot) link.clicks++;
-    if (link.forward_query) location = forwardQuery(location, query);
+    if (link.forward_query) target = forwardQuery(target.location, query);
     const status = opts.status ?? link.redirect_status;
     return commit(
       res,
       event,
       "redirect",
-      () => redirectTo(res, status, location, cookie),
+      () => redirectTo(res, status, target, cookie),
       () => {
         if (!isBot) link.clicks--;
       },

@@ -1,13 +1,13 @@
 import { LRUCache } from "lru-cache";
 import type { Domain, Link, Store, Utm } from "../store/port.js";
 import { RecentKeys } from "../util/recent.js";
-import { compileTargeting, type CompiledTargeting } from "./targeting.js";
+import { compileTargeting, type CompiledTargeting, type KeptTarget } from "./targeting.js";
 import { withUtm } from "./validate.js";
 
-export interface ResolvedLink {
+export interface ResolvedLink extends KeptTarget {
   link: Link;
   /** target with UTM parameters (the campaign's, then the link's own), computed once per cache fill */
-  location: string;
+  readonly location: string;
   /** rules and allowed platforms, compiled; null when the link has neither */
   targeting: CompiledTargeting | null;
 }
@@ -156,7 +156,7 @@ export class LinkResolver {
       if (c) utm = { ...c.utm, ...link.utm };
     }
     const locate = (target: string) => withUtm(target, utm);
-    return { link, location: locate(link.target), targeting: compileTargeting(link.rules, link.allowed_platforms, locate) };
+    return { link, location: locate(link.target), heads: null, targeting: compileTargeting(link.rules, link.allowed_platforms, locate) };
   }
 
   invalidateLink(domainId: number, slug: string) {

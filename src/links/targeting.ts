@@ -3,6 +3,7 @@ import { PLATFORM_CONDITIONS, type Platform, type PlatformCondition, type Target
 import { parseTime } from "../util/time.js";
 import { validateUrl } from "./validate.js";
 import { RecentKeys } from "../util/recent.js";
+import type { PreparedHead } from "../http/fast-lane.js";
 
 /**
  * Targeting: a link's ordered rules (first match wins, else the link's own target) and its allowed platforms.
@@ -202,8 +203,17 @@ function queryParams(query: string): URLSearchParams {
   return new URLSearchParams(query);
 }
 
+/**
+ * Where a click may be sent, kept with what it belongs to (a cached link, a compiled rule): the redirect handler makes
+ * its answer's headers on its first click and keeps them here (see PreparedHead), by kind of status.
+ */
+export interface KeptTarget {
+  readonly location: string;
+  heads: { temporary: PreparedHead | null; permanent: PreparedHead | null } | null;
+}
+
 export interface CompiledTargeting {
-  rules: { rule: TargetRule; location: string }[];
+  rules: ({ rule: TargetRule } & KeptTarget)[];
   allowed: readonly PlatformCondition[] | null;
   needsQuery: boolean;
 }
@@ -216,7 +226,7 @@ export function compileTargeting(
 ): CompiledTargeting | null {
   if (rules.length === 0 && !allowed) return null;
   return {
-    rules: rules.map((rule) => ({ rule, location: locate(rule.target) })),
+    rules: rules.map((rule) => ({ rule, location: locate(rule.target), heads: null })),
     allowed,
     needsQuery: rules.some((r) => r.query),
   };
@@ -236,7 +246,7 @@ export function explicitPlatform(query: string): Platform | null {
 }
 
 /** The first matching rule, or null (the link's own target). */
-export function matchRule(t: CompiledTargeting, f: ClickFacts): { rule: TargetRule; location: string } | null {
+export function matchRule(t: CompiledTargeting, f: ClickFacts): CompiledTargeting["rules"][number] | null {
   let params: URLSearchParams | null = null;
   let lang: string | null = null;
   for (const r of t.rules) {

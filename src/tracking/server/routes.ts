@@ -1,4 +1,4 @@
-import type { HotRequest, HotResponse } from "../../http/fast-lane.js";
+import { PreparedHead, writePrepared, type HotRequest, type HotResponse } from "../../http/fast-lane.js";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { requireScope } from "../../auth/hooks.js";
 import type { AuthService } from "../../auth/service.js";
@@ -47,10 +47,10 @@ const PIXEL = getOpenTrackingPixel();
 const PIXEL_LATIN1 = PIXEL.bytes.toString("latin1");
 
 /**
- * A verified token's Location, computed once per decoded token: the keyring keeps verified tokens, so a link clicked
- * again comes with the same result object, and this lives as long as that does.
+ * A verified token's answer headers (its Location), made once per decoded token: the keyring keeps verified tokens, so a
+ * link clicked again comes with the same result object, and these live as long as that does.
  */
-const locations = new WeakMap<TrackingResult, string>();
+const clickHeads = new WeakMap<TrackingResult, PreparedHead>();
 
 /** An event's data: the token's metadata, the click's URL, the machine that made the request if one did. */
 function eventData(kind: "click" | "open", r: TrackingResult, machine: string | null): string {
@@ -75,22 +75,17 @@ function asciiUrl(url: string): string {
   }
 }
 
-function locationOf(r: TrackingResult): string {
-  let location = locations.get(r);
-  if (location === undefined) locations.set(r, (location = asciiUrl(String(r.trackedUrl))));
-  return location;
+/** A click's answer headers (its Location), checked and written out once per decoded token (see PreparedHead). */
+function clickHead(r: TrackingResult): PreparedHead {
+  let head = clickHeads.get(r);
+  if (head === undefined)
+    clickHeads.set(r, (head = new PreparedHead(["location", asciiUrl(String(r.trackedUrl)), ...NO_CACHE_LIST, "content-length", "0"])));
+  return head;
 }
 const NO_CACHE_LIST = ["cache-control", "no-store, no-cache, must-revalidate, max-age=0", "pragma", "no-cache", "expires", "0"];
 /** the pixel's headers, for GET and for HEAD (whose body is empty): built once, the same for every answer */
-const pixelHeaders = (length: number) => [
-  ...NO_CACHE_LIST,
-  "content-type",
-  PIXEL.mimeType,
-  "x-content-type-options",
-  "nosniff",
-  "content-length",
-  String(length),
-];
+const pixelHeaders = (length: number) =>
+  new PreparedHead([...NO_CACHE_LIST, "content-type", PIXEL.mimeType, "x-content-type-options", "nosniff", "content-length", String(length)]);
 const PIXEL_GET_HEADERS = pixelHeaders(PIXEL_LATIN1.length);
 const PIXEL_HEAD_HEADERS = pixelHeaders(0);
 
@@ -169,14 +164,14 @@ export function createTrackingHandler(deps: TrackingRouteDeps) {
       rule: null,
       data: machine ? eventData(kind, r, machine) : plainEventData(kind, r),
     };
-    // (headers as flat lists, built without spreading: an object spread per answer kept missing V8's inline caches)
+    // (headers prepared once per token and for the pixel, see PreparedHead)
     const answer = () => {
       if (kind === "click") {
-        res.writeHead(302, ["location", locationOf(r), ...NO_CACHE_LIST, "content-length", "0"]);
+        writePrepared(res, 302, clickHead(r));
         res.end();
       } else {
         const head = req.method === "HEAD";
-        res.writeHead(200, head ? PIXEL_HEAD_HEADERS : PIXEL_GET_HEADERS);
+        writePrepared(res, 200, head ? PIXEL_HEAD_HEADERS : PIXEL_GET_HEADERS);
         res.end(head ? "" : PIXEL_LATIN1, "latin1");
       }
     };
