@@ -496,6 +496,35 @@ test("parseHead: the heads the fast lane takes, and those it leaves, on their ow
   assert.ok(seen.names.length > 0, "the connection's names were kept");
 });
 
+test("parseHead: a connection's header lines sent again, byte for byte, are taken as parsed before; any other lines are parsed", () => {
+  const s = {} as Socket;
+  const seen: HeadNames = { names: [], keys: [] };
+  const lines = "\r\nHost: x.test\r\nUser-Agent: a b\r\nAccept: */*\r\n";
+  const first = parseHeadAlone(`GET /one HTTP/1.1${lines}`, s, seen)!;
+  assert.ok(Object.isFrozen(first.headers), "a head's headers are frozen (they may be shared)");
+  const again = parseHeadAlone(`HEAD /two?x=1 HTTP/1.1${lines}`, s, seen)!;
+  assert.equal(again.headers, first.headers, "the same lines: the same headers");
+  assert.deepEqual([again.method, again.url, again.keepAlive], ["HEAD", "/two?x=1", true]);
+  // one byte changed, a line more, a line less, the same lines in another order: parsed (and kept in their place)
+  for (const other of [
+    "\r\nHost: x.test\r\nUser-Agent: a c\r\nAccept: */*\r\n",
+    `${lines}Connection: close\r\n`,
+    "\r\nHost: x.test\r\nUser-Agent: a b\r\n",
+    "\r\nAccept: */*\r\nHost: x.test\r\nUser-Agent: a b\r\n",
+  ]) {
+    const r = parseHeadAlone(`GET /three HTTP/1.1${other}`, s, seen)!;
+    assert.notEqual(r.headers, first.headers, JSON.stringify(other));
+    assert.deepEqual({ ...r.headers }, { ...parseHeadAlone(`GET /three HTTP/1.1${other}`, s)!.headers }, JSON.stringify(other));
+    assert.equal(r.keepAlive, !other.includes("close"));
+    assert.equal(parseHeadAlone(`GET /four HTTP/1.1${other}`, s, seen)!.headers, r.headers, `${JSON.stringify(other)} again`);
+  }
+  // lines refused are refused again (what is kept is only what was taken), and do not replace what was kept
+  const refused = "\r\nHost: x.test\r\nContent-Length: 0\r\n";
+  for (let i = 0; i < 2; i++) assert.equal(parseHeadAlone(`GET / HTTP/1.1${refused}`, s, seen), null);
+  // a request line the fast lane does not take is not taken for its lines' sake
+  assert.equal(parseHeadAlone(`GET /a HTTP/1.0\r\nHost: x.test\r\nAccept: */*\r\n`, s, seen), null);
+});
+
 /** The fast lane's counts, from /metrics */
 async function laneCounts(base: string): Promise<{ answered: number; handedOver: number }> {
   const m = await req(base, "GET", "/metrics", { key: null });
