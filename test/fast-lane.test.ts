@@ -10,6 +10,7 @@ import { connect, type Socket } from "node:net";
 import {
   installFastLane,
   parseHead as parseHeadAlone,
+  HeaderTemplate,
   PreparedHead,
   writePrepared,
   type FastLaneCounts,
@@ -357,7 +358,11 @@ test("a header value with a line break is refused, not sent (no response splitti
 });
 
 test("a prepared head: checked once as writeHead checks, and answered as writeHead answers, on the fast lane and on node:http", async () => {
-  for (const bad of BAD_HEADERS) assert.throws(() => new PreparedHead(bad), TypeError, JSON.stringify(bad));
+  for (const bad of BAD_HEADERS) {
+    assert.throws(() => new PreparedHead(bad), TypeError, JSON.stringify(bad));
+    assert.throws(() => new HeaderTemplate(bad[0]!, "v=", bad[1]!), TypeError, JSON.stringify(bad));
+  }
+  const COOKIE = new HeaderTemplate("Set-Cookie", "ct_vid=", "; Path=/; HttpOnly");
   const heads = [
     new PreparedHead(["Location", "https://example.com/a?b=1", "Content-Length", "0", "Cache-Control", "private, max-age=0"]),
     new PreparedHead(["Content-Type", "text/plain", "X-Text", "a\tb ~", "Content-Length", "4"]),
@@ -365,10 +370,12 @@ test("a prepared head: checked once as writeHead checks, and answered as writeHe
   const answer = (req: HotRequest, res: HotResponse, listed: boolean) => {
     const [, which, more] = req.url!.split("/");
     const head = heads[Number(which)]!;
-    const extra = more === "cookie" ? ["Set-Cookie", "ct_vid=abc; Path=/; HttpOnly"] : more === "bad" ? ["X-Evil", "a\r\nb"] : null;
+    const extra = more === "cookie" ? ["X-More", "m"] : more === "bad" ? ["X-Evil", "a\r\nb"] : null;
+    // (a cookie through a template: its fixed parts checked once, the visitor's id per answer)
+    const id = more === "cookie" ? "abc" : more === "badcookie" ? "a\r\nX-Evil: 1" : null;
     // listed: the same headers through writeHead, which the prepared ones must answer exactly as
-    if (listed) res.writeHead(302, [...head.list, ...(extra ?? [])]);
-    else writePrepared(res, 302, head, extra);
+    if (listed) res.writeHead(302, [...head.list, ...(extra ?? []), ...(id !== null ? ["Set-Cookie", `ct_vid=${id}; Path=/; HttpOnly`] : [])]);
+    else writePrepared(res, 302, head, extra, id !== null ? COOKIE : null, id ?? "");
     res.end(which === "1" ? "body" : "");
   };
   // (node:http's handler: a header it refuses is a 500 here, not an uncaught exception)
@@ -398,18 +405,22 @@ test("a prepared head: checked once as writeHead checks, and answered as writeHe
         c.end();
       }
       assert.match(got[0]!, path.startsWith("/0/") ? /\r\nCache-Control: private, max-age=0\r\n/ : /\r\nX-Text: a\tb ~\r\n/, path);
-      assert.equal(got[0]!.includes("Set-Cookie: ct_vid=abc"), path.endsWith("cookie"), path);
+      assert.equal(got[0]!.includes("\r\nX-More: m\r\nSet-Cookie: ct_vid=abc; Path=/; HttpOnly\r\n"), path.endsWith("cookie"), path);
       assert.equal(got[1], got[0], `${path}: writeHead with the same headers`);
       assert.equal(got[2], got[0], `${path}: the fast lane`);
     }
     assert.equal(counts.answered, 4);
     // a header added to a prepared head is checked too: the fast lane's handler threw, so node:http answered
-    const c = new Raw((servers[2]!.address() as { port: number }).port);
-    c.send(GET("/0/bad"));
-    const [r] = await c.responses(1);
-    assert.equal(r!.status, 500, "refused by node:http's writeHead as well");
-    assert.ok(!r!.head.includes("X-Evil"), r!.head);
-    c.end();
+    for (const bad of ["/0/bad", "/0/badcookie"]) {
+      const before = counts.handedOver;
+      const c = new Raw((servers[2]!.address() as { port: number }).port);
+      c.send(GET(bad));
+      const [r] = await c.responses(1);
+      assert.equal(counts.handedOver, before + 1, `${bad}: the fast lane's handler threw before answering`);
+      assert.equal(r!.status, 500, `${bad}: refused by node:http's writeHead as well`);
+      assert.ok(!r!.head.includes("X-Evil"), r!.head);
+      c.end();
+    }
   } finally {
     await Promise.all(servers.map((s) => new Promise<void>((r) => (s.closeAllConnections(), s.close(() => r())))));
   }

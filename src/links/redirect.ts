@@ -1,4 +1,4 @@
-import { PreparedHead, writePrepared, type HotRequest, type HotResponse } from "../http/fast-lane.js";
+import { HeaderTemplate, PreparedHead, writePrepared, type HotRequest, type HotResponse } from "../http/fast-lane.js";
 import type { Config } from "../config.js";
 import { AppError, problem } from "../errors.js";
 import type { EventLog, WriteOptions } from "../events/writer.js";
@@ -16,6 +16,8 @@ import { forwardQuery } from "./validate.js";
 export const VISITOR_COOKIE = "ct_vid";
 const COOKIE_RE = new RegExp(`(?:^|;\\s*)${VISITOR_COOKIE}=([A-Za-z0-9_-]{8,64})`);
 const TWO_YEARS = 2 * 365 * 86400;
+/** a new visitor's cookie (its value: the visitor's id) */
+const VISITOR_SET_COOKIE = new HeaderTemplate("Set-Cookie", `${VISITOR_COOKIE}=`, `; Max-Age=${TWO_YEARS}; Path=/; SameSite=Lax; HttpOnly`);
 
 /**
  * A link path's non-empty segments, percent-decoded (`/summer/`, `/summer/ig` → `["summer"]`, `["summer", "ig"]`); a
@@ -94,8 +96,9 @@ export function createRedirectHandler(deps: RedirectDeps) {
     );
   }
 
-  function redirectTo(res: HotResponse, status: number, target: KeptTarget | string, cookie: string | null) {
-    writePrepared(res, status, redirectHead(status, target), cookie ? ["Set-Cookie", cookie] : null);
+  /** `newVisitor`: the id of a visitor seen for the first time, set in their cookie */
+  function redirectTo(res: HotResponse, status: number, target: KeptTarget | string, newVisitor: string | null) {
+    writePrepared(res, status, redirectHead(status, target), null, newVisitor !== null ? VISITOR_SET_COOKIE : null, newVisitor ?? "");
     res.end();
   }
 
@@ -139,15 +142,12 @@ export function createRedirectHandler(deps: RedirectDeps) {
     const info = parseUa(ua);
     const isBot = info.bot || method === "HEAD";
     const ip = clientIp(req, trust);
-    let cookie: string | null = null;
+    let newVisitor: string | null = null;
     let visitor: string;
     if (config.visitorCookie && !isBot) {
       const m = COOKIE_RE.exec(req.headers.cookie ?? "");
       if (m) visitor = m[1]!;
-      else {
-        visitor = randomId();
-        cookie = `${VISITOR_COOKIE}=${visitor}; Max-Age=${TWO_YEARS}; Path=/; SameSite=Lax; HttpOnly`;
-      }
+      else visitor = newVisitor = randomId();
     } else {
       const s = salt.get(now);
       if (typeof s !== "string") return s.then(() => baseEvent(req, projectId, now));
@@ -178,14 +178,15 @@ export function createRedirectHandler(deps: RedirectDeps) {
       rule: null,
       data: null,
     };
-    return { event, info, isBot, cookie, head: method === "HEAD" };
+    return { event, info, isBot, newVisitor, head: method === "HEAD" };
   }
 
   interface Base {
     event: EventRow;
     info: UaInfo;
     isBot: boolean;
-    cookie: string | null;
+    /** a visitor seen for the first time: their new id, set in their cookie with the answer */
+    newVisitor: string | null;
     head: boolean;
   }
 
@@ -278,7 +279,7 @@ export function createRedirectHandler(deps: RedirectDeps) {
 
   /** A click granted: the targeting rules choose the target; recorded, then redirected. */
   function redirectClick({ res, resolved, b, query, acceptLanguage, opts }: Click, platform: string, device: string): Promise<void> {
-    const { event, isBot, cookie } = b;
+    const { event, isBot, newVisitor } = b;
     const link = resolved.link;
     const t = resolved.targeting;
     let target: KeptTarget | string = resolved;
@@ -297,7 +298,7 @@ export function createRedirectHandler(deps: RedirectDeps) {
       res,
       event,
       "redirect",
-      () => redirectTo(res, status, target, cookie),
+      () => redirectTo(res, status, target, newVisitor),
       () => {
         if (!isBot) link.clicks--;
       },
@@ -354,7 +355,8 @@ export function createRedirectHandler(deps: RedirectDeps) {
       b.event.channel = segments[1] ?? "default";
       return followLink({ res, resolved, b, query, acceptLanguage: req.headers["accept-language"], opts: { refuse: fallbackOr } });
     };
-    const fallbackOr = (status: 404 | 410) => (domain.fallback_url ? redirectTo(res, 302, domain.fallback_url, b.cookie) : page(res, status, b.head));
+    const fallbackOr = (status: 404 | 410) =>
+      domain.fallback_url ? redirectTo(res, 302, domain.fallback_url, b.newVisitor) : page(res, status, b.head);
     if (segments.length < 1 || segments.length > 2) return found(null);
     const cached = resolver.cachedLink(domain.id, segments[0]!);
     return cached !== undefined ? found(cached) : resolver.link(domain.id, segments[0]!).then(found);
