@@ -44,8 +44,8 @@ export interface HotResponse {
 /**
  * Response headers that many answers share (a link's Location, a pixel's headers), checked and written out as header
  * lines once: an answer with them skips checking each name and value again and building their lines (measured under
- * redirects, side by side with the same build checking every answer's headers: 1.037 times the redirects per second,
- * median of six rounds). Invalid ones throw here, as writeHead would.
+ * redirects, side by side with the same build checking every answer's headers: 15.58 → 15.28 µs of the HTTP thread per
+ * redirect, median of six rounds). Invalid ones throw here, as writeHead would.
  */
 export class PreparedHead {
   readonly lines: string;
@@ -324,7 +324,7 @@ class Connection {
   pumping = false;
   /** the client has closed its side: the requests it sent are answered, then the connection closes */
   ended = false;
-  /** the header names of its last head (see HeadNames) */
+  /** what its heads before were: their header names by position, the last one's lines and headers (see HeadNames) */
   readonly names: HeadNames = { names: [], keys: [], lines: undefined, headers: undefined, keepAlive: undefined };
   readonly onData = (chunk: Buffer) => this.data(chunk);
   readonly onEnd = () => {
