@@ -9,6 +9,7 @@
 import {
   alternateLoad,
   cliMain,
+  fmtInt,
   installCleanup,
   intFlag,
   log,
@@ -52,13 +53,7 @@ export async function run(opts: BenchRunOptions): Promise<BenchResult> {
     const [ra, rb] = await alternateLoad({ ...base, url: a.url }, { ...base, url: b.url }, duration);
     const ratio = rb.rps / ra.rps;
     ratios.push(ratio);
-    rows.push([
-      String(r + 1),
-      r % 2 === 0 ? "1, 2" : "2, 1",
-      Math.round(ra.rps).toLocaleString("en"),
-      Math.round(rb.rps).toLocaleString("en"),
-      ratio.toFixed(3),
-    ]);
+    rows.push([String(r + 1), r % 2 === 0 ? "1, 2" : "2, 1", fmtInt(ra.rps), fmtInt(rb.rps), ratio.toFixed(3)]);
   }
   await one.stop();
   await two.stop();
