@@ -15,6 +15,7 @@ import {
   log,
   requestLists,
   runLoad,
+  sliceRatios,
   startBare,
   table,
   toolFlag,
@@ -53,11 +54,13 @@ export async function run(opts: BenchRunOptions): Promise<BenchResult> {
     const [ra, rb] = await alternateLoad({ ...base, url: a.url }, { ...base, url: b.url }, duration);
     const ratio = rb.rps / ra.rps;
     ratios.push(ratio);
-    rows.push([String(r + 1), r % 2 === 0 ? "1, 2" : "2, 1", fmtInt(ra.rps), fmtInt(rb.rps), ratio.toFixed(3)]);
+    const pairs = sliceRatios(ra, rb);
+    const interval = pairs ? `${pairs.low.toFixed(3)}–${pairs.high.toFixed(3)}` : "-";
+    rows.push([String(r + 1), r % 2 === 0 ? "1, 2" : "2, 1", fmtInt(ra.rps), fmtInt(rb.rps), ratio.toFixed(3), interval]);
   }
   await one.stop();
   await two.stop();
-  log("\n" + table(["round", "servers as a, b", "a req/s", "b req/s", "ratio b/a"], rows));
+  log("\n" + table(["round", "servers as a, b", "a req/s", "b req/s", "ratio b/a", "95 % interval (slice pairs)"], rows));
   const sorted = [...ratios].sort((x, y) => x - y);
   const mean = ratios.reduce((s, x) => s + x, 0) / ratios.length;
   log(

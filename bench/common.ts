@@ -478,6 +478,8 @@ export interface BenchFigure {
   baseline?: number;
   baselineName?: string;
   ratio?: number;
+  /** the ratio's 95 % confidence interval from its pairs of slices (see sliceRatios) */
+  ratioInterval?: [number, number];
   goal?: string;
   met?: boolean;
   /** where the goal comes from, e.g. "issue 2" */
@@ -608,6 +610,8 @@ export interface LoadResult {
   serverCpu: number | null;
   /** wrk: the latency distribution as QUANTILES evenly spaced quantiles, ms (merges slices: mergeLoads) */
   quantiles?: number[];
+  /** alternateLoad: the slices merged into this result, in the order they ran (see sliceRatios) */
+  slices?: LoadResult[];
 }
 
 /** how finely wrk reports a run's latency distribution, so slices can be merged into one distribution */
@@ -860,7 +864,51 @@ export async function alternateLoad(
       await sleep(SETTLE_MS);
     }
   }
-  return [mergeLoads(ra), mergeLoads(rb)];
+  return [
+    { ...mergeLoads(ra), slices: ra },
+    { ...mergeLoads(rb), slices: rb },
+  ];
+}
+
+/** two-sided 95 % quantiles of Student's t for 1 to 30 degrees of freedom (past 30: 2.0 down to 1.96) */
+const T95 = [
+  12.71, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.16, 2.145, 2.131, 2.12, 2.11, 2.101, 2.093, 2.086, 2.08,
+  2.074, 2.069, 2.064, 2.06, 2.056, 2.052, 2.048, 2.045, 2.042,
+];
+
+/**
+ * How sure a ratio b/a measured by alternateLoad is: each pair of slices that ran one after the other gives a ratio (b's
+ * i-th slice over a's); their geometric mean, and its 95 % confidence interval (Student's t on the logarithms). On a
+ * machine whose speed moves from one slice to the next the pairs scatter, and the interval says how far the merged
+ * ratio may be from what longer runs would measure. Null with fewer than two pairs or a slice that answered nothing.
+ */
+export function sliceRatios(a: LoadResult, b: LoadResult): { mean: number; low: number; high: number; pairs: number } | null {
+  const n = Math.min(a.slices?.length ?? 0, b.slices?.length ?? 0);
+  if (n < 2) return null;
+  const logs: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const ra = a.slices![i]!.rps;
+    const rb = b.slices![i]!.rps;
+    if (!(ra > 0 && rb > 0)) return null;
+    logs.push(Math.log(rb / ra));
+  }
+  const m = logs.reduce((x, y) => x + y, 0) / n;
+  const sd = Math.sqrt(logs.reduce((x, y) => x + (y - m) ** 2, 0) / (n - 1));
+  const half = (T95[n - 2] ?? (n < 60 ? 2.0 : 1.96)) * (sd / Math.sqrt(n));
+  return { mean: Math.exp(m), low: Math.exp(m - half), high: Math.exp(m + half), pairs: n };
+}
+
+/** sliceRatios' interval, for a BenchFigure */
+export function ratioInterval(a: LoadResult, b: LoadResult): [number, number] | undefined {
+  const r = sliceRatios(a, b);
+  return r ? [r.low, r.high] : undefined;
+}
+
+/** sliceRatios in words, for a benchmark's output ("" when there is nothing to say) */
+export function fmtSliceRatios(a: LoadResult, b: LoadResult): string {
+  const r = sliceRatios(a, b);
+  if (!r) return "";
+  return `ratio per pair of slices: ${r.mean.toFixed(3)} (geometric mean), 95 % interval ${r.low.toFixed(3)}–${r.high.toFixed(3)} (${r.pairs} pairs)`;
 }
 
 function shellQuote(s: string): string {

@@ -14,6 +14,8 @@ import {
   fmtCpu,
   fmtInt,
   fmtMs,
+  fmtSliceRatios,
+  ratioInterval,
   installCleanup,
   intFlag,
   log,
@@ -137,6 +139,8 @@ async function measure(
   const stored = await countEvents(dir, databaseUrl, `SELECT count(*) AS n FROM events WHERE source = 'api'`);
   log("\n" + table(["load", "server", "req/s", "events/s", "p99 ms", "non-2xx + errors", "server CPU", "client CPU"], rows));
   log(`\nsingle-event ratio b/a: ${ratio.toFixed(2)}`);
+  const spread = fmtSliceRatios(a, b);
+  if (spread) log(spread);
   log(
     `stored ${fmtInt(stored)} events for ${fmtInt(acknowledged)} acknowledged (${tool}'s 2xx × events per request)${stored >= acknowledged ? ": no loss" : ": LOSS"}`,
   );
@@ -151,6 +155,7 @@ async function measure(
       unit: "events/s",
       baseline: a.rps,
       ratio,
+      ratioInterval: ratioInterval(a, b),
       goal: `ratio ≥ ${GOAL_RATIO}`,
       met: ratio >= GOAL_RATIO,
       issue: 7,

@@ -21,6 +21,8 @@ import {
   fmtCpu,
   fmtInt,
   fmtMs,
+  fmtSliceRatios,
+  ratioInterval,
   http,
   installCleanup,
   intFlag,
@@ -317,6 +319,8 @@ async function measure(databaseUrl: string | null): Promise<BenchResult> {
       ),
   );
   log(`\nratio b/a req/s: ${ratio.toFixed(3)}`);
+  const spread = fmtSliceRatios(a.run, b.run);
+  if (spread) log(spread);
   if ((a.run.clientCpu ?? 0) >= 0.95) {
     log(
       `note: during (a) the load generator used ${fmtCpu(a.run.clientCpu)} of a core: the bare server's req/s is a floor set by the client, so the ratio flatters (b)`,
@@ -371,6 +375,7 @@ async function measure(databaseUrl: string | null): Promise<BenchResult> {
       unit: "req/s",
       baseline: a.run.rps,
       ratio,
+      ratioInterval: ratioInterval(a.run, b.run),
       goal: `ratio ≥ ${GOAL_RATIO}`,
       met: ratio >= GOAL_RATIO,
       issue,

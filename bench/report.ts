@@ -72,7 +72,9 @@ function rows(results: BenchResult[]): string[][] {
       f.name,
       `${fmtValue(f.value, f.unit)} ${f.unit}`,
       f.baseline === undefined ? "" : `${fmtValue(f.baseline, f.unit)}${f.baselineName ? ` (${f.baselineName})` : ""}`,
-      f.ratio === undefined ? "" : f.ratio.toFixed(2),
+      f.ratio === undefined
+        ? ""
+        : f.ratio.toFixed(2) + (f.ratioInterval ? ` (${f.ratioInterval[0].toFixed(2)}–${f.ratioInterval[1].toFixed(2)})` : ""),
       f.goal ? `${f.goal}${f.issue ? ` (#${f.issue})` : ""}` : "",
       metText(f),
       f.unit === "ops/s" ? "" : (r.tool ?? ""),
@@ -83,7 +85,7 @@ function rows(results: BenchResult[]): string[][] {
 /** docs/performance.md: from this line on, the file is written by hand and `npm run bench` leaves it as it is */
 const HAND_WRITTEN = "<!-- written by hand from here on: npm run bench rewrites only what is above -->";
 
-const HEADER = ["figure", "value", "bare node:http baseline (same run)", "ratio", "goal (issue)", "met", "load tool"];
+const HEADER = ["figure", "value", "bare node:http baseline (same run)", "ratio (95 % interval)", "goal (issue)", "met", "load tool"];
 
 function markdown(header: string[], body: string[][]): string {
   const esc = (c: string) => c.replace(/\|/g, "\\|");
@@ -170,7 +172,9 @@ The latest \`npm run bench\` (bench/report.ts): every benchmark with short load 
 with the bare \`node:http\` server measured in the same run, on the same machine, with the same load generator (or, for
 latencies, \`GET /healthz\` of the same server), the ratio, and the goal of the issue that asks for it. Short runs on a
 shared 2-core machine are noisy: the standalone benchmarks (\`npm run bench:redirect\`, \`bench:stats\`, …) take longer
-and larger settings; \`npm run bench:soak\` runs 10 minutes.
+and larger settings; \`npm run bench:soak\` runs 10 minutes. A ratio measured in alternating slices comes with its 95 %
+confidence interval, from the ratios of its pairs of slices (\`sliceRatios\` in bench/common.ts): a goal is met beyond
+the machine's noise when the interval's low end is above it.
 
 - **Measured:** ${date}, in ${minutes} minutes
 - **Machine:** ${m.cpu}, ${m.cores} cores, ${m.ramGB} GB RAM

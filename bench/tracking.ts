@@ -14,6 +14,8 @@ import {
   fmtCpu,
   fmtInt,
   fmtMs,
+  fmtSliceRatios,
+  ratioInterval,
   http,
   installCleanup,
   intFlag,
@@ -110,6 +112,7 @@ export async function run(opts: BenchRunOptions = {}): Promise<BenchResult> {
   const rows: string[][] = [];
   const ratios: number[] = [];
   const figures: BenchFigure[] = [];
+  const spreads: string[] = [];
   for (const [kind, paths] of [
     ["click /t/c", clicks],
     ["open /t/o", opens],
@@ -124,6 +127,7 @@ export async function run(opts: BenchRunOptions = {}): Promise<BenchResult> {
       unit: "req/s",
       baseline: a.rps,
       ratio,
+      ratioInterval: ratioInterval(a, b),
       goal: `ratio ≥ ${GOAL_RATIO}`,
       met: ratio >= GOAL_RATIO,
       issue: 6,
@@ -134,10 +138,13 @@ export async function run(opts: BenchRunOptions = {}): Promise<BenchResult> {
     ] as const)
       rows.push([kind, who, fmtInt(r.rps), fmtMs(r.p50), fmtMs(r.p99), fmtInt(r.bad), fmtInt(r.errors), fmtCpu(r.serverCpu), fmtCpu(r.clientCpu)]);
     rows.push([kind, "ratio", ratio.toFixed(2), "", "", "", "", "", ""]);
+    const spread = fmtSliceRatios(a, b);
+    if (spread) spreads.push(`${kind}: ${spread}`);
   }
   await bare.stop();
   await srv.stop();
   log("\n" + table(["kind", "server", "req/s", "p50 ms", "p99 ms", "errors (4xx/5xx)", "socket errors", "server CPU", "client CPU"], rows));
+  if (spreads.length) log(spreads.join("\n"));
 
   // the library on its own
   const key = randomBytes(32).toString("base64url");
