@@ -668,6 +668,35 @@ describe("bulk create", () => {
     assert.equal((await hit(base, "bulk.example", "/b-ok-1")).headers.location, "https://example.com/1");
   });
 
+  test("items naming one slug: the first in the request gets it, however many are created at once", async () => {
+    // (items are created a few at a time: two items with one slug side by side would race for it without the order kept)
+    for (let round = 0; round < 10; round++) {
+      const slug = `same-${round}`;
+      const items = [
+        { domain: "bulk.example", slug, target: `https://example.com/${round}/first` },
+        { domain: "bulk.example", slug, target: `https://example.com/${round}/second` },
+        { domain: "bulk.example", target: `https://example.com/${round}/generated` },
+        { domain: "bulk.example", slug: `${slug}-other`, target: `https://example.com/${round}/other` },
+        { domain: "bulk.example", slug, target: `https://example.com/${round}/third` },
+      ];
+      const r = await req(base, "POST", "/api/v1/links/bulk", { body: { links: items } });
+      assert.equal(r.status, 200, r.body);
+      assert.deepEqual(
+        r.json.results.map((x: { index: number; status: number }) => [x.index, x.status]),
+        [
+          [0, 201],
+          [1, 409],
+          [2, 201],
+          [3, 201],
+          [4, 409],
+        ],
+        r.body,
+      );
+      assert.equal(r.json.results[0].link.target, `https://example.com/${round}/first`);
+      assert.equal((await hit(base, "bulk.example", `/${slug}`)).headers.location, `https://example.com/${round}/first`);
+    }
+  });
+
   test("a bulk item with an unknown field is 400 and its error names that field", async () => {
     const r = await req(base, "POST", "/api/v1/links/bulk", {
       body: { links: [{ domain: "bulk.example", target: "https://example.com/x", colour: "red" }] },
