@@ -14,8 +14,9 @@ import { bulkBody, domainBody, domainSchema, linkCreateBody, linkListQuery, link
 
 /**
  * How many items of a bulk request are created at once. On PostgreSQL each link is a transaction of its own, whose commit
- * waits for the disk: one after the other, 448 links a second; several under way share those waits (PostgreSQL flushes
- * their commits together). SQLite's commits are in-process and gain nothing, nor lose.
+ * waits for the disk; several under way share those waits (PostgreSQL flushes their commits together). Measured, 5,000
+ * links in requests of 1,000: one at a time 448 links a second, four at once 1,013–1,108 (eight: 1,211–1,326, but eight
+ * of the pool's ten connections). SQLite's commits are in-process: unchanged, 2,950–3,262.
  */
 const BULK_CONCURRENCY = 4;
 
@@ -211,14 +212,13 @@ export async function linkRoutes(app: FastifyInstance, deps: LinkRouteDeps) {
             results[index] = invalid(index);
             continue;
           }
+          // (compared without case: two slugs that differ only in case wait too, which costs nothing but a moment)
           const slug = typeof item.slug === "string" ? item.slug.toLowerCase() : null;
           const before = slug === null ? undefined : lastOfSlug.get(slug);
           const done = before ? before.then(() => create(index, item)) : create(index, item);
-          if (slug !== null)
-            lastOfSlug.set(
-              slug,
-              done.catch(() => {}),
-            );
+          // (the next item naming this slug waits for this one to be done, whatever became of it)
+          const settled = done.catch(() => {});
+          if (slug !== null) lastOfSlug.set(slug, settled);
           try {
             await done;
           } catch (err) {

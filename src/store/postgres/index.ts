@@ -170,8 +170,8 @@ const ALWAYS_WHOLE = "ts";
  * column's array is empty (unnest pads it with NULLs) and the value fills it in. A commit's events share many (their
  * project, name, source, domain, the columns they leave empty), and an array of a hundred equal elements costs node to
  * write and PostgreSQL to parse. (Each event's batch as a position rather than the batch's id: 2 or 3 bytes of the
- * statement per event instead of 37, and an integer to read instead of a uuid; measured alone, commits of 20 batches of
- * 50 events: see appendBatches.)
+ * statement per event instead of 37, and an integer to read instead of a uuid. Measured alone, 300 commits of 20 batches
+ * of 50 events, builds alternating: node 1.41–1.89 → 1.39–1.56 µs per event, PostgreSQL 4.97–5.53 → 4.93–5.20.)
  */
 const APPEND_SQL = prepared(
   "append",
